@@ -1,0 +1,58 @@
+# The README's commands live here. `make demo` runs the demo sync end to end; `make test` runs every test.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql
+PG_TEST_USER := sagesync
+
+.PHONY: help setup system-packages test test-unit test-integration lint format bench demo clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: system-packages $(STAMP) ## Create .venv and install the project, its dev tools and the ODBC drivers
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+	@if [ "$$(id -u)" = 0 ] && ! id -u $(PG_TEST_USER) >/dev/null 2>&1; then \
+	  echo "Creating the unprivileged user '$(PG_TEST_USER)' that runs the tests' own PostgreSQL servers"; \
+	  useradd --system --no-create-home --shell /usr/sbin/nologin $(PG_TEST_USER); \
+	fi
+
+$(STAMP): pyproject.toml
+	@echo "Creating $(VENV) and installing the project (uv when available, pip otherwise)"
+	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install -q uv || true
+	@if command -v uv >/dev/null 2>&1; then \
+	  uv venv -q --allow-existing --python $(PY) $(VENV) && uv pip install -q --python $(BIN)/python -e '.[dev]'; \
+	else \
+	  $(PY) -m venv $(VENV) && $(BIN)/pip install -q -e '.[dev]'; \
+	fi
+	@touch $(STAMP)
+
+lint: setup ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: setup lint ## Lint, then every test: unit, DAG integrity and integration (real ODBC, real HTTP)
+	$(BIN)/pytest
+
+test-unit: setup ## Only the fast unit tests
+	$(BIN)/pytest -m unit
+
+bench: setup ## Run the benchmarks in bench/ and print their JSON results
+	$(BIN)/python bench/run_all.py
+
+clean: ## Remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,9 @@ def test_every_mapped_column_exists_in_the_contract_schema(entity: str) -> None:
         for f in source.fields:
             assert f.sage in columns, f"{source.table}.{f.sage} is not in the contract"
             declared = getattr(columns[f.sage].type, "length", None)
-            assert f.length == declared, f"{source.table}.{f.sage}: mapping length {f.length} != column {declared}"
+            assert f.length == declared, (
+                f"{source.table}.{f.sage}: mapping length {f.length} != column {declared}"
+            )
 
 
 def test_accounts_follow_spec_section_3() -> None:

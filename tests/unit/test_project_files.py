@@ -15,14 +15,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_docker_compose_declares_the_celery_stack() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     services = compose["services"]
-    for name in ("postgres", "redis", "airflow-apiserver", "airflow-scheduler", "airflow-worker", "airflow-init"):
+    for name in (
+        "postgres",
+        "redis",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-worker",
+        "airflow-init",
+    ):
         assert name in services, name
     env = services["airflow-worker"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__CORE__DAGS_FOLDER"].endswith("/dags")
     assert env["AIRFLOW__PROVIDERS_ODBC__ALLOW_DRIVER_IN_EXTRA"] == "True"
     text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
-    assert "password\":\"<private key>" in text  # placeholders only, never a real secret
+    assert 'password":"<private key>' in text  # placeholders only, never a real secret
 
 
 def test_every_command_group_has_help() -> None:

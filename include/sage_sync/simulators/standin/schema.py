@@ -29,9 +29,7 @@ metadata = MetaData()
 
 def _col(name: str, type_: Any, *, nullable: bool = True, default: Any = None, pk: bool = False) -> Column:
     server_default = text(str(default)) if default is not None else None
-    return Column(
-        name, type_, nullable=nullable, server_default=server_default, primary_key=pk, quote=False
-    )
+    return Column(name, type_, nullable=nullable, server_default=server_default, primary_key=pk, quote=False)
 
 
 def _table(name: str, *items: Any) -> Table:

@@ -1,0 +1,895 @@
+"""``SalesManagementHook``: the Sage Sales Management (ex-ForceManager) API v4 client.
+
+The hook owns the transport (contracts/SSM-API.md): login with a cached session key sent as ``X-Session-Key``,
+one re-login on ``401``, a client-side token bucket sized by the plan's requests per second, retries of
+transient failures only, paging, bulk writes with per-item outcomes, and picture uploads. Retries and how
+writes stay idempotent are decided in docs/adr/0003-ssm-retries-and-idempotency.md.
+
+Connection (``ssm_default``, type ``http``)::
+
+    AIRFLOW_CONN_SSM_DEFAULT='{"conn_type": "http",
+        "host": "https://api.forcemanager.com/api/v4",
+        "login": "<public key>", "password": "<private key>",
+        "extra": {"requests_per_second": 13, "page_size": 1000, "timeout": 60, "max_retries": 6}}'
+
+``host`` is the API base URL; a bare host name (with ``schema`` http/https, default https, and ``port``) gets
+``/api/v4`` appended. Every setting follows one precedence: constructor argument, then connection extra, then
+the class default.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote, urljoin
+
+import requests
+from airflow.providers.http.hooks.http import HttpHook
+
+from sage_sync.errors import ConfigurationError, FatalSyncError, RetriableSyncError
+from sage_sync.hooks.ratelimit import TokenBucket
+from sage_sync.hooks.retry import (
+    RETRIABLE_STATUSES,
+    RetryPolicy,
+    is_transient_transport_error,
+    parse_retry_after,
+    request_was_not_sent,
+)
+from sage_sync.hooks.ssm_types import (
+    API_CODE_BAD_WHERE,
+    API_CODE_NOT_FOUND,
+    ApiCallCounts,
+    BulkOutcome,
+    SsmApiError,
+    SsmSettings,
+    WriteOutcomeUnknown,
+    api_base_url,
+    validated_number,
+)
+from sage_sync.hooks.where import where_in
+
+try:  # msgspec comes with Airflow (task SDK); it decodes a 1000-record page about 30 % faster than json
+    from msgspec.json import decode as _decode_json
+except ImportError:  # pragma: no cover - Airflow always installs it
+    from json import loads as _decode_json  # type: ignore[no-redef]
+
+if TYPE_CHECKING:
+    from requests.adapters import HTTPAdapter
+
+__all__ = [
+    "API_CODE_BAD_WHERE",
+    "API_CODE_NOT_FOUND",
+    "ApiCallCounts",
+    "BulkOutcome",
+    "SalesManagementHook",
+    "SsmApiError",
+    "SsmSettings",
+    "WriteOutcomeUnknown",
+    "api_base_url",
+]
+
+log = logging.getLogger(__name__)
+
+_QUERY_STRING = re.compile(r"\?[^\s'\")]*")
+_ENTITY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+class SalesManagementHook(HttpHook):
+    """Talk to the Sage Sales Management API v4 (or its simulator) through an Airflow connection.
+
+    Args:
+        ssm_conn_id: the connection id; host = API base URL, login/password = public/private API key.
+        requests_per_second: the client-side rate limit (extra ``requests_per_second``, default 4.0, the
+            smaller plan); 0 disables it.
+        page_size: records per list page (extra ``page_size``, default 1000, the API maximum).
+        timeout: seconds to wait for a response (extra ``timeout``, default 60).
+        max_retries: retries of a transient failure (extra ``max_retries``, default 6).
+        backoff_base: the first backoff ceiling in seconds (full jitter); small values keep tests fast.
+        backoff_max: the largest backoff ceiling in seconds.
+        retry_after_max: the longest ``Retry-After`` honoured, in seconds.
+        adapter: a ``requests`` transport adapter mounted on the session (tests fake the transport with it).
+
+    Use the typed methods below; the inherited ``run()`` sends no session key and is not this hook's interface.
+
+    Example::
+
+        hook = SalesManagementHook()
+        for account in hook.iter_records("accounts", where=where_gt("dateUpdated", since)):
+            ...
+        outcomes = hook.bulk_create("accounts", [{"name": "ACME", "branchId": 1, "salesRepId1": 2,
+                                                  "extId": "CACME"}])
+    """
+
+    conn_name_attr = "ssm_conn_id"
+    default_conn_name = "ssm_default"
+    conn_type = "http"
+    hook_name = "Sage Sales Management (API v4)"
+
+    DEFAULT_REQUESTS_PER_SECOND: ClassVar[float] = 4.0
+    DEFAULT_PAGE_SIZE: ClassVar[int] = 1000
+    DEFAULT_TIMEOUT: ClassVar[float] = 60.0
+    DEFAULT_MAX_RETRIES: ClassVar[int] = 6
+    MAX_PAGE_SIZE: ClassVar[int] = 1000
+    BULK_LIMIT: ClassVar[int] = 200
+    BULK_LIMITS: ClassVar[dict[str, int]] = {"products": 100}
+    #: The longest URL-encoded ``where`` a lookup sends; real gateways refuse URLs beyond a few KB.
+    MAX_WHERE_URL_CHARS: ClassVar[int] = 1800
+
+    def __init__(
+        self,
+        ssm_conn_id: str = default_conn_name,
+        *,
+        requests_per_second: float | None = None,
+        page_size: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 60.0,
+        adapter: HTTPAdapter | None = None,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=ssm_conn_id, adapter=adapter)
+        self.ssm_conn_id = ssm_conn_id
+        self._overrides: dict[str, Any] = {
+            "requests_per_second": requests_per_second,
+            "page_size": page_size,
+            "timeout": timeout,
+            "max_retries": max_retries,
+        }
+        self._backoff = (backoff_base, backoff_max, retry_after_max)
+        self._lock = threading.RLock()
+        self._session: requests.Session | None = None
+        self._token: str | None = None
+        self._keys: tuple[str, str] | None = None
+        self._secrets: set[str] = set()
+        self.calls = ApiCallCounts()
+
+    # ------------------------------------------------------------------------------------ configuration
+
+    @cached_property
+    def settings(self) -> SsmSettings:
+        """Settings resolved from the constructor, the connection and the defaults (read once, lazily)."""
+        conn = self.get_connection(self.ssm_conn_id)
+        cid = self.ssm_conn_id
+        if not conn.login or not conn.password:
+            raise ConfigurationError(
+                f"connection {cid!r}: login (public API key) and password (private API key) are required"
+            )
+        self._keys = (conn.login, conn.password)
+        self._register_secret(conn.login)
+        self._register_secret(conn.password)
+        try:
+            base_url = api_base_url(conn.host or "", conn.schema, conn.port)
+        except ValueError as exc:
+            raise ConfigurationError(f"connection {cid!r}: {exc}") from None
+        extra = conn.extra_dejson if isinstance(conn.extra_dejson, dict) else {}
+
+        def pick(name: str, default: Any, *, integer: bool, minimum: float, maximum: float | None) -> Any:
+            # One precedence for every setting: constructor argument > connection extra > default.
+            value = self._overrides[name]
+            if value is None:
+                value = extra.get(name)
+            if value is None:
+                value = default
+            return validated_number(cid, name, value, integer=integer, minimum=minimum, maximum=maximum)
+
+        return SsmSettings(
+            base_url=base_url,
+            requests_per_second=pick(
+                "requests_per_second",
+                self.DEFAULT_REQUESTS_PER_SECOND,
+                integer=False,
+                minimum=0,
+                maximum=None,
+            ),
+            page_size=pick(
+                "page_size", self.DEFAULT_PAGE_SIZE, integer=True, minimum=1, maximum=self.MAX_PAGE_SIZE
+            ),
+            timeout=pick("timeout", self.DEFAULT_TIMEOUT, integer=False, minimum=0.001, maximum=None),
+            max_retries=pick("max_retries", self.DEFAULT_MAX_RETRIES, integer=True, minimum=0, maximum=100),
+        )
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry policy built from ``max_retries`` and the backoff arguments."""
+        base, cap, retry_after_max = self._backoff
+        return RetryPolicy(
+            max_retries=self.settings.max_retries,
+            backoff_base=base,
+            backoff_max=cap,
+            retry_after_max=retry_after_max,
+        )
+
+    @cached_property
+    def rate_limiter(self) -> TokenBucket:
+        """The client-side token bucket (shared by every thread using this hook)."""
+        return TokenBucket(self.settings.requests_per_second)
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """Return the hook's ``requests`` session (created once).
+
+        Unlike ``HttpHook.get_conn``, the keys are never attached as basic auth (they travel only in the login
+        body) and the connection's extras are settings, not headers.
+        """
+        with self._lock:
+            if self._session is None:
+                settings = self.settings
+                self.base_url = settings.base_url
+                self._base_url_initialized = True
+                session = requests.Session()
+                session.headers.update({"Accept": "application/json"})
+                self._configure_session_from_mount_adapters(session)
+                self._session = session
+            if headers:
+                self._session.headers.update(headers)
+            return self._session
+
+    def close(self) -> None:
+        """Close the HTTP session (the session key is forgotten too)."""
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+            self._session = None
+            self._token = None
+
+    # ------------------------------------------------------------------------------------ secrets
+
+    def _register_secret(self, value: str | None) -> None:
+        """Remember a secret for scrubbing and register it with Airflow's masker so logs never show it."""
+        if not value:
+            return
+        self._secrets.add(value)
+        try:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(value)
+        except Exception:  # masking is best effort outside a task; our own scrubbing still applies
+            log.debug("could not register a secret with Airflow's masker")
+
+    def scrub(self, text: str) -> str:
+        """Remove every key, session key and upload locator this hook knows from ``text``."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    # ------------------------------------------------------------------------------------ session
+
+    def _session_key(self) -> str:
+        """The cached session key, logging in first when there is none."""
+        with self._lock:
+            if self._token is None:
+                self._token = self._login()
+            return self._token
+
+    def _forget_session_key(self, token: str) -> None:
+        with self._lock:
+            if self._token == token:
+                self._token = None
+
+    def _credentials(self) -> tuple[str, str]:
+        """The (public, private) key pair; reading the settings loads it from the connection."""
+        _ = self.settings
+        if self._keys is None:  # pragma: no cover - settings always sets the keys or raises
+            raise ConfigurationError(f"connection {self.ssm_conn_id!r}: no API keys")
+        return self._keys
+
+    def _login(self) -> str:
+        """``POST /login`` with the key pair; returns the session key (registered as a secret)."""
+        public_key, private_key = self._credentials()
+        response = self._send(
+            "POST",
+            "/login",
+            json_body={"username": public_key, "password": private_key},
+            authenticated=False,
+            counter="logins",
+        )
+        token = None
+        try:
+            payload = response.json()
+            token = payload.get("token") if isinstance(payload, dict) else None
+        except ValueError:
+            pass
+        if not isinstance(token, str) or not token:
+            raise SsmApiError(response.status_code, None, "login answered without a token", "POST", "/login")
+        self._register_secret(token)
+        log.info("Logged in to the SSM API at %s", self.settings.base_url)
+        return token
+
+    # ------------------------------------------------------------------------------------ transport
+
+    def _url(self, path: str) -> str:
+        return self.settings.base_url + path
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
+        authenticated: bool = True,
+        counter: str | None = None,
+        url: str | None = None,
+        data: bytes | None = None,
+    ) -> requests.Response:
+        """Send one API call with rate limiting, one re-login on 401 and retries of transient failures.
+
+        Args:
+            method: HTTP method.
+            path: path under the base URL (used in messages; also the URL unless ``url`` is given).
+            params: query parameters.
+            json_body: JSON body.
+            headers: extra headers.
+            idempotent: whether re-sending after an unknown outcome is harmless. When False, a failure that
+                may have reached the server raises :class:`WriteOutcomeUnknown` instead of re-sending.
+            authenticated: whether to send ``X-Session-Key``.
+            counter: which call counter to increment (default: reads for GET, writes otherwise).
+            url: an absolute URL to call instead of base URL + path (upload locators).
+            data: raw body bytes.
+
+        Returns:
+            The response, always 2xx or 3xx.
+
+        Raises:
+            SsmApiError: the API answered 4xx (after one re-login on 401).
+            WriteOutcomeUnknown: a non-idempotent call failed after it may have been applied.
+            RetriableSyncError: a transient failure persisted through every retry.
+        """
+        session = self.get_conn()
+        policy = self.retry_policy
+        counter = counter or ("reads" if method == "GET" else "writes")
+        relogged = False
+        attempt = 0
+        while True:
+            call_headers = dict(headers or {})
+            token = self._session_key() if authenticated else None
+            if token is not None:
+                call_headers["X-Session-Key"] = token
+            self.rate_limiter.acquire()
+            self.calls.add(counter)
+            retry_after: float | None = None
+            try:
+                response = session.request(
+                    method,
+                    url or self._url(path),
+                    params=params,
+                    json=json_body,
+                    data=data,
+                    headers=call_headers,
+                    timeout=self.settings.timeout,
+                )
+            except requests.RequestException as exc:
+                problem = self._describe(exc)
+                if not is_transient_transport_error(exc):
+                    raise FatalSyncError(f"SSM API {method} {path}: {problem}") from None
+                if not idempotent and not request_was_not_sent(exc):
+                    raise WriteOutcomeUnknown(
+                        f"SSM API {method} {path}: the outcome is unknown ({problem}); not re-sent blindly"
+                    ) from None
+            else:
+                status = response.status_code
+                if status < 400:
+                    return response
+                if status == 401 and authenticated and not relogged and token is not None:
+                    # Session keys expire (3600 s by default): log in again once, then give up.
+                    relogged = True
+                    self.calls.add("relogins")
+                    self._forget_session_key(token)
+                    log.info("SSM API %s %s answered 401; logging in again once", method, path)
+                    continue
+                if status not in RETRIABLE_STATUSES:
+                    raise self._api_error(response, method, path)
+                if status == 429:
+                    self.calls.add("throttled")
+                elif not idempotent:
+                    # A 5xx may come after the server applied the write (a lost response).
+                    raise WriteOutcomeUnknown(
+                        f"SSM API {method} {path}: answered {status}; the write may have been applied"
+                    )
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                problem = f"HTTP {status}: {self._error_fields(response)[1]}"
+            if attempt >= policy.max_retries:
+                raise RetriableSyncError(
+                    f"SSM API {method} {path} still failing after {attempt + 1} attempt(s); last error: {problem}"
+                )
+            delay = policy.delay(attempt, retry_after)
+            attempt += 1
+            self.calls.add("retries")
+            log.warning(
+                "SSM API %s %s: %s; retry %d/%d in %.2f s",
+                method,
+                path,
+                problem,
+                attempt,
+                policy.max_retries,
+                delay,
+            )
+            time.sleep(delay)
+
+    def _describe(self, exc: BaseException) -> str:
+        """A transport error as text, without secrets and without query strings (filters may name customers)."""
+        return _QUERY_STRING.sub("?...", self.scrub(f"{type(exc).__name__}: {exc}"))
+
+    def _error_fields(self, response: requests.Response) -> tuple[int | None, str]:
+        """The API code and message of an error response (tolerating ``Message``/``message`` and plain text)."""
+        code: int | None = None
+        message = ""
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            raw_code = payload.get("code")
+            if isinstance(raw_code, int) and not isinstance(raw_code, bool):
+                code = raw_code
+            elif isinstance(raw_code, str) and raw_code.isdigit():
+                code = int(raw_code)
+            message = str(payload.get("message") or payload.get("Message") or payload.get("error") or "")
+        if not message:
+            message = (response.text or response.reason or "").strip()[:500]
+        return code, self.scrub(message)
+
+    def _api_error(self, response: requests.Response, method: str, path: str) -> SsmApiError:
+        code, message = self._error_fields(response)
+        return SsmApiError(response.status_code, code, message, method, path)
+
+    def _json(self, response: requests.Response, method: str, path: str) -> Any:
+        try:
+            return _decode_json(response.content)
+        except ValueError:  # msgspec.DecodeError is a ValueError too
+            raise SsmApiError(response.status_code, None, "the response is not JSON", method, path) from None
+
+    @staticmethod
+    def _entity(entity: str) -> str:
+        """Validate an entity name so it can never reshape the URL path."""
+        if not isinstance(entity, str) or not _ENTITY_NAME.match(entity):
+            raise ValueError(f"SSM entity name {entity!r} is not a plain identifier")
+        return entity
+
+    @staticmethod
+    def _record_id(record_id: int, entity: str) -> int:
+        if isinstance(record_id, bool) or not isinstance(record_id, int):
+            raise ValueError(f"{entity}: record id must be an integer, got {record_id!r}")
+        return record_id
+
+    # ------------------------------------------------------------------------------------ lists
+
+    def iter_records(
+        self,
+        entity: str,
+        where: str | None = None,
+        order: str | None = None,
+        page_size: int | None = None,
+        *,
+        prefetch: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every record of a list call, page by page (``page`` 0-based, page size in header ``Count``).
+
+        Paging stops on a page shorter than the page size, or an empty one. Soft-deleted records are included
+        (``"deleted": true``), as the API returns them.
+
+        Args:
+            entity: the list, e.g. ``accounts`` or ``users``.
+            where: a filter built with :mod:`sage_sync.hooks.where`.
+            order: a field to sort by (the API sorts descending).
+            page_size: records per page, 1 to 1000 (default: the ``page_size`` setting).
+            prefetch: request page N+1 while page N is decoded, so the server's work overlaps the client's.
+                It costs one extra call per listing (the page after the last one) and pays off only when the
+                rate limit is not the bottleneck (large listings, or the simulator with its limit lifted).
+
+        Raises:
+            SsmApiError: e.g. code 901 for a bad ``where``.
+        """
+        path = f"/{self._entity(entity)}"
+        size = self.settings.page_size if page_size is None else page_size
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= self.MAX_PAGE_SIZE:
+            raise ValueError(
+                f"{entity}: page_size must be an integer from 1 to {self.MAX_PAGE_SIZE}, got {size!r}"
+            )
+        base_params: dict[str, Any] = {}
+        if where:
+            base_params["where"] = where
+        if order:
+            base_params["order"] = order
+
+        def fetch(page: int) -> requests.Response:
+            return self._send("GET", path, params={**base_params, "page": page}, headers={"Count": str(size)})
+
+        def decode(response: requests.Response) -> list[dict[str, Any]]:
+            items = self._json(response, "GET", path)
+            if not isinstance(items, list):
+                raise SsmApiError(
+                    response.status_code, None, "a list call did not answer a JSON array", "GET", path
+                )
+            return items
+
+        page = 0
+        if not prefetch:
+            while True:
+                items = decode(fetch(page))
+                yield from items
+                if len(items) < size:
+                    return
+                page += 1
+        # One worker thread fetches ahead; leaving the ``with`` waits for a speculative fetch still in flight,
+        # whose result (or error) is then ignored.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssm-prefetch") as pool:
+            pending = pool.submit(fetch, page)
+            while True:
+                response = pending.result()
+                pending = pool.submit(fetch, page + 1)
+                items = decode(response)
+                yield from items
+                if len(items) < size:
+                    return
+                page += 1
+
+    def list_all(
+        self,
+        entity: str,
+        where: str | None = None,
+        order: str | None = None,
+        page_size: int | None = None,
+        *,
+        prefetch: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Every record of a list call as a list (see :meth:`iter_records`)."""
+        return list(
+            self.iter_records(entity, where=where, order=order, page_size=page_size, prefetch=prefetch)
+        )
+
+    def value_list(self, name: str) -> list[dict[str, Any]]:
+        """Every item of a value list (``users``, ``branches``, ``accountStatuses``, ...), deleted ones included."""
+        return self.list_all(name)
+
+    def find_by_ext_ids(self, entity: str, ext_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Look records up by ``extId``, in batches whose ``where`` stays within a safe URL length.
+
+        Returns:
+            ``extId`` → record. When several records share an ``extId``, a live one wins over a deleted one,
+            then the lowest id.
+        """
+        wanted = list(dict.fromkeys(e for e in ext_ids if e is not None))
+        found: dict[str, dict[str, Any]] = {}
+        for batch in self._ext_id_batches(wanted):
+            for record in self.iter_records(entity, where=where_in("extId", batch)):
+                ext = record.get("extId")
+                if ext is None:
+                    continue
+                current = found.get(ext)
+                if current is None or _preferred(record, current):
+                    found[ext] = record
+        return found
+
+    def _ext_id_batches(self, ext_ids: list[str]) -> Iterator[list[str]]:
+        batch: list[str] = []
+        for ext in ext_ids:
+            candidate = [*batch, ext]
+            if batch and len(quote(where_in("extId", candidate), safe="")) > self.MAX_WHERE_URL_CHARS:
+                yield batch
+                candidate = [ext]
+            batch = candidate
+        if batch:
+            yield batch
+
+    # ------------------------------------------------------------------------------------ single records
+
+    def get(self, entity: str, record_id: int) -> dict[str, Any]:
+        """``GET /<entity>/{id}`` (soft-deleted records too); unknown id → SsmApiError 400 code 910."""
+        path = f"/{self._entity(entity)}/{self._record_id(record_id, entity)}"
+        result = self._json(self._send("GET", path), "GET", path)
+        if not isinstance(result, dict):
+            raise SsmApiError(200, None, "expected a JSON object", "GET", path)
+        return result
+
+    def create(self, entity: str, data: Mapping[str, Any]) -> int:
+        """``POST /<entity>``; returns the new id.
+
+        If the response is lost (dropped connection, timeout, 5xx) and ``data`` has an ``extId``, the hook looks
+        the record up by ``extId`` before re-sending, so the record is created once. Without an ``extId`` the
+        outcome cannot be checked and :class:`WriteOutcomeUnknown` is raised.
+        """
+        outcomes: list[BulkOutcome | None] = [None]
+        self._entity(entity)
+        self._create_chunk(entity, [0], [data], ["0"], outcomes, single=True)
+        outcome = outcomes[0]
+        assert outcome is not None  # _create_chunk fills every index it is given, or raises
+        if outcome.id is None:
+            raise WriteOutcomeUnknown(f"SSM API POST /{entity}: {outcome.message}")
+        return outcome.id
+
+    def update(self, entity: str, record_id: int, data: Mapping[str, Any]) -> None:
+        """``PUT /<entity>/{id}``, a partial update: send only the fields to change."""
+        path = f"/{self._entity(entity)}/{self._record_id(record_id, entity)}"
+        # A partial update with the same values is idempotent, so it is retried like a read.
+        self._send("PUT", path, json_body=dict(data))
+
+    def delete(self, entity: str, record_id: int) -> None:
+        """``DELETE /<entity>/{id}``, a soft delete (deleting twice is harmless)."""
+        path = f"/{self._entity(entity)}/{self._record_id(record_id, entity)}"
+        self._send("DELETE", path)
+
+    # ------------------------------------------------------------------------------------ bulk
+
+    def bulk_limit(self, entity: str) -> int:
+        """The API's maximum items per bulk call for ``entity`` (200; products 100)."""
+        return self.BULK_LIMITS.get(entity, self.BULK_LIMIT)
+
+    def bulk_create(
+        self,
+        entity: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        guids: Sequence[str] | None = None,
+    ) -> list[BulkOutcome]:
+        """Create records with ``POST /<entity>/bulk`` in chunks of the API maximum; one outcome per item, in order.
+
+        Items fail one by one (status 400/403 with the API's message); the others are applied. A chunk whose
+        response is lost is reconciled by ``extId`` before anything is re-sent (ADR 0003), so items with an
+        ``extId`` are created exactly once; items without one get status 0 ("outcome unknown").
+
+        Args:
+            entity: e.g. ``accounts``.
+            items: the records' data, as for a single create.
+            guids: the client's key of each item (default: its position as text).
+        """
+        self._entity(entity)
+        keys = [str(g) for g in guids] if guids is not None else [str(i) for i in range(len(items))]
+        if len(keys) != len(items):
+            raise ValueError(f"{entity}: {len(keys)} guids for {len(items)} items")
+        outcomes: list[BulkOutcome | None] = [None] * len(items)
+        limit = self.bulk_limit(entity)
+        for start in range(0, len(items), limit):
+            indexes = list(range(start, min(start + limit, len(items))))
+            self._create_chunk(entity, indexes, items, keys, outcomes, single=False)
+        return [o for o in outcomes if o is not None]
+
+    def _create_chunk(
+        self,
+        entity: str,
+        indexes: list[int],
+        items: Sequence[Mapping[str, Any]],
+        keys: list[str],
+        outcomes: list[BulkOutcome | None],
+        *,
+        single: bool,
+    ) -> None:
+        pending = list(indexes)
+        policy = self.retry_policy
+        lost = 0
+        while pending:
+            try:
+                if single:
+                    path = f"/{entity}"
+                    index = pending[0]
+                    response = self._send("POST", path, json_body=dict(items[index]), idempotent=False)
+                    payload = self._json(response, "POST", path)
+                    new_id = _as_id(payload.get("id")) if isinstance(payload, dict) else None
+                    if new_id is None:
+                        raise SsmApiError(
+                            response.status_code, None, "a create answered without an id", "POST", path
+                        )
+                    message = str(payload.get("Message") or payload.get("message") or "entity created")
+                    outcomes[index] = BulkOutcome(keys[index], new_id, 200, message)
+                else:
+                    path = f"/{entity}/bulk"
+                    body = [{"guid": keys[i], "data": dict(items[i])} for i in pending]
+                    response = self._send("POST", path, json_body=body, idempotent=False)
+                    self._fill_outcomes(response, path, pending, keys, outcomes)
+                return
+            except WriteOutcomeUnknown as exc:
+                lost += 1
+                if lost > policy.max_retries:
+                    raise RetriableSyncError(
+                        f"SSM API POST /{entity}: {len(pending)} item(s) still unconfirmed after {lost} lost "
+                        f"response(s); last: {exc}"
+                    ) from None
+                log.warning("%s; checking by extId before re-sending", exc)
+                time.sleep(policy.delay(lost - 1))
+                pending = self._reconcile_created(entity, pending, items, keys, outcomes)
+
+    def _reconcile_created(
+        self,
+        entity: str,
+        pending: list[int],
+        items: Sequence[Mapping[str, Any]],
+        keys: list[str],
+        outcomes: list[BulkOutcome | None],
+    ) -> list[int]:
+        """After a lost create response: mark items found by extId as created, return those to re-send."""
+        ext_of = {i: items[i].get("extId") for i in pending}
+        found = self.find_by_ext_ids(entity, [e for e in ext_of.values() if isinstance(e, str)])
+        still: list[int] = []
+        for i in pending:
+            ext = ext_of[i]
+            if not isinstance(ext, str):
+                outcomes[i] = BulkOutcome(
+                    keys[i],
+                    None,
+                    0,
+                    "outcome unknown after a lost response and no extId to check it; not re-sent to avoid a duplicate",
+                )
+                continue
+            record = found.get(ext)
+            if record is not None and not record.get("deleted"):
+                outcomes[i] = BulkOutcome(
+                    keys[i],
+                    _as_id(record.get("id")),
+                    200,
+                    "entity created (confirmed by extId after a lost response)",
+                    recovered=True,
+                )
+            else:
+                still.append(i)
+        return still
+
+    def _fill_outcomes(
+        self,
+        response: requests.Response,
+        path: str,
+        sent: list[int],
+        keys: list[str],
+        outcomes: list[BulkOutcome | None],
+    ) -> None:
+        method = (response.request.method if response.request is not None else None) or "POST"
+        results = self._json(response, method, path)
+        if not isinstance(results, list) or len(results) != len(sent):
+            raise SsmApiError(
+                response.status_code,
+                None,
+                f"a bulk call answered {len(results) if isinstance(results, list) else 'no list'} result(s) "
+                f"for {len(sent)} item(s)",
+                method,
+                path,
+            )
+        for i, result in zip(sent, results, strict=True):
+            result = result if isinstance(result, dict) else {}
+            status = result.get("status")
+            outcomes[i] = BulkOutcome(
+                guid=keys[i],
+                id=_as_id(result.get("id")),
+                status=status if isinstance(status, int) and not isinstance(status, bool) else 0,
+                message=self.scrub(str(result.get("message") or result.get("Message") or "")),
+            )
+
+    def bulk_update(self, entity: str, items: Sequence[Mapping[str, Any]]) -> list[BulkOutcome]:
+        """Partially update records with ``PUT /<entity>/bulk`` in chunks of the API maximum.
+
+        Args:
+            entity: e.g. ``accounts``.
+            items: ``{"id": <record id>, "data": {<changed fields>}}``, optionally with ``"guid"`` (default:
+                the position as text).
+
+        Returns:
+            One outcome per item, in order. Partial updates are idempotent, so lost responses are re-sent.
+        """
+        path = f"/{self._entity(entity)}/bulk"
+        outcomes: list[BulkOutcome | None] = [None] * len(items)
+        keys: list[str] = []
+        body_items: list[dict[str, Any]] = []
+        for position, item in enumerate(items):
+            if "id" not in item or "data" not in item:
+                raise ValueError(f"{entity} bulk update item {position}: expected {{'id', 'data'}}")
+            key = str(item.get("guid", position))
+            keys.append(key)
+            body_items.append(
+                {"guid": key, "id": self._record_id(item["id"], entity), "data": dict(item["data"])}
+            )
+        limit = self.bulk_limit(entity)
+        for start in range(0, len(body_items), limit):
+            sent = list(range(start, min(start + limit, len(body_items))))
+            response = self._send("PUT", path, json_body=[body_items[i] for i in sent])
+            self._fill_outcomes(response, path, sent, keys, outcomes)
+        return [o for o in outcomes if o is not None]
+
+    # ------------------------------------------------------------------------------------ metadata
+
+    def custom_fields(self, entity_code: str) -> list[dict[str, Any]]:
+        """The tenant's ``Z_*`` custom fields of a table, via ``POST /procedure/zapier_schema``.
+
+        Args:
+            entity_code: ``empresas``, ``contactos``, ``tblSalesOrders``, ``tblSalesOrdersLines`` or ``articulos``.
+        """
+        path = "/procedure/zapier_schema"
+        # A read in POST clothing: safe to retry, counted as a read.
+        response = self._send("POST", path, json_body={"entity": entity_code}, counter="reads")
+        items = self._json(response, "POST", path)
+        if not isinstance(items, list):
+            raise SsmApiError(
+                response.status_code, None, "zapier_schema did not answer a JSON array", "POST", path
+            )
+        return [i for i in items if isinstance(i, dict) and str(i.get("Key", "")).startswith("Z_")]
+
+    # ------------------------------------------------------------------------------------ documents
+
+    def upload_product_picture(self, product_id: int, name: str, data: bytes) -> str:
+        """Attach a picture to a product: ``POST /products/{id}/documents``, then ``PUT`` the bytes to the locator.
+
+        Returns:
+            The document id.
+
+        Raises:
+            WriteOutcomeUnknown: the document creation's response was lost; nothing is re-sent (a later run sees
+                the document in :meth:`list_product_documents`).
+        """
+        pid = self._record_id(product_id, "products")
+        path = f"/products/{pid}/documents"
+        response = self._send(
+            "POST", path, json_body={"name": name, "isCarrousel": True, "folderId": "-1"}, idempotent=False
+        )
+        payload = self._json(response, "POST", path)
+        doc_id = payload.get("id") if isinstance(payload, dict) else None
+        locator = payload.get("locator") if isinstance(payload, dict) else None
+        if doc_id is None or not isinstance(locator, str) or not locator:
+            raise SsmApiError(
+                response.status_code, None, "document creation answered no id or locator", "POST", path
+            )
+        # The locator authorises the upload by itself, like a pre-signed URL: treat it as a secret, and never
+        # send it the session key (it may point outside the API host).
+        self._register_secret(locator)
+        target = locator if "://" in locator else urljoin(self.settings.base_url + "/", locator)
+        self._send(
+            "PUT",
+            f"/products/{pid}/documents/{doc_id} (upload)",
+            url=target,
+            data=bytes(data),
+            headers={"Content-Type": "application/octet-stream"},
+            authenticated=False,
+        )
+        return str(doc_id)
+
+    def list_product_documents(self, product_id: int) -> list[dict[str, Any]]:
+        """``GET /products/{id}/documents``."""
+        path = f"/products/{self._record_id(product_id, 'products')}/documents"
+        result = self._json(self._send("GET", path), "GET", path)
+        if not isinstance(result, list):
+            raise SsmApiError(200, None, "expected a JSON array", "GET", path)
+        return result
+
+    def delete_product_document(self, product_id: int, doc_id: str) -> None:
+        """``DELETE /products/{id}/documents/{docId}``."""
+        pid = self._record_id(product_id, "products")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", str(doc_id)):
+            raise ValueError(f"products {pid}: document id {doc_id!r} is not a plain identifier")
+        self._send("DELETE", f"/products/{pid}/documents/{doc_id}")
+
+    # ------------------------------------------------------------------------------------ connection test
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Log in and read one user; returns (ok, message) and never includes keys or tokens."""
+        try:
+            base_url = self.settings.base_url
+            self._session_key()
+            self._send("GET", "/users", params={"page": 0}, headers={"Count": "1"})
+        except Exception as exc:  # the UI wants a message, not a traceback
+            return False, self.scrub(f"{type(exc).__name__}: {exc}")
+        return True, f"Connected to the SSM API at {base_url}"
+
+
+def _as_id(value: Any) -> int | None:
+    """An API id as int (ids are ints; tolerate numeric strings)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _preferred(candidate: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether ``candidate`` should replace ``current`` for the same extId: live beats deleted, then lowest id."""
+    cand_live, cur_live = not candidate.get("deleted"), not current.get("deleted")
+    if cand_live != cur_live:
+        return cand_live
+    return (_as_id(candidate.get("id")) or 0) < (_as_id(current.get("id")) or 0)

@@ -1,0 +1,125 @@
+"""Retry policy (backoff with full jitter, Retry-After) and the client-side token bucket."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from urllib3.connection import HTTPConnection
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+
+from sage_sync.hooks.ratelimit import TokenBucket
+from sage_sync.hooks.retry import (
+    RetryPolicy,
+    is_transient_transport_error,
+    parse_retry_after,
+    request_was_not_sent,
+)
+
+
+def test_full_jitter_stays_under_the_exponential_ceiling() -> None:
+    policy = RetryPolicy(max_retries=8, backoff_base=0.5, backoff_max=4.0, rng=random.Random(1))
+    for attempt in range(8):
+        ceiling = min(4.0, 0.5 * 2**attempt)
+        delays = [policy.delay(attempt) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8  # full jitter spreads over the whole range
+    assert policy.attempts == 9
+
+
+def test_retry_after_wins_and_is_capped() -> None:
+    policy = RetryPolicy(retry_after_max=10)
+    assert policy.delay(0, retry_after=3) == 3
+    assert policy.delay(5, retry_after=3600) == 10
+    with pytest.raises(ValueError):
+        RetryPolicy(max_retries=-1)
+
+
+def test_parse_retry_after() -> None:
+    now = datetime(2026, 11, 29, 8, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after(" 0.5 ") == 0.5
+    assert parse_retry_after("Sun, 29 Nov 2026 08:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Sun, 29 Nov 2026 07:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+
+
+def test_transport_error_classification() -> None:
+    refused = requests.ConnectionError(
+        MaxRetryError(None, "/", NewConnectionError(HTTPConnection("127.0.0.1"), "refused"))  # type: ignore[arg-type]
+    )
+    dropped = requests.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError()))
+    assert request_was_not_sent(requests.ConnectTimeout())
+    assert request_was_not_sent(refused)
+    assert not request_was_not_sent(dropped)
+    assert not request_was_not_sent(requests.ReadTimeout())
+    assert is_transient_transport_error(dropped) and is_transient_transport_error(requests.ReadTimeout())
+    assert not is_transient_transport_error(requests.exceptions.InvalidURL("x"))
+    assert not is_transient_transport_error(ValueError())
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def time(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def test_token_bucket_spaces_calls_at_the_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(4.0, clock=clock.time, sleep=clock.sleep)
+    waits = [bucket.acquire() for _ in range(9)]
+    assert waits[0] == 0.0
+    assert clock.now == pytest.approx(8 * 0.25)  # 9 calls at 4/s take 2 s after the first
+    assert bucket.waited_seconds == pytest.approx(2.0)
+
+
+def test_token_bucket_refills_while_idle_but_not_beyond_capacity() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(2.0, capacity=3, clock=clock.time, sleep=clock.sleep)
+    for _ in range(3):
+        assert bucket.acquire() == 0.0
+    clock.now += 100  # a long pause refills only up to the capacity
+    assert [bucket.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.acquire() == pytest.approx(0.5)
+
+
+def test_unlimited_bucket_never_waits() -> None:
+    bucket = TokenBucket(0)
+    assert bucket.unlimited and all(bucket.acquire() == 0.0 for _ in range(1000))
+    with pytest.raises(ValueError):
+        TokenBucket(1, capacity=0.5)
+
+
+def test_token_bucket_is_thread_safe() -> None:
+    """Concurrent callers each reserve their own slot: 40 calls at 10/s need 3.9 s of (fake) waiting in all."""
+    clock = FakeClock()
+    waits: list[float] = []
+    lock = threading.Lock()
+    bucket = TokenBucket(
+        10.0, clock=clock.time, sleep=lambda s: None
+    )  # time stands still: waits must queue up
+
+    def worker() -> None:
+        for _ in range(10):
+            w = bucket.acquire()
+            with lock:
+                waits.append(w)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(round(w, 6) for w in waits) == [round(n * 0.1, 6) for n in range(40)]

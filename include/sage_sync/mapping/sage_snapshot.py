@@ -1,0 +1,107 @@
+"""Entity snapshots assembled from the frames read from Sage (no Airflow imports).
+
+The hook reads each mapped source as its own typed frame (one ``SELECT`` per table, no engine-specific SQL);
+the joins and derived fields of SPEC rules D2, D3 and D6 and K4 are computed here in pandas, so they are the
+same on every engine and can be tested without a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+
+from sage_sync.mapping.model import EntityMapping
+
+NO_STOCK_DISPLAY = "-"
+"""What SSM shows as stock for articles without stock management (D2)."""
+
+
+def contacts_of_accounts(contacts: pd.DataFrame, account_codes: pd.Series) -> pd.DataFrame:
+    """K4/suppliers: keep only the people of the given accounts (customers and prospects, never suppliers)."""
+    keep = contacts["account_code"].isin(set(account_codes.dropna()))
+    return contacts.loc[keep].reset_index(drop=True)
+
+
+def stock_text(total: float | None) -> str:
+    """D2 ``Z_StockDisplay``: the quantity as plain text ("12", "2.5"), without exponent or trailing zeros."""
+    if total is None or pd.isna(total):
+        return NO_STOCK_DISPLAY
+    value = Decimal(repr(float(total)))
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def picture_sha256(media_folder: Path | None, relative: str | None) -> str | None:
+    """D3: the sha256 of the picture file ``relative`` under ``media_folder``; None when absent or unreadable.
+
+    Paths escaping the media folder (absolute, or with ``..``) are treated as missing: the dossier's data must
+    never make the sync read arbitrary files.
+    """
+    if media_folder is None or relative is None or pd.isna(relative) or not str(relative).strip():
+        return None
+    root = media_folder.resolve()
+    path = (root / str(relative).replace("\\", "/")).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assemble_products(
+    frames: Mapping[str, pd.DataFrame], mapping: EntityMapping, media_folder: Path | None = None
+) -> pd.DataFrame:
+    """Join the product sources into one row per article with the derived fields of the mapping.
+
+    ``frames`` holds one frame per source of the products mapping (``articles``, ``stock``, ``accounting``,
+    ``taxes``, ``families``), read with the mapping's filters (so ``accounting`` only has the sales / France
+    rows). Derived fields:
+
+    * ``stock_total`` (D2): sum of ``quantity`` over depots; 0 for a stock-managed article without stock rows;
+      null when ``stock_managed`` is 0;
+    * ``stock_display`` (D2): ``stock_total`` as text, "-" when not stock-managed;
+    * ``vat_rate`` (D6): the ``tax_rate`` of the article's sales accounting row;
+    * ``family_name``: the family's label;
+    * ``picture_sha256`` (D3): sha256 of the picture file under ``media_folder`` (null when absent).
+    """
+    articles = frames["articles"].reset_index(drop=True)
+    stock = frames["stock"]
+    totals = (
+        stock.groupby("ref", sort=False)["quantity"].sum(min_count=1)
+        if len(stock)
+        else pd.Series(dtype="Float64")
+    )
+    managed = articles["stock_managed"].fillna(0) != 0
+    stock_total = articles["ref"].map(totals).astype("Float64").fillna(0.0)
+    stock_total = stock_total.where(managed, pd.NA).astype("Float64")
+
+    accounting = frames["accounting"].drop_duplicates("ref")
+    rates = accounting.merge(frames["taxes"][["tax_code", "tax_rate"]], on="tax_code", how="left")
+    vat_rate = articles["ref"].map(rates.set_index("ref")["tax_rate"]).astype("Float64")
+
+    families = frames["families"].drop_duplicates("family_code").set_index("family_code")["family_name"]
+    family_name = articles["family_code"].map(families).astype("string")
+
+    out = articles.copy()
+    derived = {
+        "stock_total": stock_total,
+        "stock_display": pd.array(
+            [stock_text(v) for v in stock_total.to_numpy(na_value=None)], dtype="string"
+        ),
+        "vat_rate": vat_rate,
+        "family_name": family_name,
+        "picture_sha256": pd.array(
+            [picture_sha256(media_folder, p) for p in articles["picture"].to_numpy(na_value=None)],
+            dtype="string",
+        ),
+    }
+    for f in mapping.derived:
+        out[f.name] = pd.Series(derived[f.name], index=out.index).astype(f.pandas_dtype)
+    return out

@@ -1,0 +1,125 @@
+"""Write-back validation: refuse over-long and non-cp1252 values with a message naming record, column and limit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from sage_sync.errors import RecordRejected
+from sage_sync.hooks.sage50_writes import plan_writes, validate_writes
+from sage_sync.mapping.loader import load_mapping
+
+ACCOUNTS = load_mapping("accounts")
+CONTACTS = load_mapping("contacts")
+
+
+def test_too_long_value_names_record_column_and_limit() -> None:
+    """SPEC section 3: values longer than the Sage column are refused, not truncated."""
+    problems = validate_writes(ACCOUNTS, [{"code": "C0042", "name": "A" * 74}], insert=True)
+    assert [str(p) for p in problems] == [
+        "F_COMPTET CT_Num=C0042: CT_Intitule is 74 characters, the column holds 69"
+    ]
+    assert problems[0].column == "CT_Intitule"
+
+
+def test_character_outside_cp1252_is_refused_by_name() -> None:
+    """SPEC section 3: characters Sage's cp1252 cannot store (emoji, "ő") are refused, not mangled."""
+    rows = [{"account_code": "C0042", "number": 3, "last_name": "Dupont 😀"}]
+    problems = validate_writes(CONTACTS, rows, insert=False)
+    assert [str(p) for p in problems] == [
+        "F_CONTACTT CT_Num=C0042, CT_No=3: CT_Nom contains '😀' which Sage's cp1252 cannot store"
+    ]
+    assert validate_writes(ACCOUNTS, [{"code": "C1", "city": "Győr"}], insert=False)[0].message == (
+        "CT_Ville contains 'ő' which Sage's cp1252 cannot store"
+    )
+
+
+def test_french_text_and_sql_lookalikes_are_valid() -> None:
+    """Accents, "œ", "€", curly and straight quotes all exist in cp1252: nothing to refuse."""
+    rows = [
+        {"code": "C1", "name": "L'Œuf € «Crème brûlée» “Noël”"},
+        {"code": "C2", "name": "'; DROP TABLE F_COMPTET; --"},
+    ]
+    assert validate_writes(ACCOUNTS, rows, insert=True) == []
+
+
+def test_whole_batch_is_refused_when_one_row_is_bad() -> None:
+    """Nothing is written when any row is bad: plan_writes raises before producing statements."""
+    good = {"code": "C1", "name": "Bon"}
+    bad = {"code": "C2", "name": "x" * 70}
+    with pytest.raises(RecordRejected) as excinfo:
+        plan_writes(ACCOUNTS, inserts=[good], updates=[bad])
+    assert excinfo.value.problems == [
+        "F_COMPTET CT_Num=C2: CT_Intitule is 70 characters, the column holds 69"
+    ]
+    assert "nothing was written" in str(excinfo.value)
+
+
+def test_required_key_fixed_value_and_unknown_field_problems() -> None:
+    problems = validate_writes(
+        ACCOUNTS,
+        [
+            {"code": "C1"},  # insert without the required name
+            {"name": "Sans code"},  # no key
+            {"code": "C3", "name": "Fournisseur", "account_type": 1},  # would create a supplier
+            {"code": "C4", "name": "X", "colour": "red"},  # not in the mapping
+        ],
+        insert=True,
+    )
+    assert [str(p) for p in problems] == [
+        "F_COMPTET CT_Num=C1: CT_Intitule is required",
+        "F_COMPTET CT_Num=None: CT_Num (key) is missing",
+        "F_COMPTET CT_Num=C3: CT_Type must stay 0, the row sets 1",
+        "F_COMPTET CT_Num=C4: field 'colour' is not a column of F_COMPTET in the accounts mapping",
+    ]
+
+
+def test_type_problems_are_reported() -> None:
+    problems = validate_writes(
+        CONTACTS,
+        [{"account_code": "C1", "number": "deux", "last_name": "Martin", "civility": 1.5}],
+        insert=True,
+    )
+    assert [p.message for p in problems] == [
+        "CT_No is 'deux', not an integer",
+        "CT_Civilite is 1.5, not an integer",
+    ]
+
+
+def test_plan_groups_rows_by_columns_and_guards_updates_with_the_fixed_type() -> None:
+    """Inserts get CT_Type=0 added; updates are keyed on CT_Num AND CT_Type=0 so suppliers are untouchable."""
+    plan = plan_writes(
+        ACCOUNTS,
+        inserts=[{"code": "C1", "name": "Un"}, {"code": "C2", "name": "Deux"}],
+        updates=pd.DataFrame([{"code": "C3", "city": "Nîmes", "phone": None}]),
+    )
+    insert, update = plan.statements
+    assert insert.sql == "INSERT INTO F_COMPTET (CT_Num, CT_Intitule, CT_Type) VALUES (?, ?, ?)"
+    assert insert.params == [("C1", "Un", 0), ("C2", "Deux", 0)]
+    assert (
+        update.sql == "UPDATE F_COMPTET SET CT_Ville = ?, CT_Telephone = ? WHERE CT_Num = ? AND CT_Type = ?"
+    )
+    assert update.params == [("Nîmes", None, "C3", 0)]
+    assert update.keys == ["CT_Num=C3"]
+    assert plan.row_count == 3
+
+
+def test_dataframe_missing_values_become_nulls_and_numbers_are_bound_exactly() -> None:
+    frame = pd.DataFrame(
+        {
+            "account_code": ["C1"],
+            "number": pd.array([2], dtype="Int64"),
+            "last_name": ["Léa"],
+            "email": [pd.NA],
+        }
+    )
+    plan = plan_writes(CONTACTS, inserts=frame)
+    assert plan.statements[0].params == [("C1", 2, "Léa", None)]
+    assert isinstance(plan.statements[0].params[0][1], int)
+    assert Decimal("2") == plan.statements[0].params[0][1]
+
+
+def test_update_with_only_the_key_is_skipped() -> None:
+    assert plan_writes(ACCOUNTS, updates=[{"code": "C1"}]).statements == []

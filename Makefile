@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql
 PG_TEST_USER := sagesync
 
-.PHONY: help setup system-packages test test-unit test-integration lint format bench demo clean
+.PHONY: help setup system-packages test test-unit lint format bench bench-datacompy-venv clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -51,8 +51,13 @@ test: setup lint ## Lint, then every test: unit, DAG integrity and integration (
 test-unit: setup ## Only the fast unit tests
 	$(BIN)/pytest -m unit
 
-bench: setup ## Run the benchmarks in bench/ and print their JSON results
+bench: setup bench-datacompy-venv ## Run every benchmark in bench/ (several runs, medians); JSON in bench/results/
 	$(BIN)/python bench/run_all.py
+
+bench-datacompy-venv: ## Create bench/.venv-datacompy: datacompy caps pandas below 3.1, so its baseline has its own interpreter
+	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install -q uv
+	@test -x bench/.venv-datacompy/bin/python || { uv venv -q --allow-existing --python $(PY) bench/.venv-datacompy && \
+	  uv pip install -q --python bench/.venv-datacompy/bin/python 'datacompy==1.1.0' 'pandas>=3.0,<3.1' pyarrow; }
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

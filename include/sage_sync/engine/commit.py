@@ -1,0 +1,158 @@
+"""The commit step: advance the state only for records whose writes were all confirmed (G5).
+
+A record whose op failed keeps its committed snapshot row and merge base, so the next run plans it again; its
+SSM record is put on the pending list so it is fetched again even once the watermark has moved past it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sage_sync.engine.apply import ApplyResult
+from sage_sync.engine.plan import Plan
+from sage_sync.engine.snapshot import row_digest
+from sage_sync.engine.state import StateStore
+
+COUNTS = (
+    "created",
+    "updated",
+    "deleted",
+    "unchanged",
+    "deferred",
+    "quarantined",
+    "conflicts",
+    "failed",
+    "skipped",
+)
+
+
+@dataclass
+class EntityCounts:
+    """Per-entity counts of one run (G7)."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    deferred: int = 0
+    quarantined: int = 0
+    conflicts: int = 0
+    failed: int = 0
+    skipped: int = 0
+    api_calls: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass
+class CommitResult:
+    """Counts and the per-record log of one entity's commit."""
+
+    counts: EntityCounts = field(default_factory=EntityCounts)
+    log: list[dict[str, str]] = field(default_factory=list)
+
+
+def count_plan(plan: Plan, result: ApplyResult | None) -> EntityCounts:
+    """Counts of a plan, with the outcomes of its load when it ran (a dry run counts planned ops)."""
+    c = EntityCounts(
+        unchanged=plan.unchanged,
+        deferred=len(plan.deferred),
+        quarantined=len(plan.quarantined),
+        conflicts=len(plan.conflicts),
+        skipped=len(plan.skipped),
+    )
+    for i, op in enumerate(plan.ops):
+        ok = result.outcomes[i].ok if result is not None else True
+        if not ok:
+            c.failed += 1
+        elif op.kind in ("ssm_create", "sage_insert"):
+            c.created += 1
+        elif op.kind == "ssm_delete":
+            c.deleted += 1
+        else:
+            c.updated += 1
+    if result is not None:
+        c.api_calls = result.api_calls
+    return c
+
+
+def commit_plan(
+    plan: Plan, result: ApplyResult, state: StateStore, run_id: str, seen: dict[int, str] | None = None
+) -> CommitResult:
+    """Record in ``state`` what the load confirmed; ``seen`` maps SSM ids to the ``dateUpdated`` read this run."""
+    seen = seen or {}
+    with state.batch():
+        status: dict[tuple[str, str], list[Any]] = {}
+        for op, out in zip(plan.ops, result.outcomes, strict=True):
+            status.setdefault((op.entity, op.key), []).append(out)
+        failed = {k for k, outs in status.items() if not all(o.ok for o in outs)}
+        snapshot: dict[str, tuple[str, dict[str, Any]] | None] = {}
+        log: list[dict[str, str]] = []
+        released: list[str] = []
+        for c in plan.commits:
+            bad = (c.entity, c.key) in failed or any((d[0], d[1]) in failed for d in c.depends)
+            outs = status.get((c.entity, c.key), [])
+            if bad:
+                error = (
+                    next((o.error for o in outs if not o.ok and o.error), None) or "a dependent write failed"
+                )
+                state.mark_failed(c.entity, c.key, error)
+                for sid in c.ssm_ids:
+                    state.set_pending(plan.entity, sid, "G5", f"write failed: {error}")
+                continue
+            if c.entity == plan.entity:
+                if c.delete_row:
+                    snapshot[c.key] = None
+                elif c.row is not None:
+                    snapshot[c.key] = (row_digest(c.row), c.row)
+            if c.binding is not None:
+                ssm_id = c.ssm_id
+                date = None
+                for o in outs:
+                    if o.kind.startswith("ssm_") and o.ok:
+                        ssm_id = o.id if o.id is not None else ssm_id
+                        date = o.date_updated or date
+                if date is None and ssm_id is not None:
+                    date = seen.get(int(ssm_id))
+                state.bind(c.entity, c.key, ssm_id, c.synced, date, status=c.binding)
+            state.clear_pending(plan.entity, c.ssm_ids)
+            released.append(c.key)
+        state.commit_rows(plan.entity, snapshot)
+        state.release_quarantine(plan.entity, released)
+        for sid, reason in plan.pending.items():
+            state.set_pending(plan.entity, sid, "defer", reason)
+        state.quarantine_rows(plan.entity, "error", {n.key: n.reason for n in plan.quarantined})
+        state.quarantine_rows(plan.entity, "warning", {n.key: n.reason for n in plan.warnings})
+        state.record_conflicts(run_id, [c.to_dict() for c in plan.conflicts])
+        for op, out in zip(plan.ops, result.outcomes, strict=True):
+            log.append(
+                {
+                    "entity": op.entity,
+                    "key": op.key,
+                    "action": op.kind,
+                    "rule": op.rule,
+                    "outcome": "ok" if out.ok else "failed",
+                    "reason": op.reason if out.ok else f"{op.reason} -- {out.error}",
+                }
+            )
+        for bucket, notes in (
+            ("deferred", plan.deferred),
+            ("skipped", plan.skipped),
+            ("quarantined", plan.quarantined),
+        ):
+            log.extend(
+                {
+                    "entity": n.entity,
+                    "key": n.key,
+                    "action": bucket,
+                    "rule": n.rule,
+                    "outcome": bucket,
+                    "reason": n.reason,
+                }
+                for n in notes
+            )
+        state.log_records(run_id, log)
+    return CommitResult(count_plan(plan, result), log)

@@ -1,0 +1,94 @@
+"""Engine settings: C4/C5 defaults, conflict policy (G2) and deletion guard (G4) per entity."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from sage_sync.errors import ConfigurationError
+from sage_sync.mapping.loader import DEFAULT_DIR, ENTITIES
+
+Winner = Literal["sage", "ssm"]
+
+_TEMPLATE_FIELDS = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+@dataclass(frozen=True)
+class Guard:
+    """G4: withhold all deletions of an entity when the Sage snapshot is empty or shrank too much.
+
+    ``ratio`` is the largest share of the previous snapshot one run may delete; ``minimum`` is how many
+    deletions are always allowed whatever the ratio (small dossiers).
+    """
+
+    ratio: float = 0.5
+    minimum: int = 10
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Everything the rules need besides the data.
+
+    ``code_template`` builds the Sage code of a company created in SSM (C4): ``{ssm_id}`` makes it deterministic
+    for a given SSM id, ``{seq}`` draws the next number of a counter in the state store; either way the code is
+    reserved in the state store before the Sage insert.
+    """
+
+    admin_user_id: int = 1
+    default_branch_id: int = 1
+    code_template: str = "C{ssm_id:06d}"
+    conflict: dict[str, Winner] = field(default_factory=dict)
+    guards: dict[str, Guard] = field(default_factory=dict)
+    overlap_seconds: int = 120
+
+    def __post_init__(self) -> None:
+        """Validate the code template: exactly one of ``{ssm_id}`` / ``{seq}``."""
+        names = set(_TEMPLATE_FIELDS.findall(self.code_template))
+        if not names or not names <= {"ssm_id", "seq"} or len(names) != 1:
+            raise ConfigurationError(
+                f"code_template {self.code_template!r} must use exactly one of {{ssm_id}} or {{seq}}"
+            )
+        for entity, winner in self.conflict.items():
+            if winner not in ("sage", "ssm"):
+                raise ConfigurationError(f"conflict policy of {entity!r} is {winner!r}; expected sage or ssm")
+
+    def winner(self, entity: str) -> Winner:
+        """Who wins a G2 conflict on ``entity`` (Sage by default)."""
+        return self.conflict.get(entity, "sage")
+
+    def guard(self, entity: str) -> Guard:
+        """The G4 guard of ``entity``."""
+        return self.guards.get(entity, Guard())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SyncConfig:
+        """Rebuild from :meth:`to_dict` output."""
+        data = dict(raw)
+        data["guards"] = {k: Guard(**v) for k, v in (data.get("guards") or {}).items()}
+        data["conflict"] = dict(data.get("conflict") or {})
+        return cls(**data)
+
+    @classmethod
+    def from_mappings(cls, folder: Path | None = None, **overrides: Any) -> SyncConfig:
+        """Read ``policy: {conflict}`` and ``guard: {ratio, minimum}`` from the entity YAML files."""
+        conflict: dict[str, Winner] = {}
+        guards: dict[str, Guard] = {}
+        for entity in ENTITIES:
+            path = (folder or DEFAULT_DIR) / f"{entity}.yaml"
+            if not path.exists():
+                path = DEFAULT_DIR / f"{entity}.yaml"
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            policy = raw.get("policy") or {}
+            if "conflict" in policy:
+                conflict[entity] = "ssm" if policy["conflict"] == "ssm_wins" else "sage"
+            if raw.get("guard"):
+                guards[entity] = Guard(**raw["guard"])
+        return cls(**{"conflict": conflict, "guards": guards, **overrides})

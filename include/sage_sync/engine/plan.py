@@ -1,0 +1,198 @@
+"""Plans: the exact operations a sync run will make, each with its rule ID and reason (G7, G8).
+
+A plan is plain data: it prints as a table (the dry run) and round-trips through JSON, so an orchestrator can
+hand it from the plan step to the load step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+OpKind = Literal["ssm_create", "ssm_update", "ssm_delete", "sage_insert", "sage_update"]
+OP_KINDS: tuple[str, ...] = ("ssm_create", "ssm_update", "ssm_delete", "sage_insert", "sage_update")
+
+
+@dataclass
+class Op:
+    """One write to one side.
+
+    ``key`` is the record's Sage natural key as text (``"C001"``, ``"C001/2"``); ``ssm_id`` the SSM id when known.
+    ``refs`` names fields whose SSM id is only known at load time: ``{"accountId": ["accounts", "C001"]}`` is the
+    SSM id bound to account ``C001``; ``{"familyId": ["productFamilies", "Vins"]}`` a value-list entry.
+    ``binds`` is the Sage key the SSM record is bound to once the op is confirmed; ``synced`` the canonical values
+    both sides hold after it (the new base of the three-way merge).
+    """
+
+    kind: OpKind
+    entity: str
+    key: str
+    rule: str
+    reason: str
+    ssm_id: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    refs: dict[str, list[str]] = field(default_factory=dict)
+    synced: dict[str, Any] | None = None
+    picture: dict[str, str] | None = None
+    reserved: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The op as JSON-ready data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Op:
+        """Rebuild an op from :meth:`to_dict` output."""
+        return cls(**raw)
+
+
+@dataclass
+class Note:
+    """A record the run deliberately does not write: deferred (retried next run) or skipped (by a rule)."""
+
+    entity: str
+    key: str
+    rule: str
+    reason: str
+    ssm_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The note as JSON-ready data."""
+        return asdict(self)
+
+
+@dataclass
+class Conflict:
+    """A field changed on both sides since the last sync (G2), with both values and the winner."""
+
+    entity: str
+    key: str
+    field: str
+    sage_value: Any
+    ssm_value: Any
+    winner: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The conflict as JSON-ready data."""
+        return asdict(self)
+
+
+@dataclass
+class Commit:
+    """What the state store records for one record once every op of it (and of ``depends``) is confirmed (G5).
+
+    ``row`` is the Sage row that becomes the committed snapshot (``delete_row`` removes it instead); ``synced``
+    the new merge base; ``ssm_id`` the bound SSM id (None: taken from the confirmed create). ``binding`` is the
+    binding status to record (None leaves the binding alone). ``ssm_ids`` are SSM records this commit settles
+    (cleared from the pending list on success, added to it on failure).
+    """
+
+    entity: str
+    key: str
+    row: dict[str, Any] | None = None
+    delete_row: bool = False
+    synced: dict[str, Any] | None = None
+    ssm_id: int | None = None
+    binding: str | None = None
+    ssm_ids: list[int] = field(default_factory=list)
+    depends: list[list[str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The commit as JSON-ready data."""
+        return asdict(self)
+
+
+@dataclass
+class Plan:
+    """Everything one entity's run will do, and everything it will not do and why."""
+
+    entity: str
+    ops: list[Op] = field(default_factory=list)
+    deferred: list[Note] = field(default_factory=list)
+    skipped: list[Note] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    quarantined: list[Note] = field(default_factory=list)
+    warnings: list[Note] = field(default_factory=list)
+    guard: str | None = None
+    unchanged: int = 0
+    commits: list[Commit] = field(default_factory=list)
+    #: SSM records to look at again next run (deferred), with the reason.
+    pending: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the plan writes nothing to either side (G6)."""
+        return not self.ops
+
+    def count(self, kind: str) -> int:
+        """How many ops of ``kind`` the plan holds."""
+        return sum(1 for op in self.ops if op.kind == kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready data."""
+        return {
+            "entity": self.entity,
+            "ops": [op.to_dict() for op in self.ops],
+            "deferred": [n.to_dict() for n in self.deferred],
+            "skipped": [n.to_dict() for n in self.skipped],
+            "conflicts": [c.to_dict() for c in self.conflicts],
+            "quarantined": [n.to_dict() for n in self.quarantined],
+            "warnings": [n.to_dict() for n in self.warnings],
+            "guard": self.guard,
+            "unchanged": self.unchanged,
+            "commits": [c.to_dict() for c in self.commits],
+            "pending": {str(k): v for k, v in self.pending.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Plan:
+        """Rebuild a plan from :meth:`to_dict` output."""
+        return cls(
+            entity=raw["entity"],
+            ops=[Op.from_dict(o) for o in raw["ops"]],
+            deferred=[Note(**n) for n in raw["deferred"]],
+            skipped=[Note(**n) for n in raw["skipped"]],
+            conflicts=[Conflict(**c) for c in raw["conflicts"]],
+            quarantined=[Note(**n) for n in raw["quarantined"]],
+            warnings=[Note(**n) for n in raw["warnings"]],
+            guard=raw.get("guard"),
+            unchanged=int(raw.get("unchanged", 0)),
+            commits=[Commit(**c) for c in raw.get("commits") or []],
+            pending={int(k): v for k, v in (raw.get("pending") or {}).items()},
+        )
+
+    def to_json(self) -> str:
+        """The plan as a JSON document."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        """Rebuild a plan from :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+    def render(self) -> str:
+        """The plan as a readable table: one line per op, deferred, skipped, quarantined record (G8)."""
+        rows: list[tuple[str, str, str, str, str]] = []
+        for op in self.ops:
+            shown = ", ".join(sorted(op.fields)) if op.fields else ""
+            rows.append((op.kind, op.key, op.rule, op.reason, shown))
+        for label, notes in (
+            ("deferred", self.deferred),
+            ("skipped", self.skipped),
+            ("quarantined", self.quarantined),
+            ("warning", self.warnings),
+        ):
+            rows.extend((label, n.key, n.rule, n.reason, "") for n in notes)
+        for c in self.conflicts:
+            rows.append(
+                ("conflict", c.key, "G2", f"{c.field}: Sage {c.sage_value!r} / SSM {c.ssm_value!r}", c.winner)
+            )
+        head = ("action", "record", "rule", "reason", "fields")
+        widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(5)]
+        lines = [f"== {self.entity}: {len(self.ops)} op(s), {self.unchanged} unchanged"]
+        if self.guard:
+            lines.append(f"   G4 guard: {self.guard}")
+        for r in [head, *rows]:
+            lines.append("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+        return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""Helpers shared by the per-entity rule functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sage_sync.engine.codec import Spec, check_sage_value
+from sage_sync.engine.config import SyncConfig
+from sage_sync.engine.inputs import PlanInput
+from sage_sync.engine.plan import Note, Plan
+
+
+def guard_deletions(inp: PlanInput, config: SyncConfig, plan: Plan) -> bool:
+    """G4: True when deletions may go ahead; otherwise sets ``plan.guard`` to the reason and returns False."""
+    guard = config.guard(inp.entity)
+    deletions = len(inp.deleted)
+    if not deletions:
+        return True
+    if not inp.sage:
+        plan.guard = (
+            f"the Sage snapshot of {inp.entity} is empty (the last one had {inp.previous_size} rows); "
+            f"{deletions} deletion(s) withheld"
+        )
+        return False
+    if deletions > guard.minimum and inp.previous_size and deletions / inp.previous_size > guard.ratio:
+        plan.guard = (
+            f"{deletions} of {inp.previous_size} {inp.entity} vanished from Sage "
+            f"({deletions / inp.previous_size:.0%} > {guard.ratio:.0%}, above the minimum of {guard.minimum}); "
+            "deletions withheld"
+        )
+        return False
+    return True
+
+
+def withheld(plan: Plan, entity: str, key: str, rule: str) -> None:
+    """Record a deletion withheld by the G4 guard (it is planned again next run)."""
+    plan.deferred.append(Note(entity, key, "G4", f"{rule} deletion withheld: {plan.guard}"))
+
+
+def sage_problems(entity: str, key: str, specs: list[Spec], values: dict[str, Any]) -> list[str]:
+    """G3 blocking problems of values about to be written to Sage."""
+    by_name = {s.name: s for s in specs}
+    problems = []
+    for name, value in values.items():
+        spec = by_name.get(name)
+        if spec is not None:
+            problem = check_sage_value(entity, key, spec, value)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def describe(fields: dict[str, Any]) -> str:
+    """Short list of field names for a reason sentence."""
+    return ", ".join(sorted(fields)) or "no field"

@@ -1,0 +1,203 @@
+"""Invoices: Sage F_DOCENTETE/F_DOCLIGNE -> SSM sales orders and lines, one way, read-only (I1-I6, G4).
+
+Invoices are keyed by piece, so posting (DO_Type 6 -> 7) is an update (I1). Lines are bound one by one
+(entity ``invoice_lines``) and compared with what was last written, so only changed lines are sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sage_sync.engine.config import SyncConfig
+from sage_sync.engine.inputs import PlanInput
+from sage_sync.engine.plan import Commit, Note, Op, Plan
+from sage_sync.engine.rules.common import describe, guard_deletions, withheld
+from sage_sync.mapping import transforms as tf
+
+ENTITY = "invoices"
+LINES = "invoice_lines"
+
+
+def header_payload(row: dict[str, Any], lists: tf.ValueLists) -> dict[str, Any]:
+    """The SSM sales order of an invoice (I4 number, I5 read-only and kind); ``accountId`` is a reference."""
+    status, kind = tf.invoice_kind(row.get("provenance"), lists)
+    piece = str(row["piece"])
+    return {
+        "extId": piece,
+        "reference": piece,
+        "number": piece,
+        "Z_Sage50InvoiceId": piece,
+        "Z_InvoiceDate": (str(row["date"])[:10] if row.get("date") else None),
+        "comment": row.get("customer_ref"),
+        "statusId": status,
+        "Z_DocType": kind,
+        "Z_TotalHT": row.get("total_ht"),
+        "total": row.get("total_ttc"),
+        "Z_TotalTTC": row.get("total_ttc"),
+        "readOnly": True,
+    }
+
+
+def line_payload(line: dict[str, Any], products: dict[str, int]) -> dict[str, Any]:
+    """The SSM sales order line of an invoice line (integer quantity plus the exact Z_Quantity)."""
+    quantity, exact = tf.quantity_to_ssm(line.get("quantity"))
+    ref = line.get("article_ref")
+    return {
+        "extId": str(line["line_id"]),
+        "productId": products.get(str(ref)) if ref else None,
+        "description": line.get("designation"),
+        "quantity": quantity,
+        "Z_Quantity": exact,
+        "price": line.get("unit_price"),
+        "discount1": line.get("discount"),
+        "total": line.get("amount_ht"),
+        "order": line.get("position"),
+    }
+
+
+def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
+    """Plan one run of invoices (see the module docstring)."""
+    plan = Plan(ENTITY, unchanged=inp.unchanged)
+    may_delete = guard_deletions(inp, config, plan)
+    stamp = {"Z_Synced": True, "Z_SyncedAt": inp.run_at}
+    for key in sorted(set(inp.created) | set(inp.updated) | set(inp.deleted)):
+        row = inp.sage.get(key)
+        live = inp.live_binding(key)
+        if row is None:
+            if live is None:
+                plan.commits.append(Commit(ENTITY, key, delete_row=True))
+            elif not may_delete:
+                withheld(plan, ENTITY, key, "I2")
+            else:
+                gone = int(live["ssm_id"])
+                reason = f"invoice {key} deleted in Sage: soft-delete SSM sales order {gone}"
+                plan.ops.append(Op("ssm_delete", ENTITY, key, "I2", reason, ssm_id=gone))
+                plan.commits.append(Commit(ENTITY, key, delete_row=True, ssm_id=gone, binding="deleted"))
+            continue
+        customer = str(row.get("customer_code"))
+        parent = inp.parents.get(customer) or {}
+        if parent.get("ssm_id") is None or not parent.get("live"):
+            plan.deferred.append(
+                Note(ENTITY, key, "I6", f"customer {customer} is not in SSM yet: invoice waits")
+            )
+            continue
+        payload = header_payload(row, inp.lists)
+        payload["accountId"] = int(parent["ssm_id"])
+        base = (live or {}).get("synced") or {}
+        depends: list[list[str]] = []
+        found = inp.ssm_by_ext.get(key)
+        header_ref = ["invoices", key]
+        if live is None and found is None:
+            fields = {
+                **payload,
+                **stamp,
+                "branchId": config.default_branch_id,
+                "salesRepId": config.admin_user_id,
+            }
+            kind = payload["Z_DocType"]
+            reason = f"new {'credit note' if kind == tf.CREDIT_NOTE else 'invoice'} {key}: create the read-only sales order"
+            plan.ops.append(Op("ssm_create", ENTITY, key, "I1", reason, fields=fields, synced=payload))
+            sid: int | None = None
+        else:
+            target = live if live is not None else found
+            assert target is not None
+            sid = int(target["ssm_id"] if live is not None else target["id"])
+            compare = base if live is not None else found or {}
+            fields = {k: v for k, v in payload.items() if _value(compare.get(k)) != v}
+            if fields:
+                reason = f"invoice {key} changed in Sage: update {describe(fields)}; mark synced (I3)"
+                plan.ops.append(
+                    Op(
+                        "ssm_update",
+                        ENTITY,
+                        key,
+                        "I1",
+                        reason,
+                        ssm_id=sid,
+                        fields={**fields, **stamp},
+                        synced=payload,
+                    )
+                )
+        lines = {str(line["line_id"]): line for line in row.get("lines") or []}
+        for line_key, line in sorted(lines.items()):
+            lp = line_payload(line, inp.products)
+            lb = inp.line_bindings.get(line_key)
+            lsynced = {**lp, "piece": key}
+            found_line = inp.lines_by_ext.get(line_key)
+            if (lb is None or lb.get("ssm_id") is None) and found_line is not None:
+                # A line created by a run whose response was lost: adopt it instead of creating a duplicate.
+                lb = {"ssm_id": int(found_line["id"]), "synced": {k: _value(found_line.get(k)) for k in lp}}
+                lp = {**lp, "salesOrderId": sid} if sid is not None else lp
+            if lb is None or lb.get("ssm_id") is None:
+                plan.ops.append(
+                    Op(
+                        "ssm_create",
+                        LINES,
+                        line_key,
+                        "I1",
+                        f"line {line_key} of invoice {key}: create",
+                        # The sales order's id when known; else it comes from this run's create.
+                        fields=lp if sid is None else {**lp, "salesOrderId": sid},
+                        refs={"salesOrderId": header_ref} if sid is None else {},
+                        synced=lsynced,
+                    )
+                )
+            else:
+                changed = {k: v for k, v in lp.items() if (lb.get("synced") or {}).get(k) != v}
+                if not changed:
+                    if found_line is not None and inp.line_bindings.get(line_key) is None:
+                        plan.commits.append(
+                            Commit(LINES, line_key, synced=lsynced, ssm_id=int(lb["ssm_id"]), binding="ok")
+                        )
+                    continue
+                plan.ops.append(
+                    Op(
+                        "ssm_update",
+                        LINES,
+                        line_key,
+                        "I1",
+                        f"line {line_key} of invoice {key} changed",
+                        ssm_id=int(lb["ssm_id"]),
+                        fields=changed,
+                        synced=lsynced,
+                    )
+                )
+            plan.commits.append(
+                Commit(
+                    LINES,
+                    line_key,
+                    synced=lsynced,
+                    ssm_id=None if lb is None else lb.get("ssm_id"),
+                    binding="ok",
+                    depends=[header_ref],
+                )
+            )
+            depends.append([LINES, line_key])
+        for line_key, lb in sorted(inp.line_bindings.items()):
+            if (
+                (lb.get("synced") or {}).get("piece") == key
+                and line_key not in lines
+                and lb.get("status") != "deleted"
+            ):
+                plan.ops.append(
+                    Op(
+                        "ssm_delete",
+                        LINES,
+                        line_key,
+                        "I1",
+                        f"line {line_key} removed from invoice {key}",
+                        ssm_id=int(lb["ssm_id"]),
+                    )
+                )
+                plan.commits.append(Commit(LINES, line_key, ssm_id=int(lb["ssm_id"]), binding="deleted"))
+                depends.append([LINES, line_key])
+        plan.commits.append(
+            Commit(ENTITY, key, row=row, synced=payload, ssm_id=sid, binding="ok", depends=depends)
+        )
+    return plan
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, dict) and "id" in value:
+        return value["id"]
+    return value

@@ -1,0 +1,570 @@
+"""The sync state store (SQLAlchemy Core): SQLite file by default, PostgreSQL by URL.
+
+What it keeps (see docs/adr/0005-engine-plans-and-state.md):
+bindings Sage key <-> SSM id with the last synced values (the three-way merge base) and per-record status;
+the committed Sage snapshot per entity (key, row hash, values JSON); SSM watermarks; SSM records waiting for a
+later run (deferred or failed); codes reserved for companies created in SSM (C4); quarantine; conflicts; the run
+ledger with counts per entity and a per-record log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+bindings = sa.Table(
+    "bindings",
+    metadata,
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("ssm_id", sa.BigInteger, nullable=True),
+    sa.Column("synced_json", sa.Text, nullable=True),
+    sa.Column("ssm_date_updated", sa.String(40), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False, default="ok"),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Index("ix_bindings_ssm", "entity", "ssm_id"),
+)
+
+snapshot_rows = sa.Table(
+    "snapshot_rows",
+    metadata,
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("row_hash", sa.String(40), nullable=False),
+    sa.Column("values_json", sa.Text, nullable=False),
+)
+
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("value", sa.String(40), nullable=False),
+)
+
+pending = sa.Table(
+    "pending",
+    metadata,
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("ssm_id", sa.BigInteger, primary_key=True),
+    sa.Column("rule", sa.String(8), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+reserved_codes = sa.Table(
+    "reserved_codes",
+    metadata,
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("ssm_id", sa.BigInteger, primary_key=True),
+    sa.Column("code", sa.String(80), nullable=False),
+    sa.Column("reserved_at", sa.String(40), nullable=False),
+    sa.UniqueConstraint("entity", "code", name="uq_reserved_code"),
+)
+
+sequences = sa.Table(
+    "sequences",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("severity", sa.String(10), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("first_seen", sa.String(40), nullable=False),
+    sa.Column("last_seen", sa.String(40), nullable=False),
+    sa.Column("released_at", sa.String(40), nullable=True),
+)
+
+conflicts = sa.Table(
+    "conflicts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(80), nullable=False),
+    sa.Column("field", sa.String(64), nullable=False),
+    sa.Column("sage_value", sa.Text, nullable=True),
+    sa.Column("ssm_value", sa.Text, nullable=True),
+    sa.Column("winner", sa.String(8), nullable=False),
+    sa.Column("at", sa.String(40), nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    sa.Column("finished_at", sa.String(40), nullable=True),
+    sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("api_calls", sa.Integer, nullable=False, default=0),
+    sa.Column("duration_s", sa.Float, nullable=True),
+)
+
+run_entities = sa.Table(
+    "run_entities",
+    metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("counts_json", sa.Text, nullable=False),
+    sa.Column("api_calls", sa.Integer, nullable=False, default=0),
+    sa.Column("duration_s", sa.Float, nullable=False, default=0.0),
+)
+
+record_log = sa.Table(
+    "record_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(40), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(80), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("rule", sa.String(8), nullable=False),
+    sa.Column("outcome", sa.String(12), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO-8601 text."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON for stored values (sorted keys, dates as text)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@dataclass
+class Binding:
+    """A record known to both sides (or at least to one, with its status)."""
+
+    key: str
+    ssm_id: int | None
+    synced: dict[str, Any] | None
+    ssm_date_updated: str | None
+    status: str
+    attempts: int
+
+
+class StateStore:
+    """Access to the state database; every method is one short transaction."""
+
+    def __init__(self, url: str = "sqlite:///sage_sync_state.db") -> None:
+        """Open (lazily) the database at ``url``; call :meth:`migrate` before use."""
+        self.url = url
+        self.engine = sa.create_engine(url, future=True)
+        self._conn: sa.Connection | None = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        """The batch's connection when inside :meth:`batch`, else a new short transaction."""
+        if self._conn is not None:
+            yield self._conn
+            return
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def batch(self) -> Iterator[StateStore]:
+        """Run several calls in one transaction (one commit, one fsync), e.g. an entity's whole commit step."""
+        if self._conn is not None:
+            yield self
+            return
+        with self.engine.begin() as conn:
+            self._conn = conn
+            try:
+                yield self
+            finally:
+                self._conn = None
+
+    # --- schema -----------------------------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Create missing tables and record the schema version; safe to call on every start."""
+        metadata.create_all(self.engine)
+        with self._tx() as conn:
+            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+            if current is None:
+                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+                current = SCHEMA_VERSION
+            elif current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"state schema version {current} is newer than this code ({SCHEMA_VERSION})"
+                )
+        return int(current)
+
+    def version(self) -> int | None:
+        """The recorded schema version (None before the first migrate)."""
+        if not sa.inspect(self.engine).has_table("schema_version"):
+            return None
+        with self._tx() as conn:
+            value = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+        return None if value is None else int(value)
+
+    def _upsert(self, conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> None:
+        keys = [c.name for c in table.primary_key.columns]
+        insert: Any
+        if conn.dialect.name == "postgresql":
+            insert = postgresql.insert(table)
+        elif conn.dialect.name == "sqlite":
+            insert = sqlite.insert(table)
+        else:  # pragma: no cover - only the two supported databases
+            raise RuntimeError(f"unsupported state database {conn.dialect.name!r}")
+        stmt = insert.values(**row)
+        updates = {k: v for k, v in row.items() if k not in keys}
+        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates else stmt)
+
+    # --- bindings and last synced values ---------------------------------------------------------------------
+
+    def bindings(self, entity: str) -> dict[str, Binding]:
+        """Every binding of ``entity`` by Sage key."""
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(bindings).where(bindings.c.entity == entity)).mappings().all()
+        return {
+            r["key"]: Binding(
+                key=r["key"],
+                ssm_id=None if r["ssm_id"] is None else int(r["ssm_id"]),
+                synced=json.loads(r["synced_json"]) if r["synced_json"] else None,
+                ssm_date_updated=r["ssm_date_updated"],
+                status=r["status"],
+                attempts=int(r["attempts"]),
+            )
+            for r in rows
+        }
+
+    def bind(
+        self,
+        entity: str,
+        key: str,
+        ssm_id: int | None,
+        synced: dict[str, Any] | None,
+        ssm_date_updated: str | None = None,
+        status: str = "ok",
+    ) -> None:
+        """Record (or move) the binding of ``key`` with its new base values, after a confirmed write."""
+        with self._tx() as conn:
+            self._upsert(
+                conn,
+                bindings,
+                {
+                    "entity": entity,
+                    "key": key,
+                    "ssm_id": ssm_id,
+                    "synced_json": dumps(synced) if synced is not None else None,
+                    "ssm_date_updated": ssm_date_updated,
+                    "status": status,
+                    "attempts": 0,
+                    "last_error": None,
+                    "updated_at": now_iso(),
+                },
+            )
+
+    def mark_failed(self, entity: str, key: str, error: str) -> None:
+        """Count one more failed attempt on ``key`` (its values and snapshot stay where they were, G5)."""
+        with self._tx() as conn:
+            done = conn.execute(
+                bindings.update()
+                .where(bindings.c.entity == entity, bindings.c.key == key)
+                .values(
+                    status="failed", attempts=bindings.c.attempts + 1, last_error=error, updated_at=now_iso()
+                )
+            )
+            if done.rowcount == 0:
+                conn.execute(
+                    bindings.insert().values(
+                        entity=entity,
+                        key=key,
+                        ssm_id=None,
+                        synced_json=None,
+                        status="failed",
+                        attempts=1,
+                        last_error=error,
+                        updated_at=now_iso(),
+                    )
+                )
+
+    # --- committed snapshot ----------------------------------------------------------------------------------
+
+    def snapshot(self, entity: str) -> dict[str, tuple[str, dict[str, Any]]]:
+        """The committed snapshot of ``entity``: key -> (row hash, values)."""
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(snapshot_rows).where(snapshot_rows.c.entity == entity)).all()
+        return {r.key: (r.row_hash, json.loads(r.values_json)) for r in rows}
+
+    def snapshot_size(self, entity: str) -> int:
+        """How many rows the committed snapshot of ``entity`` holds."""
+        with self._tx() as conn:
+            value = conn.execute(
+                sa.select(sa.func.count()).select_from(snapshot_rows).where(snapshot_rows.c.entity == entity)
+            ).scalar()
+        return int(value or 0)
+
+    def commit_rows(self, entity: str, rows: dict[str, tuple[str, dict[str, Any]] | None]) -> None:
+        """Advance the committed snapshot for confirmed rows only; ``None`` removes a confirmed deletion."""
+        if not rows:
+            return
+        with self._tx() as conn:
+            for key, value in rows.items():
+                if value is None:
+                    conn.execute(
+                        snapshot_rows.delete().where(
+                            snapshot_rows.c.entity == entity, snapshot_rows.c.key == key
+                        )
+                    )
+                else:
+                    self._upsert(
+                        conn,
+                        snapshot_rows,
+                        {"entity": entity, "key": key, "row_hash": value[0], "values_json": dumps(value[1])},
+                    )
+
+    # --- watermarks and pending SSM records ------------------------------------------------------------------
+
+    def watermark(self, entity: str) -> str | None:
+        """The highest SSM ``dateUpdated`` fully processed for ``entity``."""
+        with self._tx() as conn:
+            return conn.execute(sa.select(watermarks.c.value).where(watermarks.c.entity == entity)).scalar()
+
+    def set_watermark(self, entity: str, value: str) -> None:
+        """Advance the watermark of ``entity`` (never backwards)."""
+        current = self.watermark(entity)
+        if current is not None and current >= value:
+            return
+        with self._tx() as conn:
+            self._upsert(conn, watermarks, {"entity": entity, "value": value})
+
+    def pending(self, entity: str) -> dict[int, str]:
+        """SSM ids of ``entity`` to fetch again next run (deferred or failed), with the reason."""
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(pending).where(pending.c.entity == entity)).all()
+        return {int(r.ssm_id): r.reason for r in rows}
+
+    def set_pending(self, entity: str, ssm_id: int, rule: str, reason: str) -> None:
+        """Remember an SSM record that must be looked at again next run."""
+        with self._tx() as conn:
+            old = conn.execute(
+                sa.select(pending.c.attempts).where(pending.c.entity == entity, pending.c.ssm_id == ssm_id)
+            ).scalar()
+            self._upsert(
+                conn,
+                pending,
+                {
+                    "entity": entity,
+                    "ssm_id": ssm_id,
+                    "rule": rule,
+                    "reason": reason,
+                    "attempts": int(old or 0) + 1,
+                    "updated_at": now_iso(),
+                },
+            )
+
+    def clear_pending(self, entity: str, ssm_ids: Iterable[int]) -> None:
+        """Forget pending SSM records once handled."""
+        ids = list(ssm_ids)
+        if not ids:
+            return
+        with self._tx() as conn:
+            conn.execute(pending.delete().where(pending.c.entity == entity, pending.c.ssm_id.in_(ids)))
+
+    # --- C4 code reservation ---------------------------------------------------------------------------------
+
+    def reserved(self, entity: str) -> dict[int, str]:
+        """Codes reserved for records created in SSM: SSM id -> Sage key."""
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(reserved_codes).where(reserved_codes.c.entity == entity)).all()
+        return {int(r.ssm_id): r.code for r in rows}
+
+    def reserve(self, entity: str, ssm_id: int, code: str) -> str:
+        """Reserve ``code`` for SSM record ``ssm_id`` BEFORE the Sage insert; returns the code held for it."""
+        with self._tx() as conn:
+            held = conn.execute(
+                sa.select(reserved_codes.c.code).where(
+                    reserved_codes.c.entity == entity, reserved_codes.c.ssm_id == ssm_id
+                )
+            ).scalar()
+            if held is not None:
+                return str(held)
+            conn.execute(
+                reserved_codes.insert().values(entity=entity, ssm_id=ssm_id, code=code, reserved_at=now_iso())
+            )
+        return code
+
+    def next_sequence(self, name: str) -> int:
+        """The next value of a named counter (for sequence-based code templates)."""
+        with self._tx() as conn:
+            value = conn.execute(sa.select(sequences.c.value).where(sequences.c.name == name)).scalar()
+            new = int(value or 0) + 1
+            self._upsert(conn, sequences, {"name": name, "value": new})
+        return new
+
+    # --- quarantine, conflicts, ledger ------------------------------------------------------------------------
+
+    def quarantine_rows(self, entity: str, severity: str, rows: dict[str, str]) -> None:
+        """Record (or refresh) quarantine entries ``key -> reason`` of ``severity`` (G3)."""
+        if not rows:
+            return
+        stamp = now_iso()
+        with self._tx() as conn:
+            for key, reason in rows.items():
+                old = conn.execute(
+                    sa.select(quarantine.c.attempts, quarantine.c.first_seen, quarantine.c.released_at).where(
+                        quarantine.c.entity == entity,
+                        quarantine.c.key == key,
+                        quarantine.c.severity == severity,
+                    )
+                ).first()
+                live = old is not None and old.released_at is None
+                self._upsert(
+                    conn,
+                    quarantine,
+                    {
+                        "entity": entity,
+                        "key": key,
+                        "severity": severity,
+                        "reason": reason,
+                        "attempts": (old.attempts + 1) if live and old is not None else 1,
+                        "first_seen": old.first_seen if live and old is not None else stamp,
+                        "last_seen": stamp,
+                        "released_at": None,
+                    },
+                )
+
+    def release_quarantine(self, entity: str, keys: Iterable[str]) -> None:
+        """Release the quarantine entries of rows that now pass."""
+        wanted = list(keys)
+        if not wanted:
+            return
+        with self._tx() as conn:
+            conn.execute(
+                quarantine.update()
+                .where(
+                    quarantine.c.entity == entity,
+                    quarantine.c.key.in_(wanted),
+                    quarantine.c.released_at.is_(None),
+                )
+                .values(released_at=now_iso())
+            )
+
+    def quarantined(self, entity: str) -> dict[str, str]:
+        """Live quarantine entries of ``entity``: key -> reason (both severities)."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(quarantine).where(quarantine.c.entity == entity, quarantine.c.released_at.is_(None))
+            ).all()
+        return {r.key: f"{r.severity}: {r.reason}" for r in rows}
+
+    def record_conflicts(self, run_id: str, items: list[dict[str, Any]]) -> None:
+        """Store G2 conflicts with both values and the winner."""
+        if not items:
+            return
+        stamp = now_iso()
+        with self._tx() as conn:
+            conn.execute(
+                conflicts.insert(),
+                [
+                    {
+                        "run_id": run_id,
+                        "entity": c["entity"],
+                        "key": c["key"],
+                        "field": c["field"],
+                        "sage_value": dumps(c["sage_value"]),
+                        "ssm_value": dumps(c["ssm_value"]),
+                        "winner": c["winner"],
+                        "at": stamp,
+                    }
+                    for c in items
+                ],
+            )
+
+    def conflicts(self, entity: str | None = None) -> list[dict[str, Any]]:
+        """Recorded conflicts, oldest first."""
+        query = sa.select(conflicts).order_by(conflicts.c.id)
+        if entity:
+            query = query.where(conflicts.c.entity == entity)
+        with self._tx() as conn:
+            return [dict(r) for r in conn.execute(query).mappings().all()]
+
+    def start_run(self, run_id: str, dry_run: bool) -> None:
+        """Open a ledger entry for a run."""
+        with self._tx() as conn:
+            conn.execute(
+                runs.insert().values(run_id=run_id, started_at=now_iso(), dry_run=dry_run, status="running")
+            )
+
+    def finish_run(self, run_id: str, status: str, api_calls: int, duration_s: float) -> None:
+        """Close a run's ledger entry."""
+        with self._tx() as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .values(finished_at=now_iso(), status=status, api_calls=api_calls, duration_s=duration_s)
+            )
+
+    def record_entity(
+        self, run_id: str, entity: str, counts: dict[str, int], api_calls: int, duration_s: float
+    ) -> None:
+        """Store one entity's counts for a run (G7)."""
+        with self._tx() as conn:
+            self._upsert(
+                conn,
+                run_entities,
+                {
+                    "run_id": run_id,
+                    "entity": entity,
+                    "counts_json": dumps(counts),
+                    "api_calls": api_calls,
+                    "duration_s": duration_s,
+                },
+            )
+
+    def log_records(self, run_id: str, entries: list[dict[str, str]]) -> None:
+        """Store what happened to each record and why (G7)."""
+        if not entries:
+            return
+        with self._tx() as conn:
+            conn.execute(record_log.insert(), [{"run_id": run_id, **e} for e in entries])
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run's ledger entry, oldest first, with its per-entity counts."""
+        with self._tx() as conn:
+            heads = conn.execute(sa.select(runs).order_by(runs.c.started_at)).mappings().all()
+            per = conn.execute(sa.select(run_entities)).mappings().all()
+        out = []
+        for h in heads:
+            item = dict(h)
+            item["entities"] = {
+                p["entity"]: json.loads(p["counts_json"]) for p in per if p["run_id"] == h["run_id"]
+            }
+            out.append(item)
+        return out
+
+    def record_log(self, run_id: str) -> list[dict[str, Any]]:
+        """The per-record log of one run."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(record_log).where(record_log.c.run_id == run_id).order_by(record_log.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]

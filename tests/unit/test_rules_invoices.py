@@ -1,0 +1,182 @@
+"""Invoice rules I1-I6 (one way, read-only in SSM), checked on both sides."""
+
+from __future__ import annotations
+
+from sage_sync.engine.config import SyncConfig
+from sage_sync.engine.memory import Fault, SyncWorld, account_row
+
+FACTURE, AVOIR = 11, 12
+
+
+def header(w: SyncWorld, piece: str, customer: str = "C001", **values: object) -> None:
+    row = {
+        "domain": 0,
+        "doc_type": 6,
+        "piece": piece,
+        "date": "2026-03-01",
+        "customer_code": customer,
+        "provenance": 0,
+        "total_ht": 100.0,
+        "total_ttc": 120.0,
+        **values,
+    }
+    w.sage.put("invoices", row)
+
+
+def line(w: SyncWorld, piece: str, line_id: int, **values: object) -> None:
+    row = {
+        "line_id": line_id,
+        "domain": 0,
+        "doc_type": 6,
+        "piece": piece,
+        "position": line_id,
+        "article_ref": "A1",
+        "designation": "Vin",
+        "quantity": 2.5,
+        "unit_price": 40.0,
+        "amount_ht": 100.0,
+        **values,
+    }
+    w.sage.put("invoices", row, source="lines")
+
+
+def world() -> SyncWorld:
+    w = SyncWorld(config=SyncConfig())
+    w.sage.put("accounts", account_row("C001", "Alpha"))
+    return w
+
+
+def only(w: SyncWorld, piece: str) -> dict:
+    (rec,) = w.ssm_by_ext("salesorders", piece)
+    return rec
+
+
+def test_i1_invoice_with_lines_is_created_and_posting_is_an_update() -> None:
+    w = world()
+    header(w, "FA0001")
+    line(w, "FA0001", 1)
+    line(w, "FA0001", 2, designation="Port", quantity=1.0, unit_price=0.0, amount_ht=0.0, article_ref=None)
+    w.run()
+    rec = only(w, "FA0001")
+    assert rec["accountId"] == w.ssm_by_ext("accounts", "C001")[0]["id"]
+    lines = sorted(w.ssm.live("salesordersLines"), key=lambda r: r["order"])
+    assert [(r["salesOrderId"], r["quantity"], r["Z_Quantity"]) for r in lines] == [
+        (rec["id"], 3, 2.5),
+        (rec["id"], 1, 1.0),
+    ]
+    assert w.run().planned_ops == 0
+    # Posting: DO_Type 6 -> 7 with the same piece, and a new total: one update, no delete, no create.
+    w.sage.edit("invoices", (0, "FA0001"), doc_type=7, total_ttc=132.0)
+    plan = w.run().plans["invoices"]
+    assert [(o.kind, o.rule) for o in plan.ops] == [("ssm_update", "I1")]
+    assert only(w, "FA0001")["total"] == 132.0 and len(w.ssm.live("salesorders")) == 1
+
+
+def test_i1_only_changed_lines_are_sent() -> None:
+    w = world()
+    header(w, "FA0001")
+    line(w, "FA0001", 1)
+    line(w, "FA0001", 2)
+    w.run()
+    w.sage.edit("invoices", (2,), source="lines", quantity=4.0)
+    w.sage.delete("invoices", (1,), source="lines")
+    plan = w.run().plans["invoices"]
+    assert sorted((o.entity, o.kind, o.key) for o in plan.ops) == [
+        ("invoice_lines", "ssm_delete", "1"),
+        ("invoice_lines", "ssm_update", "2"),
+    ]
+    (remaining,) = w.ssm.live("salesordersLines")
+    assert (remaining["extId"], remaining["quantity"]) == ("2", 4)
+
+
+def test_i2_invoice_deleted_in_sage_is_deleted_in_ssm() -> None:
+    w = world()
+    header(w, "FA0001")
+    header(w, "FA0002")
+    w.run()
+    sid = only(w, "FA0001")["id"]
+    w.sage.delete("invoices", (0, "FA0001"))
+    plan = w.run().plans["invoices"]
+    assert [(o.kind, o.rule) for o in plan.ops] == [("ssm_delete", "I2")]
+    assert w.ssm.data["salesorders"][sid]["deleted"] is True
+
+
+def test_i3_synced_invoices_are_marked_with_the_time() -> None:
+    w = world()
+    header(w, "FA0001")
+    result = w.run()
+    rec = only(w, "FA0001")
+    assert (
+        rec["Z_Synced"] is True and rec["Z_SyncedAt"] == result.plans["invoices"].ops[0].fields["Z_SyncedAt"]
+    )
+    assert rec["Z_SyncedAt"].endswith("Z")
+
+
+def test_i4_sage_invoice_number_is_visible_in_ssm() -> None:
+    w = world()
+    header(w, "FA0042")
+    w.run()
+    rec = only(w, "FA0042")
+    assert rec["Z_Sage50InvoiceId"] == rec["extId"] == rec["reference"] == "FA0042"
+
+
+def test_i5_invoices_read_only_and_credit_notes_marked_avoir() -> None:
+    w = world()
+    header(w, "FA0001")
+    header(w, "AV0001", provenance=2, total_ht=-50.0, total_ttc=-60.0)
+    w.run()
+    assert only(w, "FA0001")["readOnly"] is True
+    assert (only(w, "FA0001")["statusId"], only(w, "FA0001")["Z_DocType"]) == (FACTURE, "Facture")
+    assert (only(w, "AV0001")["statusId"], only(w, "AV0001")["Z_DocType"]) == (AVOIR, "Avoir")
+
+
+def test_i6_invoice_of_a_customer_not_in_ssm_waits_and_is_never_dropped() -> None:
+    w = world()
+    w.sage.put("accounts", account_row("C002", "Beta"))
+    header(w, "FA0001", customer="C002")
+    w.ssm.faults.armed.append(Fault("refuse", "create", "accounts", item=1))  # C002's create is refused
+    result = w.run()
+    assert [(n.rule, n.key) for n in result.plans["invoices"].deferred] == [("I6", "FA0001")]
+    assert w.ssm.live("salesorders") == []
+    w.run()
+    assert only(w, "FA0001")["accountId"] == w.ssm_by_ext("accounts", "C002")[0]["id"]
+
+
+def test_i1_new_invoice_after_a_line_only_change_gets_its_lines_in_the_same_run() -> None:
+    """Header ops run before line ops, whatever the plan order, so new lines find their new sales order."""
+    w = world()
+    header(w, "FA0001")
+    line(w, "FA0001", 1)
+    w.run()
+    w.sage.edit("invoices", (1,), source="lines", designation="Vin rouge")
+    header(w, "FA0002")
+    line(w, "FA0002", 2)
+    w.run()
+    assert {r["extId"]: r["salesOrderId"] for r in w.ssm.live("salesordersLines")} == {
+        "1": only(w, "FA0001")["id"],
+        "2": only(w, "FA0002")["id"],
+    }
+    assert w.run().planned_ops == 0
+
+
+def test_i1_lost_response_and_refused_line_converge_without_duplicates() -> None:
+    w = world()
+    header(w, "FA0001")
+    line(w, "FA0001", 1)
+    line(w, "FA0001", 2)
+    w.run(entities=("accounts",))
+    w.ssm.faults.armed.append(Fault("lost", "create", "salesorders"))
+    w.run()
+    w.ssm.faults.armed.append(Fault("refuse", "create", "salesordersLines", item=1))
+    w.run()
+    w.sage.edit("invoices", (2,), source="lines", quantity=5.0)
+    w.ssm.faults.armed.append(Fault("lost", "create", "salesordersLines"))
+    w.run()
+    w.run()
+    assert [r["extId"] for r in w.ssm.live("salesorders")] == ["FA0001"]
+    assert sorted(r["extId"] for r in w.ssm.live("salesordersLines")) == ["1", "2"]
+    assert {k: b.ssm_id is not None for k, b in w.state.bindings("invoice_lines").items()} == {
+        "1": True,
+        "2": True,
+    }
+    assert w.run().planned_ops == 0

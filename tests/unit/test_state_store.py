@@ -1,0 +1,154 @@
+"""The state store: schema and migration, bindings, snapshot, watermarks, pending, reservations, ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from sage_sync.engine.state import SCHEMA_VERSION, StateStore
+
+
+def store(tmp_path: Path) -> StateStore:
+    s = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    s.migrate()
+    return s
+
+
+def test_migrate_creates_the_schema_once_and_is_idempotent(tmp_path: Path) -> None:
+    s = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    assert s.version() is None
+    assert s.migrate() == SCHEMA_VERSION
+    assert s.migrate() == SCHEMA_VERSION
+    with s.engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from schema_version")).scalar() == 1
+    tables = set(sa.inspect(s.engine).get_table_names())
+    assert {
+        "bindings",
+        "snapshot_rows",
+        "watermarks",
+        "pending",
+        "reserved_codes",
+        "quarantine",
+        "conflicts",
+        "runs",
+        "run_entities",
+        "record_log",
+        "sequences",
+    } <= tables
+
+
+def test_bindings_and_last_synced_values_round_trip(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    s.bind("accounts", "C001", 42, {"name": "Alpha", "city": None}, "2026-01-01T00:00:00.001Z")
+    s.bind("accounts", "C001", 43, {"name": "Alpha 2"})
+    b = s.bindings("accounts")["C001"]
+    assert (b.ssm_id, b.synced, b.status, b.attempts) == (43, {"name": "Alpha 2"}, "ok", 0)
+
+
+def test_g5_failed_record_counts_attempts_and_keeps_its_values(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    s.bind("contacts", "C001/1", 7, {"last_name": "Durand"})
+    s.mark_failed("contacts", "C001/1", "503")
+    s.mark_failed("contacts", "C001/1", "503")
+    s.mark_failed("contacts", "C002/1", "refused")
+    binds = s.bindings("contacts")
+    assert (binds["C001/1"].status, binds["C001/1"].attempts, binds["C001/1"].synced) == (
+        "failed",
+        2,
+        {"last_name": "Durand"},
+    )
+    assert (binds["C002/1"].ssm_id, binds["C002/1"].attempts) == (None, 1)
+
+
+def test_committed_snapshot_advances_and_removes_rows(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    s.commit_rows("accounts", {"C001": ("h1", {"code": "C001"}), "C002": ("h2", {"code": "C002"})})
+    s.commit_rows("accounts", {"C001": None, "C002": ("h3", {"code": "C002", "city": "Lyon"})})
+    assert s.snapshot("accounts") == {"C002": ("h3", {"code": "C002", "city": "Lyon"})}
+    assert s.snapshot_size("accounts") == 1
+
+
+def test_watermark_never_goes_back(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    s.set_watermark("accounts", "2026-01-02T00:00:00.000Z")
+    s.set_watermark("accounts", "2026-01-01T00:00:00.000Z")
+    assert s.watermark("accounts") == "2026-01-02T00:00:00.000Z"
+
+
+def test_pending_records_are_remembered_until_cleared(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    s.set_pending("contacts", 5, "K4", "account unknown")
+    s.set_pending("contacts", 5, "K4", "account unknown")
+    assert s.pending("contacts") == {5: "account unknown"}
+    s.clear_pending("contacts", [5])
+    assert s.pending("contacts") == {}
+
+
+def test_c4_reservation_is_held_per_ssm_id_and_sequences_count_up(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    assert s.reserve("accounts", 1001, "SSM00001") == "SSM00001"
+    assert s.reserve("accounts", 1001, "SSM00002") == "SSM00001"  # a retry gets the same code
+    assert s.reserved("accounts") == {1001: "SSM00001"}
+    assert [s.next_sequence("accounts:x"), s.next_sequence("accounts:x")] == [1, 2]
+
+
+def test_g3_quarantine_is_released_when_the_row_passes(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    s.quarantine_rows("accounts", "error", {"P001": "name too long"})
+    s.quarantine_rows("accounts", "error", {"P001": "name too long"})
+    assert s.quarantined("accounts") == {"P001": "error: name too long"}
+    s.release_quarantine("accounts", ["P001"])
+    assert s.quarantined("accounts") == {}
+
+
+def test_g7_run_ledger_keeps_counts_conflicts_and_record_log(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    s.start_run("r1", dry_run=False)
+    s.record_entity("r1", "accounts", {"created": 2, "failed": 1}, api_calls=3, duration_s=0.5)
+    s.record_conflicts(
+        "r1",
+        [
+            {
+                "entity": "accounts",
+                "key": "P1",
+                "field": "city",
+                "sage_value": "Lille",
+                "ssm_value": "Nice",
+                "winner": "sage",
+            }
+        ],
+    )
+    s.log_records(
+        "r1",
+        [
+            {
+                "entity": "accounts",
+                "key": "P1",
+                "action": "ssm_update",
+                "rule": "P1",
+                "outcome": "ok",
+                "reason": "edited",
+            }
+        ],
+    )
+    s.finish_run("r1", "success", api_calls=3, duration_s=0.6)
+    (run,) = s.runs()
+    assert run["status"] == "success" and run["entities"] == {"accounts": {"created": 2, "failed": 1}}
+    assert s.conflicts("accounts")[0]["sage_value"] == '"Lille"'
+    assert s.record_log("r1")[0]["rule"] == "P1"
+
+
+def test_batch_commits_all_or_nothing(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    try:
+        with s.batch():
+            s.bind("accounts", "C001", 1, {"name": "Alpha"})
+            s.commit_rows("accounts", {"C001": ("h", {"code": "C001"})})
+            raise RuntimeError("process died during the commit")
+    except RuntimeError:
+        pass
+    assert s.bindings("accounts") == {} and s.snapshot("accounts") == {}
+    with s.batch():
+        s.bind("accounts", "C001", 1, {"name": "Alpha"})
+    assert s.bindings("accounts")["C001"].ssm_id == 1

@@ -16,6 +16,8 @@ setup: system-packages $(STAMP) ## Create .venv and install the project, its dev
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v uv >/dev/null 2>&1 || $(PY) -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -27,13 +29,13 @@ system-packages:
 	fi
 
 $(STAMP): pyproject.toml
-	@echo "Creating $(VENV) and installing the project (uv when available, pip otherwise)"
-	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install -q uv || true
+	@echo "Creating $(VENV) and installing the project with its dev tools"
 	@if command -v uv >/dev/null 2>&1; then \
-	  uv venv -q --allow-existing --python $(PY) $(VENV) && uv pip install -q --python $(BIN)/python -e '.[dev]'; \
+	  uv venv -q --allow-existing --python $(PY) $(VENV); \
 	else \
-	  $(PY) -m venv $(VENV) && $(BIN)/pip install -q -e '.[dev]'; \
+	  $(PY) -m venv $(VENV) && $(BIN)/pip install -q uv; \
 	fi
+	@UV=$$(command -v uv || echo $(BIN)/uv); $$UV pip install -q --python $(BIN)/python -e '.[dev]'
 	@touch $(STAMP)
 
 lint: setup ## ruff (lint + format check) and mypy
@@ -54,10 +56,10 @@ test-unit: setup ## Only the fast unit tests
 bench: setup bench-datacompy-venv ## Run every benchmark in bench/ (several runs, medians); JSON in bench/results/
 	$(BIN)/python bench/run_all.py
 
-bench-datacompy-venv: ## Create bench/.venv-datacompy: datacompy caps pandas below 3.1, so its baseline has its own interpreter
-	@command -v uv >/dev/null 2>&1 || $(PY) -m pip install -q uv
-	@test -x bench/.venv-datacompy/bin/python || { uv venv -q --allow-existing --python $(PY) bench/.venv-datacompy && \
-	  uv pip install -q --python bench/.venv-datacompy/bin/python 'datacompy==1.1.0' 'pandas>=3.0,<3.1' pyarrow; }
+bench-datacompy-venv: setup ## Create bench/.venv-datacompy: datacompy caps pandas below 3.1, so its baseline has its own interpreter
+	@UV=$$(command -v uv || echo $(BIN)/uv); test -x bench/.venv-datacompy/bin/python || { \
+	  $$UV venv -q --allow-existing --python $(PY) bench/.venv-datacompy && \
+	  $$UV pip install -q --python bench/.venv-datacompy/bin/python 'datacompy==1.1.0' 'pandas>=3.0,<3.1' pyarrow; }
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -180,3 +180,21 @@ def test_i1_lost_response_and_refused_line_converge_without_duplicates() -> None
         "2": True,
     }
     assert w.run().planned_ops == 0
+
+
+def test_i1_a_line_removed_in_sage_is_deleted_in_ssm_and_only_that_line() -> None:
+    w = world()
+    header(w, "FA0001")
+    line(w, "FA0001", 1)
+    line(w, "FA0001", 2, designation="Port")
+    header(w, "FA0002")
+    line(w, "FA0002", 3)
+    w.run()
+    by_ext = {r["extId"]: r["id"] for r in w.ssm.live("salesordersLines")}
+    w.sage.delete("invoices", (2,), source="lines")
+    w.sage.edit("invoices", (0, "FA0001"), total_ht=80.0)
+    plan = w.run().plans["invoices"]
+    deletes = [(o.kind, o.key, o.ssm_id) for o in plan.ops if o.kind == "ssm_delete"]
+    assert deletes == [("ssm_delete", "2", by_ext["2"])]
+    assert sorted(r["extId"] for r in w.ssm.live("salesordersLines")) == ["1", "3"]
+    assert w.run().planned_ops == 0

@@ -25,7 +25,6 @@ def header_payload(row: dict[str, Any], lists: tf.ValueLists) -> dict[str, Any]:
     return {
         "extId": piece,
         "reference": piece,
-        "number": piece,
         "Z_Sage50InvoiceId": piece,
         "Z_InvoiceDate": (str(row["date"])[:10] if row.get("date") else None),
         "comment": row.get("customer_ref"),
@@ -60,6 +59,12 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
     plan = Plan(ENTITY, unchanged=inp.unchanged)
     may_delete = guard_deletions(inp, config, plan)
     stamp = {"Z_Synced": True, "Z_SyncedAt": inp.run_at}
+    # Line bindings grouped by invoice once: scanning them all per invoice is quadratic at 100k lines.
+    bound_lines: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for bound_key, binding in inp.line_bindings.items():
+        piece = (binding.get("synced") or {}).get("piece")
+        if piece is not None:
+            bound_lines.setdefault(str(piece), []).append((bound_key, binding))
     for key in sorted(set(inp.created) | set(inp.updated) | set(inp.deleted)):
         row = inp.sage.get(key)
         live = inp.live_binding(key)
@@ -173,12 +178,8 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
                 )
             )
             depends.append([LINES, line_key])
-        for line_key, lb in sorted(inp.line_bindings.items()):
-            if (
-                (lb.get("synced") or {}).get("piece") == key
-                and line_key not in lines
-                and lb.get("status") != "deleted"
-            ):
+        for line_key, old in sorted(bound_lines.get(key, []), key=lambda item: item[0]):
+            if line_key not in lines and old.get("status") != "deleted":
                 plan.ops.append(
                     Op(
                         "ssm_delete",
@@ -186,10 +187,10 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
                         line_key,
                         "I1",
                         f"line {line_key} removed from invoice {key}",
-                        ssm_id=int(lb["ssm_id"]),
+                        ssm_id=int(old["ssm_id"]),
                     )
                 )
-                plan.commits.append(Commit(LINES, line_key, ssm_id=int(lb["ssm_id"]), binding="deleted"))
+                plan.commits.append(Commit(LINES, line_key, ssm_id=int(old["ssm_id"]), binding="deleted"))
                 depends.append([LINES, line_key])
         plan.commits.append(
             Commit(ENTITY, key, row=row, synced=payload, ssm_id=sid, binding="ok", depends=depends)

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from sage_sync.errors import FatalSyncError, RecordRejected
 from sage_sync.hooks.sage50 import FETCH_PATHS, Sage50Hook
 from sage_sync.mapping.loader import load_mapping
 from sage_sync.simulators.standin import schema
@@ -312,16 +313,24 @@ def test_tricky_text_round_trips_verbatim_through_write_back_and_read(dossier: D
     """
     hook = Sage50Hook()
     inserts = [{"code": f"T{i:02d}", "name": text, "city": text[:35]} for i, text in enumerate(TRICKY)]
-    result = hook.upsert_accounts(
-        inserts=inserts, updates=[{"code": "C001", "comment": "Rendez-vous à 9 h — “urgent” €", "fax": None}]
+    result = hook.upsert(
+        "accounts",
+        inserts=inserts,
+        updates=[{"code": "C001", "comment": "Rendez-vous à 9 h — “urgent” €", "fax": None}],
     )
     assert (result.inserted, result.updated, result.missing) == (len(TRICKY), 1, ())
     contact = {"account_code": "C001", "number": 3, "last_name": "O'Brien-Lefèvre", "first_name": "Zoë",
                "job_title": "Directrice d'Œuvre", "email": "zoe@example.fr"}  # fmt: skip
-    assert hook.write_contacts([contact], insert=True).inserted == 1
-    assert hook.write_contacts(
-        [{"account_code": "C001", "number": 1, "last_name": "Dupont-Œillet"}], insert=False
+    assert hook.upsert("contacts", inserts=[contact]).inserted == 1
+    updated = hook.upsert(
+        "contacts", updates=[{"account_code": "C001", "number": 1, "last_name": "Dupont-Œillet"}]
     )
+    assert (updated.inserted, updated.updated, updated.missing) == (0, 1, ())
+    with dossier.engine.connect() as conn:
+        stored_name = conn.execute(
+            sa.text("SELECT CT_Nom FROM F_CONTACTT WHERE CT_Num = 'C001' AND CT_No = 1")
+        ).scalar_one()
+    assert stored_name == "Dupont-Œillet"
 
     for path in FETCH_PATHS:
         accounts = Sage50Hook(fetch_path=path).read_snapshot("accounts")["accounts"].set_index("code")
@@ -359,6 +368,94 @@ def test_tricky_text_round_trips_verbatim_through_write_back_and_read(dossier: D
                 assert other.text_encoding.codec == "utf-8"
                 names = other.read_source("accounts", "accounts", columns=["code", "name"]).set_index("code")
                 assert [names.loc[f"T{i:02d}", "name"] for i in range(len(TRICKY))] == TRICKY
+
+
+def _table_state(engine: sa.Engine) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the two write-back tables, sorted: compared before and after a refused write."""
+    with engine.connect() as conn:
+        return {
+            table: sorted(tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {table}")).all())
+            for table in ("F_COMPTET", "F_CONTACTT")
+        }
+
+
+def test_refused_batch_writes_nothing_and_names_record_column_and_limit(dossier: Dossier) -> None:
+    """Issue 2 / SPEC write-back: emoji and over-long values refuse the WHOLE batch, named, before any write."""
+    hook = Sage50Hook()
+    before = _table_state(dossier.engine)
+    with pytest.raises(RecordRejected) as info:
+        hook.upsert(
+            "accounts",
+            inserts=[
+                {"code": "V001", "name": "Valide SARL"},
+                {"code": "E001", "name": "Café 😀 Paris"},
+                {"code": "L001", "name": "X" * 70},
+                {"code": "V002", "name": "Valide aussi"},
+            ],
+            updates=[{"code": "C001", "city": "Marseille"}],
+        )
+    message = str(info.value)
+    assert "CT_Num=L001" in message and "CT_Intitule is 70 characters, the column holds 69" in message
+    assert "CT_Num=E001" in message and "cp1252" in message
+    assert "V001" not in message and "C001" not in message  # valid rows are not blamed
+    assert _table_state(dossier.engine) == before  # nothing written: counts and the valid rows' values
+    assert _count(dossier.engine, "F_COMPTET") == 4
+
+
+def test_database_error_mid_batch_rolls_back_the_rows_already_sent(dossier: Dossier) -> None:
+    """One transaction: a duplicate key after a valid insert leaves neither row, nor the batch's update."""
+    hook = Sage50Hook()
+    before = _table_state(dossier.engine)
+    with pytest.raises(FatalSyncError, match="rolled back, nothing was written") as info:
+        hook.upsert(
+            "accounts",
+            # Different columns, so two statements: N001's INSERT has run (successfully) when C001's fails.
+            inserts=[
+                {"code": "N001", "name": "Nouvelle SARL", "city": "Nice"},
+                {"code": "C001", "name": "Doublon"},
+            ],
+            updates=[{"code": "C002", "city": "Bastia"}],
+        )
+    assert not isinstance(info.value, RecordRejected)
+    assert _table_state(dossier.engine) == before
+    with dossier.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM F_COMPTET WHERE CT_Num = 'N001'")).scalar_one() == 0
+
+
+def test_contacts_only_under_customers_and_integers_within_their_column(dossier: Dossier) -> None:
+    """Issue 2 review: contacts of a supplier (F001) or of an unknown account are refused, as are integers beyond
+    their SMALLINT/INTEGER column, before anything is written; a prospect's contact is accepted."""
+    hook = Sage50Hook()
+    before = _table_state(dossier.engine)
+    valid = {"account_code": "C001", "number": 7, "last_name": "Valide"}
+    with pytest.raises(RecordRejected) as info:
+        hook.upsert(
+            "contacts",
+            inserts=[
+                valid,
+                {"account_code": "F001", "number": 2, "last_name": "Chez le fournisseur"},
+                {"account_code": "ZZZ", "number": 1, "last_name": "Nulle part"},
+            ],
+            updates=[{"account_code": "F001", "number": 1, "last_name": "Renommé"}],
+        )
+    assert info.value.problems == [
+        "F_CONTACTT CT_Num=F001, CT_No=2: CT_Num: account F001 has CT_Type = 1 (not a customer or prospect); "
+        "contacts can only be written under a CT_Type = 0 account",
+        "F_CONTACTT CT_Num=ZZZ, CT_No=1: CT_Num: account ZZZ does not exist in F_COMPTET; "
+        "contacts can only be written under a CT_Type = 0 account",
+        "F_CONTACTT CT_Num=F001, CT_No=1: CT_Num: account F001 has CT_Type = 1 (not a customer or prospect); "
+        "contacts can only be written under a CT_Type = 0 account",
+    ]
+    with pytest.raises(
+        RecordRejected, match=r"CT_Civilite is 40000, outside the column's range -32768\.\.32767"
+    ):
+        hook.upsert("contacts", inserts=[valid, {**valid, "number": 8, "civility": 40000}])
+    assert _table_state(dossier.engine) == before  # nothing written by either refused batch
+
+    result = hook.upsert(
+        "contacts", inserts=[valid, {"account_code": "P001", "number": 2, "last_name": "Prospect"}]
+    )
+    assert result.inserted == 2 and _count(dossier.engine, "F_CONTACTT") == len(before["F_CONTACTT"]) + 2
 
 
 @pytest.mark.parametrize("long_row", ["C1", "C3"])

@@ -173,13 +173,14 @@ def test_token_expiry_relogs_in_exactly_once(sim: SimulatorHandle, monkeypatch: 
 
 
 def test_fault_storm_bulk_load_is_exactly_once(sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
-    """429 storm, 500/503s, dropped connections (20 %) and applied-then-lost responses: 5,000 accounts, each once."""
+    """429 storm, 500/503s, dropped connections (20 %) and applied-then-lost responses (500 or a dropped
+    connection after the write): 5,000 accounts, each created once, no duplicate extId."""
     use_connection(monkeypatch, sim)
     hook = fast_hook(max_retries=20)
     hook.test_connection()  # log in before the storm so the call count below is the load's alone
     sim.reset_stats()
     calls_before = hook.calls.total
-    sim.faults(p429=0.2, p500=0.05, p503=0.05, pdrop=0.2, p500_after=0.05, seed=3)
+    sim.faults(p429=0.2, p500=0.05, p503=0.05, pdrop=0.2, p500_after=0.05, pdrop_after=0.05, seed=3)
 
     items = [account(f"{n:05d}") for n in range(5000)]
     outcomes = hook.bulk_create("accounts", items)
@@ -192,6 +193,8 @@ def test_fault_storm_bulk_load_is_exactly_once(sim: SimulatorHandle, monkeypatch
     assert stats["records_written"] == 5000  # no record was created twice, even after lost responses
     assert stats["duplicate_ext_ids"].get("accounts", []) == []
     assert stats["served_429"] > 0 and stats["by_status"].get("dropped", 0) > 0
+    # Applied, then the connection dropped without a response: the hook must look the chunk up, not re-send it.
+    assert stats["by_status"].get("dropped_after", 0) > 0 and stats["by_status"].get("500", 0) > 0
     assert any(o.recovered for o in outcomes)  # some chunks were applied, then their response lost
     # The hook's ledger counts every attempt, exactly as the server saw them (dropped ones included).
     load_calls = hook.calls.total - calls_before
@@ -378,3 +381,12 @@ def test_no_key_or_session_token_in_logs(
     secrets = [sim.keys[w][k] for w in ("integration", "user") for k in ("public_key", "private_key")]
     for secret in [*secrets, *adapter.session_keys]:
         assert secret not in text
+
+    # Issue 3: the hook registers the keys and every session key the real simulator issued (re-logins
+    # included) with Airflow's secrets masker, so a task log that quotes one shows *** instead.
+    from airflow.sdk.log import redact
+
+    integration = sim.keys["integration"]
+    for secret in [integration["public_key"], integration["private_key"], *adapter.session_keys]:
+        assert redact(f"X-Session-Key: {secret} ;") == "X-Session-Key: *** ;"
+        assert redact({"headers": {"X-Session-Key": secret}}) == {"headers": {"X-Session-Key": "***"}}

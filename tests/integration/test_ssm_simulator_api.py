@@ -155,7 +155,17 @@ def test_where_filters_and_rejects_injections_with_901(sim: SimulatorHandle) -> 
     ] == [1, 2]
     since = api.ok("GET", "accounts/2")["dateUpdated"]
     assert api.ok("GET", "accounts", params={"where": f"dateUpdated > '{since}'"}) == []
-    for bad in ("name = 'x' OR 1=1 --", "'; DROP TABLE accounts; --", "name = 'open", "nope = 1"):
+    python_limits = (
+        "(" * 400 + "name = 'x'" + ")" * 400,  # would be a RecursionError (a 500) without the nesting cap
+        "id = " + "9" * 5000,  # would be a ValueError from int()'s 4,300-digit limit (a 500)
+    )
+    for bad in (
+        "name = 'x' OR 1=1 --",
+        "'; DROP TABLE accounts; --",
+        "name = 'open",
+        "nope = 1",
+        *python_limits,
+    ):
         assert_error(api.call("GET", "accounts", params={"where": bad}), 400, 901)
     assert api.ok("GET", "accounts", params={"where": "name = 'x'' OR ''1''=''1'"}) == []
     assert len(api.page("accounts", 0)) == 2  # nothing was dropped or leaked
@@ -204,6 +214,27 @@ def test_bulk_items_fail_one_by_one(sim: SimulatorHandle) -> None:
         )
         == 100
     )
+
+
+def test_nan_and_infinity_are_refused_naming_the_field(sim: SimulatorHandle) -> None:
+    """Python's json reads NaN/Infinity; the simulator refuses them so it never serves invalid JSON."""
+    api = Api(sim)
+    json_body = {"Content-Type": "application/json"}
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        raw = f'{{"model": "M", "price": {constant}}}'
+        message = assert_error(api.call("POST", "products", data=raw, headers=json_body), 400)
+        assert "'price'" in message and constant in message
+    bulk = '[{"guid": "g1", "data": {"model": "M"}}, {"guid": "g2", "data": {"model": "M", "cost": NaN}}]'
+    message = assert_error(api.call("POST", "products/bulk", data=bulk, headers=json_body), 400)
+    assert "[1].data.cost" in message
+    # 1e999 is valid JSON text but overflows to inf: refused by the decimal check, naming the field.
+    message = assert_error(
+        api.call("POST", "products", data='{"model": "M", "price": 1e999}', headers=json_body), 400
+    )
+    assert "products: field 'price' must be a finite number" in message
+    assert api.page("products", 0) == []  # nothing stored, and every answer is strict JSON
+    listed = api.call("GET", "products")
+    assert "NaN" not in listed.text and "Infinity" not in listed.text
 
 
 def test_read_only_records_only_yield_to_the_integration_key(sim: SimulatorHandle) -> None:
@@ -378,6 +409,12 @@ def test_faults_are_decided_before_the_request_and_heal(sim: SimulatorHandle) ->
     assert_error(api.call("POST", "accounts", json=account("lost response")), 500)
     sim.heal()
     assert [r["name"] for r in api.ok("GET", "accounts")] == ["lost response"]  # applied, answer lost
+    sim.faults(pdrop_after=1.0)
+    with pytest.raises(requests.ConnectionError):  # applied, then the connection closed without an answer
+        api.call("POST", "accounts", json=account("dropped response"))
+    assert sim.heal()["pdrop_after"] == 0.0
+    assert [r["name"] for r in api.ok("GET", "accounts")] == ["lost response", "dropped response"]
+    assert sim.stats()["by_status"]["dropped_after"] == 1
     sim.faults(latency_ms=50, seed=3, p503=0.5)
     mixed = [api.call("GET", "users").status_code for _ in range(20)]
     assert set(mixed) == {200, 503}

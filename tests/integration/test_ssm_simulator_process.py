@@ -90,6 +90,29 @@ def test_tenant_persists_across_restart_with_the_same_db(tmp_path: Path) -> None
             timeout=30,
         )
         assert nxt.json()["id"] == created["id"] + 1
+    # Another seed on the same tenant file is refused with a clear message, and the file is left as it was.
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sage_sync.simulators.ssm",
+            "serve",
+            "--port",
+            "1",
+            "--db",
+            str(db),
+            "--seed",
+            "9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert f"{db} was created with --seed 0, not --seed 9" in refused.stderr
+    assert "Traceback" not in refused.stderr and refused.stdout == ""
+    with start_simulator(tmp_path / "three", db_path=db) as third:
+        assert third.keys == keys
 
 
 def test_admin_endpoints_are_404_unless_enabled(tmp_path: Path) -> None:
@@ -127,3 +150,7 @@ def test_startup_banner_prints_base_url_keys_and_users(tmp_path: Path) -> None:
         assert sim.keys["integration"]["public_key"] in out
         for user in sim.keys["users"]:
             assert user["email"] in out
+        # Exactly one admin: the user admin_user_id names (the integration key's user), flagged once in the banner.
+        admins = [user["id"] for user in sim.keys["users"] if user["isAdmin"]]
+        assert admins == [sim.keys["admin_user_id"]] == [sim.keys["integration"]["user_id"]]
+        assert out.count("(admin)") == 1

@@ -7,6 +7,7 @@ default and primary key; plain unquoted INSERTs; determinism (same seed, same ro
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import subprocess
 import sys
@@ -268,10 +269,25 @@ def media_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+SAGE_SYNC_STANDIN_URL = "SAGE_SYNC_STANDIN_URL"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != SAGE_SYNC_STANDIN_URL}
     return subprocess.run(
-        [SAGE_SYNC, "standin", "create", *args], capture_output=True, text=True, timeout=300
+        [SAGE_SYNC, "standin", "create", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**environment, **(env or {})},
     )
+
+
+def test_create_help_names_the_url_environment_variable() -> None:
+    out = subprocess.run(
+        [SAGE_SYNC, "standin", "create", "--help"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert SAGE_SYNC_STANDIN_URL in out and "password" in out
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +347,8 @@ def test_cli_refuses_to_overwrite_without_force(sqlite_dossiers: dict[str, Path]
     before = path.read_bytes()
     refused = run_cli("--engine", "sqlite", "--path", str(path), "--scale", "small", "--seed", "7")
     assert refused.returncode == 2
-    assert "already exists" in refused.stderr and "--force" in refused.stderr
+    assert f"Error: dossier {path} already exists; pass --force to replace it" in refused.stderr
+    assert "Traceback" not in refused.stderr
     assert path.read_bytes() == before
     replaced = run_cli("--engine", "sqlite", "--path", str(path), "--scale", "40", "--seed", "7", "--force")
     assert replaced.returncode == 0, replaced.stderr
@@ -409,8 +426,13 @@ def test_postgres_cli_force_and_encoding_guard(
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
     assert "Media folder:" in first.stdout
-    again = run_cli(*args)
-    assert again.returncode == 2 and "--force" in again.stderr
+    # The URL may come from the environment instead (no password on the command line).
+    without_url = [*args[:2], *args[4:]]
+    again = run_cli(*without_url, env={SAGE_SYNC_STANDIN_URL: url})
+    assert again.returncode == 2 and "already holds a dossier" in again.stderr and "--force" in again.stderr
+    assert "Traceback" not in again.stderr
+    missing = run_cli(*without_url, env={SAGE_SYNC_STANDIN_URL: ""})
+    assert missing.returncode == 2 and SAGE_SYNC_STANDIN_URL in missing.stderr
     forced = run_cli(*args, "--force")
     assert forced.returncode == 0, forced.stderr
     engine = create_engine(url)

@@ -8,7 +8,15 @@ import pandas as pd
 import pytest
 
 from sage_sync.errors import RecordRejected
-from sage_sync.hooks.sage50_writes import plan_writes, validate_writes
+from sage_sync.hooks.sage50_writes import (
+    INTEGER_RANGE,
+    SMALLINT_RANGE,
+    account_codes,
+    integer_range,
+    parent_account_problems,
+    plan_writes,
+    validate_writes,
+)
 from sage_sync.mapping.loader import load_mapping
 
 ACCOUNTS = load_mapping("accounts")
@@ -103,7 +111,7 @@ def test_plan_groups_rows_by_columns_and_guards_updates_with_the_fixed_type() ->
     )
     assert update.params == [("Nîmes", None, "C3", 0)]
     assert update.keys == ["CT_Num=C3"]
-    assert plan.row_count == 3
+    assert sum(len(s.params) for s in plan.statements) == 3
 
 
 def test_dataframe_missing_values_become_nulls_and_numbers_are_bound_exactly() -> None:
@@ -123,3 +131,41 @@ def test_dataframe_missing_values_become_nulls_and_numbers_are_bound_exactly() -
 
 def test_update_with_only_the_key_is_skipped() -> None:
     assert plan_writes(ACCOUNTS, updates=[{"code": "C1"}]).statements == []
+
+
+def test_integer_columns_are_range_checked_by_their_sage_type() -> None:
+    """Issue 2 review: SMALLINT (CT_Civilite) holds -32768..32767, INTEGER (CT_No) 32 bits; beyond is refused."""
+    assert integer_range("F_CONTACTT", "CT_Civilite") == SMALLINT_RANGE == (-32768, 32767)
+    assert integer_range("f_contactt", "ct_no") == INTEGER_RANGE == (-(2**31), 2**31 - 1)
+    assert integer_range("F_UNKNOWN", "X") == INTEGER_RANGE
+    edge = [{"account_code": "C1", "number": 2**31 - 1, "last_name": "M", "civility": -32768}]
+    assert validate_writes(CONTACTS, edge, insert=True) == []
+    rows = [
+        {"account_code": "C1", "number": 2**31, "last_name": "M", "civility": 32768},
+        {"account_code": "C1", "number": 5, "last_name": "M", "civility": "-32769"},
+    ]
+    assert [str(p) for p in validate_writes(CONTACTS, rows, insert=True)] == [
+        "F_CONTACTT CT_Num=C1, CT_No=2147483648: CT_No is 2147483648, outside the column's range "
+        "-2147483648..2147483647",
+        "F_CONTACTT CT_Num=C1, CT_No=2147483648: CT_Civilite is 32768, outside the column's range -32768..32767",
+        "F_CONTACTT CT_Num=C1, CT_No=5: CT_Civilite is -32769, outside the column's range -32768..32767",
+    ]
+
+
+def test_contacts_need_a_customer_or_prospect_owner() -> None:
+    """Contacts are written only under a CT_Type = 0 account: suppliers and unknown codes are named."""
+    rows = [
+        {"account_code": "C1", "number": 1, "last_name": "Client"},
+        {"account_code": "F1", "number": 1, "last_name": "Fournisseur"},
+        {"account_code": "X9", "number": 2, "last_name": "Inconnu"},
+        {"account_code": "C1", "number": 2, "last_name": "Client bis"},
+    ]
+    assert account_codes(CONTACTS, rows[:2], rows[2:]) == ["C1", "F1", "X9"]
+    assert account_codes(ACCOUNTS, [{"code": "C1"}]) == []  # accounts have no owner
+    problems = parent_account_problems(CONTACTS, ACCOUNTS, {"C1": 0, "F1": 1}, rows)
+    assert [str(p) for p in problems] == [
+        "F_CONTACTT CT_Num=F1, CT_No=1: CT_Num: account F1 has CT_Type = 1 (not a customer or prospect); "
+        "contacts can only be written under a CT_Type = 0 account",
+        "F_CONTACTT CT_Num=X9, CT_No=2: CT_Num: account X9 does not exist in F_COMPTET; "
+        "contacts can only be written under a CT_Type = 0 account",
+    ]

@@ -298,6 +298,25 @@ def test_exhausted_retries_raise_retriable_error(connection: Callable[..., None]
     assert len(transport.calls("GET")) == 3
 
 
+@pytest.mark.parametrize("status", [501, 507, 520])
+def test_every_5xx_is_retried_not_only_the_well_known_ones(
+    connection: Callable[..., None], status: int
+) -> None:
+    """Issue 3: retries of ``5xx`` (any server-side failure, e.g. 501/507 from a proxy), not a fixed list."""
+    replies: list[Reply] = [(status, {"message": "server trouble"}), (200, {"id": 1})]
+    hook, transport = make_hook(lambda r: replies.pop(0))
+    assert hook.get("accounts", 1) == {"id": 1}
+    assert len(transport.calls("GET")) == 2 and hook.calls.retries == 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422, 499])
+def test_4xx_other_than_429_is_not_retried(connection: Callable[..., None], status: int) -> None:
+    hook, transport = make_hook(lambda r: (status, {"message": "no"}))
+    with pytest.raises(SsmApiError):
+        hook.get("accounts", 1)
+    assert len(transport.calls("GET")) == 1
+
+
 def test_single_create_without_ext_id_is_not_resent_after_a_lost_response(
     connection: Callable[..., None],
 ) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,13 @@ def records(tmp_path: Path) -> Records:
     clock = Clock()
     seed_tenant(store, clock.stamp())
     return Records(store, clock)
+
+
+def list_page(
+    records: Records, entity: str, page: int, size: int, where: str | None, order: str | None
+) -> Any:
+    """One page of a list call as the API answers it (the served JSON text, parsed)."""
+    return [json.loads(item) for item in records.list_page_json(entity, page, size, where, order)]
 
 
 def _account(**extra: object) -> dict[str, object]:
@@ -75,6 +84,15 @@ def test_invalid_writes_name_entity_and_field(records: Records, data: dict[str, 
     assert needle in err.value.message and err.value.message.startswith("accounts")
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_decimal_fields_refuse_non_finite_numbers(records: Records, value: float) -> None:
+    """NaN/Infinity stored would make every later answer invalid JSON; refused naming the field."""
+    with pytest.raises(ApiError) as err:
+        records.create("products", {"model": "M", "price": value}, 1)
+    assert err.value.status == 400 and "products: field 'price' must be a finite number" in err.value.message
+    assert records.create("products", {"model": "M", "price": 1e308}, 1) == 1
+
+
 def test_product_ext_id_is_limited_to_30_characters(records: Records) -> None:
     with pytest.raises(ApiError, match="limit is 30"):
         records.create("products", {"model": "M", "extId": "A" * 31}, 1)
@@ -94,7 +112,7 @@ def test_partial_update_soft_delete_and_read_only(records: Records) -> None:
     records.delete("accounts", rid, 1, integration=True)
     deleted = records.get("accounts", rid)
     assert deleted["deleted"] is True and deleted["dateDeleted"] and deleted["salesRepIdDeleted"] == 1
-    assert records.list_page("accounts", 0, 50, None, None)[0]["deleted"] is True
+    assert list_page(records, "accounts", 0, 50, None, None)[0]["deleted"] is True
 
 
 def test_unknown_id_is_400_code_910(records: Records) -> None:
@@ -116,9 +134,9 @@ def test_serialise_turns_foreign_keys_into_lookups(records: Records) -> None:
 def test_order_sorts_descending_with_ties_by_id_descending(records: Records) -> None:
     for city in ("B", "A", "B", None):
         records.create("accounts", _account(city=city), 1)
-    page = records.list_page("accounts", 0, 50, None, "city")
+    page = list_page(records, "accounts", 0, 50, None, "city")
     assert [(r["id"], r["city"]) for r in page] == [(3, "B"), (1, "B"), (2, "A"), (4, None)]
-    assert [r["id"] for r in records.list_page("accounts", 0, 50, None, None)] == [1, 2, 3, 4]
+    assert [r["id"] for r in list_page(records, "accounts", 0, 50, None, None)] == [1, 2, 3, 4]
 
 
 def test_keys_are_deterministic_per_seed() -> None:
@@ -151,6 +169,11 @@ def test_faults_are_seeded_merged_and_fail_after_counts_down() -> None:
     a.merge({"p500": 0.5, "seed": 7})
     b.merge({"p500": 0.5, "seed": 7})
     assert [a.decide() for _ in range(20)] == [b.decide() for _ in range(20)]
+    after = Faults()
+    after.merge({"pdrop_after": 1.0})
+    assert after.decide() == "drop_after" and after.to_json()["pdrop_after"] == 1.0
+    with pytest.raises(ValueError, match="pdrop_after"):
+        after.merge({"pdrop_after": float("nan")})
 
 
 def test_store_persists_records_across_reopen(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from sage_sync.simulators.ssm.entities import ACCOUNTS, SALES_ORDERS
 from sage_sync.simulators.ssm.where import (
+    MAX_NESTING,
+    MAX_NUMBER_LENGTH,
     BoolOp,
     Comparison,
     WhereError,
@@ -136,11 +138,26 @@ def test_date_field_of_custom_field_accepts_iso_dates() -> None:
         "name = NULL",
         "",
         "name = 'a' /* comment */",
+        # Python limits, not grammar: each must still be a 901, never an unhandled error (a 500).
+        "(" * 400 + "name = 'x'" + ")" * 400,  # RecursionError in a recursive-descent parser
+        "id = " + "9" * 5000,  # ValueError: int() refuses strings of more than 4,300 digits
+        "id = -" + "9" * 5000 + ".5",
+        "statusId = '" + "9" * 5000 + "'",  # the same through a quoted literal
     ],
 )
 def test_bad_syntax_unknown_fields_and_injections_raise_901_errors(where: str) -> None:
     with pytest.raises(WhereError):
         compile_where(ACCOUNTS, where)
+
+
+def test_nesting_and_number_length_limits_are_generous_but_bounded() -> None:
+    """The caps only stop abuse: 50 levels and 100-character numbers still parse."""
+    assert ids("(" * MAX_NESTING + "id = 4" + ")" * MAX_NESTING) == [4]
+    assert ids("id = " + "0" * (MAX_NUMBER_LENGTH - 1) + "4") == [4]
+    with pytest.raises(WhereError, match=f"deeper than {MAX_NESTING}"):
+        compile_where(ACCOUNTS, "(" * (MAX_NESTING + 1) + "id = 4" + ")" * (MAX_NESTING + 1))
+    with pytest.raises(WhereError, match=f"the limit is {MAX_NUMBER_LENGTH}"):
+        compile_where(ACCOUNTS, "id = " + "1" * (MAX_NUMBER_LENGTH + 1))
 
 
 def test_injection_inside_a_quoted_literal_is_just_text() -> None:

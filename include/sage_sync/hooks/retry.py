@@ -13,8 +13,17 @@ from email.utils import parsedate_to_datetime
 import requests
 from urllib3.exceptions import NewConnectionError
 
-#: HTTP statuses worth retrying: the rate limit, and server-side failures.
-RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: The rate limit status; every server-side failure (any 5xx) is retried as well, see is_retriable_status.
+RATE_LIMITED = 429
+
+
+def is_retriable_status(status: int) -> bool:
+    """Whether an HTTP status is worth retrying: the rate limit (429) and every server-side failure (5xx).
+
+    All of 5xx, not a list of known codes: a proxy or load balancer in front of the API may answer 501, 507,
+    520... for a failure that is just as transient as a 503.
+    """
+    return status == RATE_LIMITED or 500 <= status <= 599
 
 
 @dataclass(frozen=True)

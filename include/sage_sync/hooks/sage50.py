@@ -25,8 +25,9 @@ Sage table or column name.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ import pandas as pd
 import pyodbc
 from airflow.providers.odbc.hooks.odbc import OdbcHook
 
-from sage_sync.errors import ConfigurationError, FatalSyncError, RetriableSyncError
+from sage_sync.errors import ConfigurationError, FatalSyncError, RecordRejected, RetriableSyncError
 from sage_sync.hooks.odbc_text import (
     TextEncoding,
     build_connection_string,
@@ -45,7 +46,16 @@ from sage_sync.hooks.odbc_text import (
 )
 from sage_sync.hooks.sage50_frames import arrow_fetch_schema, arrow_to_frame, empty_frame, rows_to_frame
 from sage_sync.hooks.sage50_sql import FilterValue, SelectStatement, build_select
-from sage_sync.hooks.sage50_writes import Rows, WritePlan, WriteProblem, plan_writes, validate_writes
+from sage_sync.hooks.sage50_writes import (
+    Rows,
+    WritePlan,
+    WriteProblem,
+    account_codes,
+    as_records,
+    parent_account_problems,
+    plan_writes,
+    validate_writes,
+)
 from sage_sync.mapping.loader import load_mapping
 from sage_sync.mapping.model import EntityMapping
 from sage_sync.mapping.sage_snapshot import assemble_products, contacts_of_accounts
@@ -54,6 +64,8 @@ FetchPath = Literal["pyodbc", "arrow"]
 FETCH_PATHS: tuple[FetchPath, ...] = ("pyodbc", "arrow")
 DEFAULT_FETCH_PATH: FetchPath = "arrow"
 DEFAULT_CHUNK_SIZE = 50_000
+# Account codes looked up per SELECT when checking contacts' owners: well under every driver's bound-parameter limit.
+_LOOKUP_CHUNK = 500
 
 # Extras this hook consumes itself; OdbcHook's own are excluded too, everything else goes to the driver.
 _OWN_EXTRAS = {"driver", "dsn", "connect_kwargs", "sqlalchemy_scheme", "placeholder", "encoding", "fetch_path",
@@ -379,14 +391,45 @@ class Sage50Hook(OdbcHook):
         """Insert and update rows of ``entity``'s write source in ONE transaction.
 
         Every value is validated first; any problem refuses the whole batch with ``RecordRejected`` and nothing
-        is written. Any database error rolls the whole transaction back.
+        is written. Records that belong to an account (contacts) are refused the same way unless that account is
+        a customer/prospect (``CT_Type = 0``), checked with one bound ``SELECT`` before the first write. Any
+        database error rolls the whole transaction back.
         """
-        plan = plan_writes(self.mapping(entity), inserts, updates)
+        mapping = self.mapping(entity)
+        insert_rows, update_rows = as_records(inserts), as_records(updates)  # read once: iterators allowed
+        plan = plan_writes(mapping, insert_rows, update_rows)
         if not plan.statements:
             return WriteResult(inserted=0, updated=0)
-        return self._execute(plan)
+        codes = account_codes(mapping, insert_rows, update_rows)
+        owners = self.mapping("accounts") if codes else None
 
-    def _execute(self, plan: WritePlan) -> WriteResult:
+        def check_owners(cursor: pyodbc.Cursor) -> None:
+            if owners is None:
+                return
+            found = self._account_types(cursor, owners, codes)
+            problems = parent_account_problems(mapping, owners, found, insert_rows, update_rows)
+            if problems:
+                raise RecordRejected([str(p) for p in problems])
+
+        return self._execute(plan, check_owners)
+
+    def _account_types(
+        self, cursor: pyodbc.Cursor, accounts: EntityMapping, codes: list[str]
+    ) -> dict[str, Any]:
+        """Account code -> type column value, for the ``codes`` that exist (any type: suppliers too)."""
+        source = dataclasses.replace(accounts.write, filter={})  # every type, to tell suppliers from unknowns
+        key = source.key[0]
+        type_name = next(iter(accounts.write_fixed))
+        found: dict[str, Any] = {}
+        for start in range(0, len(codes), _LOOKUP_CHUNK):
+            chunk = codes[start : start + _LOOKUP_CHUNK]
+            statement = build_select(source, columns=[key, type_name], filters={key: chunk})
+            cursor.execute(statement.sql, *statement.params)
+            for code, account_type in cursor.fetchall():
+                found[str(code).rstrip()] = account_type
+        return found
+
+    def _execute(self, plan: WritePlan, before_writes: Callable[[pyodbc.Cursor], None]) -> WriteResult:
         inserted = updated = 0
         missing: list[str] = []
         with closing(self.get_conn()) as conn:
@@ -394,6 +437,9 @@ class Sage50Hook(OdbcHook):
             cursor = conn.cursor()
             current = ""
             try:
+                before_writes(
+                    cursor
+                )  # inside the transaction, so the checked rows are the ones written under
                 for statement in plan.statements:
                     current = statement.sql
                     if statement.kind == "insert":
@@ -419,22 +465,6 @@ class Sage50Hook(OdbcHook):
                 conn.rollback()
                 raise
         return WriteResult(inserted=inserted, updated=updated, missing=tuple(missing))
-
-    def write_accounts(self, rows: Rows, *, insert: bool) -> WriteResult:
-        """Insert (``insert=True``) or update customers/prospects in Sage (``CT_Type`` fixed to 0)."""
-        return self.upsert("accounts", rows if insert else (), () if insert else rows)
-
-    def upsert_accounts(self, inserts: Rows = (), updates: Rows = ()) -> WriteResult:
-        """Insert and update customers/prospects in one transaction."""
-        return self.upsert("accounts", inserts, updates)
-
-    def write_contacts(self, rows: Rows, *, insert: bool) -> WriteResult:
-        """Insert (``insert=True``) or update contacts (people of a customer) in Sage."""
-        return self.upsert("contacts", rows if insert else (), () if insert else rows)
-
-    def upsert_contacts(self, inserts: Rows = (), updates: Rows = ()) -> WriteResult:
-        """Insert and update contacts in one transaction."""
-        return self.upsert("contacts", inserts, updates)
 
 
 class _ArrowTruncated(FatalSyncError):

@@ -18,11 +18,13 @@ from decimal import Decimal
 from typing import Any, TypeAlias
 
 import pandas as pd
+from sqlalchemy import Integer, SmallInteger
 
 from sage_sync.errors import RecordRejected
 from sage_sync.hooks.odbc_text import first_unencodable
 from sage_sync.hooks.sage50_sql import build_insert, build_update
 from sage_sync.mapping.model import EntityMapping, FieldMap, SageSource
+from sage_sync.simulators.standin.schema import metadata as sage_schema
 
 Row: TypeAlias = Mapping[str, Any]
 Rows: TypeAlias = pd.DataFrame | Iterable[Row]
@@ -57,10 +59,30 @@ class WritePlan:
 
     statements: list[WriteStatement] = field(default_factory=list)
 
-    @property
-    def row_count(self) -> int:
-        """How many records the plan writes."""
-        return sum(len(s.params) for s in self.statements)
+
+#: Bounds of SQL Server's integer types, which Sage 50 FR columns use.
+SMALLINT_RANGE = (-32768, 32767)
+INTEGER_RANGE = (-(2**31), 2**31 - 1)
+
+
+def _integer_ranges() -> dict[tuple[str, str], tuple[int, int]]:
+    """(TABLE, COLUMN) -> accepted range of each integer column of Sage's schema (the contract's, defined once)."""
+    ranges: dict[tuple[str, str], tuple[int, int]] = {}
+    for table in sage_schema.tables.values():
+        for column in table.columns:
+            if isinstance(column.type, SmallInteger):
+                ranges[(table.name.upper(), column.name.upper())] = SMALLINT_RANGE
+            elif isinstance(column.type, Integer):
+                ranges[(table.name.upper(), column.name.upper())] = INTEGER_RANGE
+    return ranges
+
+
+_INTEGER_RANGES = _integer_ranges()
+
+
+def integer_range(table: str, column: str) -> tuple[int, int]:
+    """The values a Sage integer column accepts; a column the schema does not know gets the 32-bit range."""
+    return _INTEGER_RANGES.get((table.upper(), column.upper()), INTEGER_RANGE)
 
 
 def _is_missing(value: Any) -> bool:
@@ -87,8 +109,8 @@ def record_label(source: SageSource, row: Row) -> str:
     return ", ".join(parts)
 
 
-def _check_value(f: FieldMap, value: Any) -> tuple[Any, str | None]:
-    """Return the value to bind for ``f`` and the problem with it (None when it is fine)."""
+def _check_value(f: FieldMap, value: Any, table: str) -> tuple[Any, str | None]:
+    """Return the value to bind for ``f`` (a column of ``table``) and the problem with it (None when it is fine)."""
     column = f.sage
     if f.dtype == "string":
         if not isinstance(value, str):
@@ -108,6 +130,10 @@ def _check_value(f: FieldMap, value: Any) -> tuple[Any, str | None]:
             return None, f"{column} is {value!r}, not an integer"
         if not number.is_finite() or number != number.to_integral_value():
             return None, f"{column} is {value!r}, not an integer"
+        low, high = integer_range(table, column or f.name)
+        if not low <= number <= high:
+            # Refused here: drivers would overflow it (an error mid-batch) or, worse, wrap it silently.
+            return None, f"{column} is {int(number)}, outside the column's range {low}..{high}"
         return int(number), None
     if f.dtype == "decimal":
         try:
@@ -155,7 +181,7 @@ def _validate_row(
             else:
                 values[name] = None
             continue
-        bound, message = _check_value(f, value)
+        bound, message = _check_value(f, value, source.table)
         if message:
             problem(f.sage, message)
         else:
@@ -224,3 +250,69 @@ def plan_writes(mapping: EntityMapping, inserts: Rows = (), updates: Rows = ()) 
             ]
         plan.statements.append(WriteStatement(sql=sql, params=params, keys=[k for _, k in items], kind=kind))
     return plan
+
+
+#: The transform that marks a field as the code of the customer/prospect account a record belongs to.
+ACCOUNT_REF = "account_ref"
+
+
+def account_ref_field(mapping: EntityMapping) -> FieldMap | None:
+    """The write source's field holding the owning account's code (contacts' ``CT_Num``), if it has one."""
+    for f in mapping.write.fields:
+        if f.transform == ACCOUNT_REF and f.sage:
+            return f
+    return None
+
+
+def account_codes(mapping: EntityMapping, *batches: Rows) -> list[str]:
+    """The distinct owning-account codes ``batches`` refer to, in first-seen order."""
+    ref = account_ref_field(mapping)
+    if ref is None:
+        return []
+    codes: dict[str, None] = {}
+    for rows in batches:
+        for row in as_records(rows):
+            code = row.get(ref.name)
+            if code is not None:
+                codes[str(code)] = None
+    return list(codes)
+
+
+def parent_account_problems(
+    mapping: EntityMapping,
+    accounts: EntityMapping,
+    found: Mapping[str, Any],
+    *batches: Rows,
+) -> list[WriteProblem]:
+    """Records whose owning account is not a customer/prospect of ``accounts``' write source.
+
+    Args:
+        mapping: the mapping being written (contacts).
+        accounts: the accounts mapping; its fixed write values (``CT_Type = 0``) say what an owner must be.
+        found: account code -> its type column's value, for the codes that exist in Sage.
+        batches: the rows being written.
+    """
+    ref = account_ref_field(mapping)
+    if ref is None:
+        return []
+    source, owner = mapping.write, accounts.write
+    type_name, wanted = next(iter(accounts.write_fixed.items()))
+    type_column = owner.field(type_name).sage
+    problems: list[WriteProblem] = []
+    for rows in batches:
+        for row in as_records(rows):
+            code = row.get(ref.name)
+            if code is None:
+                continue  # reported as a missing key by the value checks
+            label = record_label(source, row)
+            if str(code) not in found:
+                why = f"account {code} does not exist in {owner.table}"
+            elif str(found[str(code)]) != str(wanted):
+                why = f"account {code} has {type_column} = {found[str(code)]} (not a customer or prospect)"
+            else:
+                continue
+            message = (
+                f"{ref.sage}: {why}; contacts can only be written under a {type_column} = {wanted} account"
+            )
+            problems.append(WriteProblem(source.table, label, ref.sage, message))
+    return problems

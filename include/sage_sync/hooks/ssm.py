@@ -35,8 +35,8 @@ from airflow.providers.http.hooks.http import HttpHook
 from sage_sync.errors import ConfigurationError, FatalSyncError, RetriableSyncError
 from sage_sync.hooks.ratelimit import TokenBucket
 from sage_sync.hooks.retry import (
-    RETRIABLE_STATUSES,
     RetryPolicy,
+    is_retriable_status,
     is_transient_transport_error,
     parse_retry_after,
     request_was_not_sent,
@@ -387,7 +387,7 @@ class SalesManagementHook(HttpHook):
                     self._forget_session_key(token)
                     log.info("SSM API %s %s answered 401; logging in again once", method, path)
                     continue
-                if status not in RETRIABLE_STATUSES:
+                if not is_retriable_status(status):
                     raise self._api_error(response, method, path)
                 if status == 429:
                     self.calls.add("throttled")

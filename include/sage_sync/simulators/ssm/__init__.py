@@ -15,13 +15,14 @@ Simulator-only endpoints, enabled by ``--admin`` (otherwise 404), without authen
 * ``POST /__sim/reset`` → wipes every record and document and re-seeds users and value lists; also clears
   faults, the clock offset and the counters and restores the start-up token lifetime. Keys, live session
   tokens and the rate limit are unchanged. Answers like ``/__sim/keys``.
-* ``POST /__sim/faults`` ``{p429, p500, p503, pdrop, p500_after, latency_ms, fail_after, seed}`` (merged into
-  the current settings) and ``POST /__sim/heal``. Faults touch ``/api/v4`` calls only. ``p429``/``p500``/
-  ``p503``/``pdrop`` are decided before the request is applied, so a faulted call has no effect;
-  ``p500_after`` applies the request and then answers 500 (a lost response). ``fail_after: N`` lets N more
-  calls through, then answers 503 until healed. ``pdrop`` aborts the TCP connection without a response.
-* ``GET /__sim/stats`` (total, by_route, by_status — a dropped call counts as ``"dropped"`` —, reads,
-  writes, logins, served_429, records_written, duplicate_ext_ids) and ``POST /__sim/stats/reset``.
+* ``POST /__sim/faults`` ``{p429, p500, p503, pdrop, p500_after, pdrop_after, latency_ms, fail_after,
+  seed}`` (merged into the current settings) and ``POST /__sim/heal``. Faults touch ``/api/v4`` calls only.
+  ``p429``/``p500``/``p503``/``pdrop`` are decided before the request is applied, so a faulted call has no
+  effect; ``p500_after`` applies the request and then answers 500, ``pdrop_after`` applies it and then aborts
+  the connection without any response (both are lost responses). ``fail_after: N`` lets N more calls
+  through, then answers 503 until healed. ``pdrop`` aborts the TCP connection without a response.
+* ``GET /__sim/stats`` (total, by_route, by_status — a dropped call counts as ``"dropped"``, or as
+  ``"dropped_after"`` when it was applied first —, reads, writes, logins, served_429, records_written, duplicate_ext_ids) and ``POST /__sim/stats/reset``.
 * ``POST /__sim/clock`` ``{"offset_seconds"}`` sets the offset of the server clock used for record dates
   (token expiry uses real elapsed time, so shifting the clock does not log clients out).
 * ``POST /__sim/token_ttl`` ``{"seconds"}`` changes the lifetime of new and existing tokens.

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from sage_sync.errors import ConfigurationError
 from sage_sync.simulators.ssm.entities import (
     ALL_ENTITIES,
     CUSTOM_FIELDS,
@@ -68,6 +69,27 @@ def error_response(
     return json_response(status, {"statusCode": status, "code": code, "message": message}, headers)
 
 
+class _NonFinite(str):
+    """Marks a ``NaN`` / ``Infinity`` / ``-Infinity`` constant met while parsing a request body."""
+
+
+def _find_non_finite(data: Any, path: str) -> tuple[str, str] | None:
+    """The path (``name``, ``[2].name``) and spelling of the first non-finite constant in ``data``, if any."""
+    if isinstance(data, _NonFinite):
+        return path, str(data)
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found = _find_non_finite(value, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found = _find_non_finite(value, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 @dataclass
 class Request:
     """What the handlers need from an HTTP request."""
@@ -83,9 +105,18 @@ class Request:
         if not self.body:
             raise ApiError(400, "the request body is empty; JSON expected")
         try:
-            return json.loads(self.body)
+            data = json.loads(self.body, parse_constant=_NonFinite)
+            bad = _find_non_finite(data, "")
+        except RecursionError:
+            raise ApiError(400, "the request body is nested too deeply") from None
         except ValueError as exc:
             raise ApiError(400, f"the request body is not valid JSON: {exc}") from exc
+        if bad is not None:
+            where, constant = bad
+            # Python's json accepts NaN/Infinity, but they are not JSON: stored, they would make every later
+            # answer invalid JSON for strict clients.
+            raise ApiError(400, f"field {where or 'body'!r} is {constant}; JSON numbers must be finite")
+        return data
 
     def param(self, name: str) -> str | None:
         """A query parameter's last value."""
@@ -121,6 +152,16 @@ class Simulator:
         if self.store.is_empty:
             seed_tenant(self.store, self.clock.stamp())
             self.store.set_meta("seed", str(settings.seed))
+        else:
+            stored = self.store.get_meta("seed")
+            if stored is not None and stored != str(settings.seed):
+                # The tenant's records belong to the keys of the seed that built it; serving them under another
+                # seed's keys would silently hand out keys nobody else knows.
+                self.store.close()
+                raise ConfigurationError(
+                    f"{settings.db_path} was created with --seed {stored}, not --seed {settings.seed}: "
+                    f"start with --seed {stored}, or use another --db for a new tenant"
+                )
 
     # ------------------------------------------------------------------------------------ ASGI
 
@@ -209,10 +250,16 @@ class Simulator:
             headers = [(b"retry-after", b"1")] if status == 429 else None
             response = error_response(status, f"injected fault: {status}", None, headers)
         else:
-            response = self._guard(lambda: handler(request))
+            response = self._guard(lambda: handler(request))  # applied and committed before any fault below
             if outcome == "500_after":
                 response = error_response(500, "injected fault: 500 after the request was applied")
-        if outcome != "drop":
+            elif outcome == "drop_after":
+                # Counted apart from "dropped" (which never reached the handler), so tests can see it happened.
+                self.stats.record(request.method, route, "dropped_after", login=is_login)
+                if self._abort_connection(send):
+                    return None
+                response = error_response(500, "injected fault: 500 after the request was applied")
+        if outcome not in ("drop", "drop_after"):
             self.stats.record(request.method, route, str(response.status), login=is_login)
         return response
 
@@ -598,13 +645,18 @@ class Simulator:
             return json_response(200, self.stats_json())
         if route == ("POST", "/__sim/clock"):
             offset = body.get("offset_seconds") if isinstance(body, dict) else None
-            if isinstance(offset, bool) or not isinstance(offset, int | float):
+            if isinstance(offset, bool) or not isinstance(offset, int | float) or not math.isfinite(offset):
                 raise ApiError(400, 'clock body must be {"offset_seconds": <number>}')
             self.clock.set_offset(float(offset))
             return json_response(200, {"offset_seconds": float(offset), "now": self.clock.stamp()})
         if route == ("POST", "/__sim/token_ttl"):
             seconds = body.get("seconds") if isinstance(body, dict) else None
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not math.isfinite(seconds)
+                or seconds < 0
+            ):
                 raise ApiError(400, 'token_ttl body must be {"seconds": <non-negative number>}')
             self.sessions.ttl = float(seconds)
             return json_response(200, {"seconds": float(seconds)})

@@ -28,9 +28,16 @@ def serve_command(
         float, typer.Option(help="Requests per second per API key; 0 disables the limit.")
     ] = 13.0,
     token_ttl: Annotated[float, typer.Option(help="Session token lifetime in seconds.")] = 3600.0,
-    seed: Annotated[int, typer.Option(help="Seed of the demo tenant's API keys (same seed, same keys).")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of the demo tenant's API keys (same seed, same keys). An existing --db keeps the seed it "
+            "was created with: another seed is refused."
+        ),
+    ] = 0,
 ) -> None:
     """Serve the simulated API until interrupted; prints the base URL, demo keys and users first."""
+    from sage_sync.errors import ConfigurationError
     from sage_sync.simulators.ssm.app import Settings
     from sage_sync.simulators.ssm.server import serve
 
@@ -39,7 +46,11 @@ def serve_command(
     if token_ttl <= 0:
         raise typer.BadParameter(f"--token-ttl must be positive, got {token_ttl}")
     settings = Settings(db_path=db, admin=admin, rate_limit=rate_limit, token_ttl=token_ttl, seed=seed)
-    serve(settings, host, port)
+    try:
+        serve(settings, host, port)
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("keys")

@@ -7,6 +7,7 @@ onto the contract's error bodies.
 from __future__ import annotations
 
 import json
+import math
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,14 +123,6 @@ class Records:
             raise ApiError(400, f"{entity} {rid} does not exist", CODE_NOT_FOUND)
         return rec
 
-    def label(self, entity: str, rid: int) -> str:
-        """The display label of a record, as lookups show it."""
-        rec = self.store.tables[entity].get(rid)
-        if rec is None:
-            return ""
-        fields = ALL_ENTITIES[entity].label_fields
-        return " ".join(str(rec[f]) for f in fields if rec.get(f) not in (None, ""))
-
     # ------------------------------------------------------------------------------------ serialisation
 
     def serialise(self, entity: str, rec: dict[str, Any]) -> dict[str, Any]:
@@ -157,12 +150,6 @@ class Records:
         return out
 
     # ------------------------------------------------------------------------------------ lists
-
-    def list_page(
-        self, entity: str, page: int, size: int, where: str | None, order: str | None
-    ) -> list[dict[str, Any]]:
-        """One page of a list call (contract "Lists"), soft-deleted records included."""
-        return [json.loads(item) for item in self.list_page_json(entity, page, size, where, order)]
 
     def list_page_json(
         self, entity: str, page: int, size: int, where: str | None, order: str | None
@@ -277,6 +264,9 @@ class Records:
         if ftype == FieldType.DECIMAL:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ApiError(400, f"{where} must be a number, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                # 1e999 parses as inf: refuse it, or every later answer holding it would be invalid JSON.
+                raise ApiError(400, f"{where} must be a finite number, got {value!r}")
             return value
         if ftype == FieldType.BOOL:
             if not isinstance(value, bool):

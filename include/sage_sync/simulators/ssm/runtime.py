@@ -76,19 +76,30 @@ class Faults:
     p503: float = 0.0
     pdrop: float = 0.0
     p500_after: float = 0.0  # apply the request, then answer 500 (a lost response)
+    pdrop_after: float = 0.0  # apply the request, then drop the connection without any response
     latency_ms: int = 0
     fail_after: int | None = None
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
-    FIELDS = ("p429", "p500", "p503", "pdrop", "p500_after", "latency_ms", "fail_after", "seed")
+    FIELDS = (
+        "p429",
+        "p500",
+        "p503",
+        "pdrop",
+        "p500_after",
+        "pdrop_after",
+        "latency_ms",
+        "fail_after",
+        "seed",
+    )
 
     def merge(self, body: dict[str, Any]) -> None:
         """Merge a partial configuration into the current one (raises ValueError on bad input)."""
         unknown = set(body) - set(self.FIELDS)
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
-        for name in ("p429", "p500", "p503", "pdrop", "p500_after"):
+        for name in ("p429", "p500", "p503", "pdrop", "p500_after", "pdrop_after"):
             if name in body:
                 value = body[name]
                 if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
@@ -116,7 +127,11 @@ class Faults:
         return {name: getattr(self, name) for name in self.FIELDS}
 
     def decide(self) -> str | None:
-        """What this call suffers, decided before it is applied: 'drop', '503', '500', '429', '500_after' or None."""
+        """What this call suffers, decided before it is applied.
+
+        'drop', '503', '500' and '429' happen instead of the request; '500_after' and 'drop_after' after it was
+        applied (the client cannot tell whether its write happened); None lets the call through.
+        """
         if self.fail_after is not None:
             if self.fail_after <= 0:
                 return "503"
@@ -128,6 +143,8 @@ class Faults:
             roll -= p
         if self.p500_after and self.rng.random() < self.p500_after:
             return "500_after"
+        if self.pdrop_after and self.rng.random() < self.pdrop_after:
+            return "drop_after"
         return None
 
 
@@ -149,7 +166,7 @@ class Stats:
         self.records_written_base = 0
 
     def record(self, method: str, route: str, status: str, *, login: bool) -> None:
-        """Count one /api/v4 call (``status`` is the HTTP status, or 'dropped')."""
+        """Count one /api/v4 call (``status`` is the HTTP status, 'dropped' or 'dropped_after')."""
         self.total += 1
         self.by_route[route] = self.by_route.get(route, 0) + 1
         self.by_status[status] = self.by_status.get(status, 0) + 1

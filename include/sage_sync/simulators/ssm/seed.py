@@ -31,13 +31,13 @@ class ApiKey:
 INTEGRATION_USER_ID = 1  # also the configured admin user of C5
 SALES_USER_ID = 2  # owner of the non-integration key
 
-# (id, name, lastName, email, level, isAdmin)
+# (id, name, lastName, email, level, isAdmin); exactly one admin, the integration key's user (``admin_user_id``).
 USERS: list[tuple[int, str, str, str, int, bool]] = [
     (1, "Admin", "Intégration", "integration@demo-sage-sync.fr", 5, True),
     (2, "Camille", "Martin", "camille.martin@demo-sage-sync.fr", 2, False),
     (3, "Julien", "Bernard", "julien.bernard@demo-sage-sync.fr", 2, False),
     (4, "Sophie", "Durand", "sophie.durand@demo-sage-sync.fr", 3, False),
-    (5, "Nicolas", "Petit", "nicolas.petit@demo-sage-sync.fr", 4, True),
+    (5, "Nicolas", "Petit", "nicolas.petit@demo-sage-sync.fr", 4, False),
 ]
 
 

@@ -47,6 +47,12 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 # ASCII only: field names and numbers never use other scripts' letters or digits.
 _DIGITS = frozenset("0123456789")
+#: Deepest parenthesis nesting accepted: far beyond any real filter, far below Python's recursion limit
+#: (the parser is recursive descent, so unbounded nesting would crash the request instead of answering 901).
+MAX_NESTING = 50
+#: Longest number literal accepted, in characters: more than any stored number needs, and far below Python's
+#: int-from-string limit (4,300 digits), which would otherwise raise a ValueError deep inside the parser.
+MAX_NUMBER_LENGTH = 100
 _IDENT_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 
 
@@ -82,6 +88,11 @@ def tokenize(text: str) -> list[Token]:
         elif ch in _DIGITS or (ch == "-" and i + 1 < n and text[i + 1] in _DIGITS):
             m = _NUMBER.match(text, i)
             assert m is not None  # guarded by the digit test above
+            if len(m.group(0)) > MAX_NUMBER_LENGTH:
+                raise WhereError(
+                    f"number at position {i} is {len(m.group(0))} characters long; "
+                    f"the limit is {MAX_NUMBER_LENGTH}"
+                )
             tokens.append(Token("NUMBER", m.group(0), i))
             i = m.end()
         elif ch in _IDENT_START:
@@ -131,6 +142,7 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -170,7 +182,11 @@ class _Parser:
         tok = self.peek()
         if tok.kind == "LPAREN":
             self.take()
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise WhereError(f"parentheses nested deeper than {MAX_NESTING} levels at position {tok.pos}")
             node = self.or_expr()
+            self.depth -= 1
             close = self.take()
             if close.kind != "RPAREN":
                 raise WhereError(f"expected ')' at position {close.pos}")

@@ -17,6 +17,10 @@ app = typer.Typer(
 )
 
 
+#: Environment variable read when --url is not given (keeps a password off the command line).
+URL_ENV = "SAGE_SYNC_STANDIN_URL"
+
+
 class Engine(StrEnum):
     """Database engines the stand-in dossier can be created on."""
 
@@ -45,8 +49,12 @@ def create(
         str | None,
         typer.Option(
             "--url",
+            envvar=URL_ENV,
+            show_envvar=True,
             help="SQLAlchemy URL of an existing PostgreSQL database with encoding WIN1252, e.g. "
-            "postgresql://user@127.0.0.1:5432/dossier (with --engine postgres).",
+            "postgresql://user@127.0.0.1:5432/dossier (with --engine postgres). Defaults to the environment "
+            f"variable {URL_ENV}: set it there rather than here when the URL holds a password, so the "
+            "password does not show in the process list or the shell history.",
         ),
     ] = None,
     scale: Annotated[
@@ -73,7 +81,8 @@ def create(
 
     Customers, prospects and suppliers with contacts and delivery addresses; articles with families, VAT,
     stock by depot and pictures; invoices (open and posted), credit notes, quotes, orders and delivery notes.
-    The same --scale and --seed always give the same rows. An existing dossier is only replaced with --force.
+    The same --scale and --seed always give the same rows. An existing dossier is only replaced with --force
+    (the check happens when the dossier is written, after the data was generated).
     """
     from sage_sync.errors import ConfigurationError
     from sage_sync.simulators.standin.create import (
@@ -90,14 +99,11 @@ def create(
     if engine is Engine.sqlite and path is None:
         raise typer.BadParameter("--engine sqlite needs --path FILE", param_hint="--path")
     if engine is Engine.postgres and not url:
-        raise typer.BadParameter("--engine postgres needs --url URL", param_hint="--url")
+        raise typer.BadParameter(f"--engine postgres needs --url URL or {URL_ENV}", param_hint="--url")
     if engine is Engine.postgres and media is None:
         raise typer.BadParameter(
             "--engine postgres needs --media DIR for the article pictures", param_hint="--media"
         )
-    if engine is Engine.sqlite and path is not None and path.exists() and not force:
-        typer.echo(f"Error: dossier {path} already exists; pass --force to replace it.", err=True)
-        raise typer.Exit(code=2)
 
     started = time.monotonic()
     typer.echo(f"Generating {accounts:,} accounts with seed {seed}...")

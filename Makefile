@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql
 PG_TEST_USER := sagesync
 
-.PHONY: help setup system-packages test test-unit lint format bench bench-datacompy-venv clean
+.PHONY: help setup system-packages demo test test-unit lint format bench bench-datacompy-venv clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lint: setup ## ruff (lint + format check) and mypy
 format: setup ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+demo: setup ## Run the demo sync end to end: stand-in dossier, SSM simulator, the real DAG twice, the report
+	$(BIN)/sage-sync demo run --folder demo-run
 
 test: setup lint ## Lint, then every test: unit, DAG integrity and integration (real ODBC, real HTTP)
 	$(BIN)/pytest

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import typer
 
+from sage_sync.bench_e2e import e2e
+
 app = typer.Typer(no_args_is_help=True, add_completion=False)
+app.command("e2e")(e2e)
 
 # The benchmarks and their baselines live in the source checkout's bench/ folder, beside include/.
 _BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"

@@ -9,14 +9,16 @@ from __future__ import annotations
 import typer
 
 from sage_sync.bench_cli import app as bench_app
+from sage_sync.demo_cli import app as demo_app
 from sage_sync.simulators.ssm.cli import app as simulator_app
 from sage_sync.simulators.standin.cli import app as standin_app
 
 app = typer.Typer(
-    help="Synchronise a Sage 50 FR dossier with Sage Sales Management: demo data, simulator, benchmarks.",
+    help="Synchronise a Sage 50 FR dossier with Sage Sales Management: demo, demo data, simulator, benchmarks.",
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(demo_app, name="demo", help="Run the demo sync end to end on this machine.")
 app.add_typer(standin_app, name="standin", help="Create a Sage 50 FR stand-in dossier with demo data.")
 app.add_typer(simulator_app, name="simulator", help="Run the Sage Sales Management API v4 simulator.")
 app.add_typer(bench_app, name="bench", help="Run the project's benchmarks and print JSON results.")

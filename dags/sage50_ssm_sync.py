@@ -1,0 +1,137 @@
+"""Sage 50 FR <-> Sage Sales Management, every 15 minutes (G1).
+
+This file only declares and wires: no network, no database, no ``Variable.get()``; the operators import the
+engine, pandas, Great Expectations and the hooks inside ``execute()``.
+
+Shape: one task group per entity, each ``extract -> validate -> plan -> load -> commit``, then ``report``.
+Contacts and invoices wait for the accounts (they attach to accounts' SSM ids); invoices also wait for the
+products (their lines reference products). Products run beside the accounts.
+
+Failure modes: retriable errors (network, timeout, 429, 5xx) are retried with exponential backoff; fatal and
+configuration errors fail at once (operators raise ``AirflowFailException``). ``load`` has no retry: a failed
+write stays unconfirmed in the state store and the next run re-plans it (G5); a stale plan is never re-sent.
+
+Pool ``ssm_api``: every task that calls the SSM API (extract, load) takes a slot. Its size is the number of
+concurrent API callers the tenant's rate limit allows; each hook already paces itself at the connection's
+``requests_per_second`` (4/s on the smaller plan), so 2 slots keep the tenant at or under twice that. Create it
+with ``airflow pools set ssm_api 2 "SSM API rate limit"`` (``sage-sync demo run`` and the tests do).
+
+Re-runs and backfills are safe: every run reads the current data of both systems and plans against the state
+store's committed snapshot, bindings and watermarks (never "as of" the logical date), so an old interval re-syncs
+today's data and cannot write older data over newer; catchup is off, and ``max_active_runs=1`` prevents overlap.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Asset, ExceptionRetryPolicy, Param, RetryAction, RetryRule, TaskGroup
+from airflow.sdk.definitions.callback import SyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+from sage_sync.operators.report import SageSyncReportOperator
+from sage_sync.operators.steps import (
+    SageSyncCommitOperator,
+    SageSyncExtractOperator,
+    SageSyncLoadOperator,
+    SageSyncPlanOperator,
+    SageSyncValidateOperator,
+)
+
+DAG_ID = "sage50_ssm_sync"
+SSM_POOL = "ssm_api"
+ENTITIES = ("accounts", "contacts", "products", "invoices")
+
+# Retry only what is transient (ARCHITECTURE habit 4): the project's RetriableSyncError (the hooks raise it for
+# connection errors, timeouts, 429 and 5xx once their own backoff is spent), a dropped connection, and a busy state
+# database. Anything else (bad data, a bad setting, a bug) fails at once: retrying would not change the outcome.
+RETRY_TRANSIENT_ONLY = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception=[
+                "sage_sync.errors.RetriableSyncError",
+                "requests.exceptions.ConnectionError",
+                "requests.exceptions.Timeout",
+                "sqlalchemy.exc.OperationalError",
+            ],
+            action=RetryAction.RETRY,
+            reason="transient failure: retry with exponential backoff",
+        )
+    ],
+    default=RetryAction.FAIL,
+)
+
+default_args = {
+    "owner": "sage-sync",
+    "retries": 3,
+    "retry_policy": RETRY_TRANSIENT_ONLY,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=5),
+    # A guard against a hung call, not a performance target: a first load of a large dossier takes longer than a
+    # regular 15-minute cycle, and the deadline alert (not a timeout) is what flags a slow run.
+    "execution_timeout": timedelta(minutes=30),
+}
+
+# G1: alert when a run is not done 12 minutes after it was queued (3 minutes before the next window).
+# ``SAGE_SYNC_DEADLINE_MINUTES=0`` turns the alert off: Airflow 3.3.2's ``airflow dags test`` crashes when it
+# finishes a successful run of a DAG that has a deadline alert (DagRun.update_state looks the alerts up by id but
+# gets the in-memory DAG's alert objects), so the integration tests and the demo, which use ``dags test``, set it.
+DEADLINE_MINUTES = int(os.environ.get("SAGE_SYNC_DEADLINE_MINUTES", "12"))
+DEADLINE = (
+    DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=DEADLINE_MINUTES),
+        callback=SyncCallback("sage_sync.operators.deadline.run_overdue"),
+    )
+    if DEADLINE_MINUTES > 0
+    else None
+)
+
+with DAG(
+    dag_id=DAG_ID,
+    description="Sync a Sage 50 FR dossier with Sage Sales Management (customers, prospects, contacts, "
+    "products, invoices)",
+    schedule="*/15 * * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["sage50", "ssm", "sync"],
+    params={
+        "dry_run": Param(
+            False, type="boolean", description="G8: plan and report every change, write nothing"
+        ),
+        "full_reconcile": Param(
+            False,
+            type="boolean",
+            description="Compare every record of both live sides instead of the changes since the last run "
+            "(repairs drift; more API reads)",
+        ),
+    },
+    deadline=DEADLINE,
+    doc_md=__doc__,
+) as dag:
+    first: dict[str, SageSyncExtractOperator] = {}
+    last: dict[str, SageSyncCommitOperator] = {}
+    for entity in ENTITIES:
+        with TaskGroup(group_id=entity, tooltip=f"extract -> validate -> plan -> load -> commit {entity}"):
+            extract = SageSyncExtractOperator(task_id="extract", entity=entity, pool=SSM_POOL)
+            validate = SageSyncValidateOperator(task_id="validate", entity=entity)
+            plan = SageSyncPlanOperator(task_id="plan", entity=entity)
+            load = SageSyncLoadOperator(task_id="load", entity=entity, pool=SSM_POOL, retries=0)
+            commit = SageSyncCommitOperator(
+                task_id="commit",
+                entity=entity,
+                outlets=[Asset(name=f"ssm_{entity}", uri=f"sage-sync://ssm/{entity}")],
+            )
+            extract >> validate >> plan >> load >> commit
+        first[entity], last[entity] = extract, commit
+
+    report = SageSyncReportOperator(task_id="report", trigger_rule="all_done")
+
+    last["accounts"] >> first["contacts"]
+    last["accounts"] >> first["invoices"]
+    last["products"] >> first["invoices"]
+    list(last.values()) >> report

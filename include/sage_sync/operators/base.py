@@ -1,0 +1,113 @@
+"""What every sync operator shares: keyword-only settings, the data folder, the error mapping at the boundary.
+
+The project's exception tree meets Airflow here (ARCHITECTURE habit 10): ``ConfigurationError`` and
+``FatalSyncError`` fail the task at once (``AirflowFailException``, no retry: retrying does not fix bad data or a
+bad setting); ``RetriableSyncError`` (network, timeout, 429, 5xx) propagates unchanged so the task's retries
+with exponential backoff apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from sage_sync.errors import ConfigurationError, FatalSyncError, RetriableSyncError
+
+if TYPE_CHECKING:
+    from sage_sync.engine.state import StateStore
+    from sage_sync.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ENTITIES = ("accounts", "contacts", "products", "invoices")
+
+
+def run_flags(context: Any) -> tuple[bool, bool]:
+    """The run's ``dry_run`` and ``full_reconcile`` params (G8; drift repair)."""
+    params = context.get("params") or {}
+    return _flag(params.get("dry_run")), _flag(params.get("full_reconcile"))
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+class SageSyncBaseOperator(BaseOperator):
+    """Base of the sync operators: stores and validates keyword-only arguments; ``execute`` maps errors.
+
+    Args:
+        sage50_conn_id: the Sage 50 FR ODBC connection.
+        ssm_conn_id: the Sage Sales Management HTTP connection.
+        config_path: the dossier settings file (default: ``$SAGE_SYNC_CONFIG``, see :mod:`sage_sync.settings`).
+    """
+
+    template_fields: Sequence[str] = ("sage50_conn_id", "ssm_conn_id", "config_path")
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        sage50_conn_id: str = "sage50_default",
+        ssm_conn_id: str = "ssm_default",
+        config_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sage50_conn_id = sage50_conn_id
+        self.ssm_conn_id = ssm_conn_id
+        self.config_path = config_path
+
+    # --- helpers for subclasses --------------------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        """The dossier settings (read at run time, never at parse time)."""
+        from sage_sync.settings import load_settings
+
+        return load_settings(self.config_path)
+
+    @staticmethod
+    def open_state(settings: Settings) -> StateStore:
+        """The state store, migrated (safe on every start)."""
+        from sage_sync.engine.state import StateStore
+
+        settings.home.mkdir(parents=True, exist_ok=True)
+        state = StateStore(settings.state_database_url)
+        state.migrate()
+        return state
+
+    # --- the boundary ------------------------------------------------------------------------------------
+
+    def execute(self, context: Any) -> Any:
+        """Run :meth:`run` and map the project's errors to Airflow's failure modes."""
+        try:
+            return self.run(context)
+        except (ConfigurationError, FatalSyncError) as exc:
+            # Retrying will not help: fail now, with the precise reason in the task log.
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        except RetriableSyncError as exc:
+            log.warning("transient failure, Airflow will retry this task: %s", exc)
+            raise
+
+    def run(self, context: Any) -> Any:
+        """The task's work (subclasses)."""
+        raise NotImplementedError
+
+
+class EntityOperator(SageSyncBaseOperator):
+    """A step of one entity's task group.
+
+    Args:
+        entity: ``accounts``, ``contacts``, ``products`` or ``invoices``.
+    """
+
+    def __init__(self, *, entity: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if entity not in ENTITIES:
+            raise ValueError(f"entity is {entity!r}; expected one of {', '.join(ENTITIES)}")
+        self.entity = entity

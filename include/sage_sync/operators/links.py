@@ -1,0 +1,22 @@
+"""The "Sync report" button on the report task: opens the run's HTML report served by the project's plugin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperatorLink
+
+#: Where the plugin (plugins/sage_sync_reports.py) serves the reports in the Airflow API server.
+REPORTS_URL = "/sage-sync/reports"
+
+
+class SyncReportLink(BaseOperatorLink):
+    """Link to ``/sage-sync/reports/<run>.html`` for the task instance's run."""
+
+    name = "Sync report"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        """The run's report page (the run id made file-safe the way the report task names the file)."""
+        from sage_sync.settings import safe_run_name
+
+        return f"{REPORTS_URL}/{safe_run_name(str(ti_key.run_id))}.html"

@@ -1,0 +1,82 @@
+"""The final task: write the run report, print its summary table, close the run's ledger entry (G7, G8)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sage_sync.operators.base import ENTITIES, SageSyncBaseOperator, run_flags
+from sage_sync.operators.links import SyncReportLink
+
+log = logging.getLogger(__name__)
+
+
+def _task_states(context: Any) -> dict[str, dict[str, str]]:
+    """The state of every task of this run, by entity (best effort: the report is written regardless)."""
+    ti = context.get("ti")
+    try:
+        found = ti.get_task_states(dag_id=ti.dag_id, run_ids=[context["run_id"]])
+    except Exception as exc:  # noqa: BLE001 - the report must not fail because the API server cannot answer
+        log.info("task states unavailable (%s); the report relies on the staging files", exc)
+        return {}
+    states = found.get(context["run_id"], found) if isinstance(found, dict) else {}
+    out: dict[str, dict[str, str]] = {}
+    for task_id, state in (states or {}).items():
+        group, _, step = str(task_id).partition(".")
+        if group in ENTITIES and step:
+            out.setdefault(group, {})[step] = str(state)
+    return out
+
+
+class SageSyncReportOperator(SageSyncBaseOperator):
+    """Write ``$SAGE_SYNC_HOME/reports/<run>.json`` (+ ``.md``, ``.html``, ``latest.json``) and log the summary.
+
+    It runs whatever happened upstream (trigger rule ``all_done``) so a failed entity still gets its report; it
+    then fails itself when an entity did not complete, so the DAG run shows the failure.
+    """
+
+    ui_color = "#fcf3cf"
+    operator_extra_links = (SyncReportLink(),)
+
+    def run(self, context: Any) -> dict[str, Any]:
+        """Build and write the report; return its paths and totals."""
+        from sage_sync.report import build_report, summary_table, write_report
+        from sage_sync.settings import safe_run_name
+
+        dry_run, full = run_flags(context)
+        settings = self.settings()
+        run_id = str(context["run_id"])
+        name = safe_run_name(run_id)
+        dag_run = context.get("dag_run")
+        started = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
+        report = build_report(
+            run_id,
+            settings.home / "staging" / name,
+            dry_run=dry_run,
+            full_reconcile=full,
+            started_at=started.isoformat() if started is not None else None,
+            task_states=_task_states(context),
+            settings=settings.to_public_dict(),
+        )
+        paths = write_report(report, settings.reports_dir, name)
+        if not dry_run:
+            state = self.open_state(settings)
+            if not any(r["run_id"] == name for r in state.runs()):
+                state.start_run(name, dry_run)
+            status = "success" if report["status"] == "ok" else "attention"
+            state.finish_run(name, status, int(report["totals"]["api_calls"]), 0.0)
+        log.info("Sync report %s\n%s", run_id, summary_table(report))
+        log.info("Report: %s (Markdown %s, HTML %s)", paths["json"], paths["markdown"], paths["html"])
+        docs = sorted({s["data_docs"] for s in report["entities"].values() if s.get("data_docs")})
+        if docs:
+            log.info("Data Docs: %s", ", ".join(docs))
+        broken = [
+            e for e, s in report["entities"].items() if s["status"] in ("failed", "incomplete", "not run")
+        ]
+        if broken:
+            from sage_sync.errors import FatalSyncError
+
+            raise FatalSyncError(
+                f"entities that did not complete: {', '.join(broken)}; their report is in {paths['json']}"
+            )
+        return {"report": str(paths["json"]), "totals": report["totals"], "status": report["status"]}

@@ -1,0 +1,26 @@
+"""Build the engine's two sides over the hooks, from the Airflow connections and the dossier settings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sage_sync.adapters.sage_odbc import SageOdbcSide
+    from sage_sync.adapters.ssm_api import SsmApiSide
+    from sage_sync.settings import Settings
+
+
+def sage_side(conn_id: str, settings: Settings) -> SageOdbcSide:
+    """Sage 50 FR through ODBC (connection ``conn_id``); pictures from the settings' media folder (D3)."""
+    from sage_sync.adapters.sage_odbc import SageOdbcSide
+    from sage_sync.hooks.sage50 import Sage50Hook
+
+    return SageOdbcSide(Sage50Hook(sage50_conn_id=conn_id), media_folder=settings.media_folder)
+
+
+def ssm_side(conn_id: str) -> SsmApiSide:
+    """Sage Sales Management through API v4 (connection ``conn_id``)."""
+    from sage_sync.adapters.ssm_api import SsmApiSide
+    from sage_sync.hooks.ssm import SalesManagementHook
+
+    return SsmApiSide(SalesManagementHook(ssm_conn_id=conn_id))

@@ -1,0 +1,265 @@
+"""The run report (G7, G8): per entity the counts, API calls, conflicts, quarantined and deferred rows, Data Docs.
+
+Built from the files the steps left in the run's staging folder, written as ``$SAGE_SYNC_HOME/reports/<run>.json``
+(and ``latest.json``), a readable ``<run>.md`` and a small self-contained ``<run>.html`` page. Nothing secret is in
+it: connections are never read here, and error texts come from the hooks already scrubbed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ENTITIES = ("accounts", "contacts", "products", "invoices")
+COUNT_COLUMNS = (
+    "created",
+    "updated",
+    "deleted",
+    "unchanged",
+    "deferred",
+    "quarantined",
+    "conflicts",
+    "failed",
+    "api_calls",
+)
+LIST_LIMIT = 200
+
+
+def _load(path: Path) -> Any:
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def entity_section(
+    entity: str, folder: Path | None, task_states: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One entity's part of the report, from its staging files (missing files: the step did not run)."""
+    states = task_states or {}
+    if folder is None or not folder.exists():
+        return {"entity": entity, "status": "not run", "tasks": states, "counts": {}}
+    extracted = _load(folder / "extract.json") or {}
+    quality = _load(folder / "quality.json") or {}
+    plan = _load(folder / "plan.json") or {}
+    applied = _load(folder / "apply.json") or {}
+    committed = _load(folder / "commit.json") or {}
+    counts = dict(committed.get("counts") or {})
+    failed_ops = [o for o in applied.get("outcomes") or [] if not o.get("ok")]
+    if not committed:
+        status = "failed" if any(s == "failed" for s in states.values()) else "incomplete"
+    elif quality.get("stop_load"):
+        status = "load stopped"
+    elif failed_ops:
+        status = "partly failed"
+    else:
+        status = "ok"
+    inp = extracted.get("input") or {}
+    section: dict[str, Any] = {
+        "entity": entity,
+        "status": status,
+        "tasks": states,
+        "counts": counts,
+        "duration_s": round(float(committed.get("duration_s") or 0.0), 3),
+        "sage_changes": {
+            "created": len(inp.get("created") or []),
+            "updated": len(inp.get("updated") or {}),
+            "deleted": len(inp.get("deleted") or {}),
+        },
+        "ssm_records_read": len(inp.get("ssm") or []),
+        "guard": plan.get("guard"),
+        "table_failures": quality.get("table_failures") or [],
+        "quality": (quality.get("report") or {}).get("counts"),
+        "data_docs": quality.get("data_docs_path"),
+        "planned": [
+            {k: op.get(k) for k in ("kind", "key", "rule", "reason", "ssm_id")}
+            for op in (plan.get("ops") or [])[:LIST_LIMIT]
+        ],
+        "planned_total": len(plan.get("ops") or []),
+        "conflicts": (plan.get("conflicts") or [])[:LIST_LIMIT],
+        "quarantined": (plan.get("quarantined") or [])[:LIST_LIMIT],
+        "deferred": (plan.get("deferred") or [])[:LIST_LIMIT],
+        "warnings": len(plan.get("warnings") or []),
+        "failures": [
+            {"kind": o.get("kind"), "key": o.get("key"), "error": o.get("error")}
+            for o in failed_ops[:LIST_LIMIT]
+        ],
+    }
+    return section
+
+
+def build_report(
+    run_id: str,
+    staging: Path,
+    *,
+    dry_run: bool,
+    full_reconcile: bool = False,
+    started_at: str | None = None,
+    task_states: dict[str, dict[str, str]] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The report of one run from its staging folder ``staging`` (one sub-folder per entity)."""
+    sections = {
+        e: entity_section(e, staging / e if (staging / e).exists() else None, (task_states or {}).get(e))
+        for e in ENTITIES
+    }
+    totals = {c: sum(int(s["counts"].get(c, 0) or 0) for s in sections.values()) for c in COUNT_COLUMNS}
+    writes = totals["created"] + totals["updated"] + totals["deleted"]
+    return {
+        "run_id": run_id,
+        "dry_run": dry_run,
+        "full_reconcile": full_reconcile,
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "status": "ok" if all(s["status"] == "ok" for s in sections.values()) else "attention",
+        "totals": totals,
+        "writes": 0 if dry_run else writes,
+        "planned_writes": writes if dry_run else None,
+        "entities": sections,
+        "settings": settings or {},
+    }
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """The fixed-width table the task log prints: one line per entity, then the totals."""
+    head = ("entity", "status", *COUNT_COLUMNS)
+    rows = [
+        (e, s["status"], *(str(s["counts"].get(c, "")) for c in COUNT_COLUMNS)) for e, s in _sections(report)
+    ]
+    rows.append(("total", report["status"], *(str(report["totals"][c]) for c in COUNT_COLUMNS)))
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    lines = [
+        "  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _sections(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The entity sections in dependency order (a report read back from JSON has its keys sorted)."""
+    found = report["entities"]
+    return [(e, found[e]) for e in ENTITIES if e in found] + [
+        (e, s) for e, s in found.items() if e not in ENTITIES
+    ]
+
+
+def _cell(value: Any) -> str:
+    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: the summary table, then per entity what needs attention."""
+    mode = "dry run (nothing written)" if report["dry_run"] else "sync"
+    lines = [
+        f"# Sync report — {report['run_id']}",
+        "",
+        f"Mode: {mode}{' with full reconcile' if report.get('full_reconcile') else ''}. "
+        f"Status: **{report['status']}**. Finished {report['finished_at']}.",
+        "",
+        "| entity | status | " + " | ".join(COUNT_COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(COUNT_COLUMNS),
+    ]
+    for e, s in _sections(report):
+        lines.append(
+            f"| {e} | {s['status']} | "
+            + " | ".join(_cell(s["counts"].get(c, "")) for c in COUNT_COLUMNS)
+            + " |"
+        )
+    lines.append("| **total** | | " + " | ".join(str(report["totals"][c]) for c in COUNT_COLUMNS) + " |")
+    for e, s in _sections(report):
+        parts: list[str] = []
+        if s.get("guard"):
+            parts.append(f"- Guard: {s['guard']}")
+        for f in s.get("table_failures") or []:
+            parts.append(f"- Load stopped (`{f['expectation']}`): {f['reason']}")
+        if s.get("data_docs"):
+            parts.append(f"- Data Docs: {s['data_docs']}")
+        tables = (
+            (
+                "Planned writes" if report["dry_run"] else "Writes",
+                s.get("planned") if report["dry_run"] else [],
+            ),
+            ("Conflicts (G2)", s.get("conflicts")),
+            ("Quarantined (G3)", s.get("quarantined")),
+            ("Deferred", s.get("deferred")),
+            ("Failed writes", s.get("failures")),
+        )
+        for title, items in tables:
+            if not items:
+                continue
+            parts += ["", f"**{title}** ({len(items)}):", ""]
+            for item in items[:20]:
+                if "field" in item:
+                    parts.append(
+                        f"- {item['key']} `{item['field']}`: Sage {item['sage_value']!r} / SSM "
+                        f"{item['ssm_value']!r} → {item['winner']} wins"
+                    )
+                elif "error" in item:
+                    parts.append(f"- {item['kind']} {item['key']}: {_cell(item['error'])}")
+                elif "kind" in item:
+                    parts.append(f"- {item['kind']} {item['key']} ({item['rule']}): {_cell(item['reason'])}")
+                else:
+                    parts.append(f"- {item['key']} ({item['rule']}): {_cell(item['reason'])}")
+            if len(items) > 20:
+                parts.append(f"- … {len(items) - 20} more in the JSON report")
+        if parts:
+            lines += ["", f"## {e}", "", *parts]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """A small self-contained HTML page of the Markdown report (no external asset)."""
+    body = []
+    for line in render_markdown(report).splitlines():
+        text = html.escape(line)
+        if line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("|") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            body.append("<tr>" + "".join(f"<td>{html.escape(c.strip('* '))}</td>" for c in cells) + "</tr>")
+        elif line.startswith("|---") or not line.strip():
+            continue
+        else:
+            body.append(f"<p>{text}</p>")
+    rows, other = [b for b in body if b.startswith("<tr>")], [b for b in body if not b.startswith("<tr>")]
+    table = "<table>" + "".join(rows) + "</table>"
+    content = [other[0], other[1] if len(other) > 1 else "", table, *other[2:]]
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}"
+        "td{border:1px solid #ccc;padding:.2em .6em}tr:first-child td{font-weight:bold;background:#eee}"
+    )
+    title = html.escape(str(report["run_id"]))
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Sync report {title}</title>"
+        f"<style>{style}</style></head><body>{''.join(content)}</body></html>\n"
+    )
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(report: dict[str, Any], reports_dir: Path, name: str) -> dict[str, Path]:
+    """Write ``<name>.json``, ``<name>.md``, ``<name>.html`` and refresh ``latest.json`` / ``latest.md``."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True, default=str)
+    paths = {
+        "json": reports_dir / f"{name}.json",
+        "markdown": reports_dir / f"{name}.md",
+        "html": reports_dir / f"{name}.html",
+        "latest": reports_dir / "latest.json",
+    }
+    markdown = render_markdown(report)
+    _atomic(paths["json"], text)
+    _atomic(paths["markdown"], markdown)
+    _atomic(paths["html"], render_html(report))
+    _atomic(paths["latest"], text)
+    _atomic(reports_dir / "latest.md", markdown)
+    return paths

@@ -1,0 +1,103 @@
+"""Step helpers of the operators: quarantine hand-off (G3/G5), full reconcile scope, stale-plan token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sage_sync.engine.inputs import PlanInput
+from sage_sync.engine.state import StateStore
+from sage_sync.mapping.transforms import ValueLists
+from sage_sync.operators.staging import state_token
+from sage_sync.operators.steps import _hold_quarantined, _widen_for_full_reconcile
+
+
+def _input(entity: str = "accounts") -> PlanInput:
+    return PlanInput(
+        entity=entity,
+        run_at="2026-11-29T07:00:00.000Z",
+        lists=ValueLists(),
+        sage={"C1": {"code": "C1", "name": "A"}, "C2": {"code": "C2", "name": "B"}, "C3": {"code": "C3"}},
+        created=["C3"],
+        updated={"C1": ["name"]},
+        unchanged=1,
+        ssm=[{"id": 11, "extId": "C1", "dateUpdated": "2026-11-29T06:59:00.000Z"}],
+        ssm_by_ext={"C3": {"id": 13}},
+        bindings={
+            "C1": {"ssm_id": 11, "synced": {"name": "A0"}, "status": "ok", "ssm_date_updated": "x"},
+            "C2": {"ssm_id": 12, "synced": {"name": "B"}, "status": "ok", "ssm_date_updated": "y"},
+        },
+    )
+
+
+def test_g3_quarantined_rows_leave_the_plan_and_their_ssm_change_stays_pending() -> None:
+    inp = _input()
+    held = _hold_quarantined(inp, {"C1", "C3"})
+    assert set(inp.sage) == {"C2"}
+    assert inp.created == [] and inp.updated == {} and inp.ssm_by_ext == {}
+    # C1's SSM record was read this run: it must be fetched again once the watermark moves past it (G5).
+    assert held == {"11": "G3: Sage row C1 is quarantined"}
+
+
+def test_full_reconcile_widens_the_scope_to_every_bound_record() -> None:
+    inp = _input()
+    added = _widen_for_full_reconcile(inp)
+    assert added == 1 and "C2" in inp.updated and inp.unchanged == 0
+    assert all(b["ssm_date_updated"] is None for b in inp.bindings.values())
+    assert inp.bindings["C2"]["synced"] == {"name": "B"}  # two-way: the merge base stays
+
+
+def test_full_reconcile_resends_every_product_field() -> None:
+    inp = _input("products")
+    _widen_for_full_reconcile(inp)
+    assert all(b["synced"] is None for b in inp.bindings.values())
+
+
+def test_state_token_moves_when_another_run_commits(tmp_path: Path) -> None:
+    state = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    state.migrate()
+    before = state_token(state, "accounts")
+    assert state_token(state, "accounts") == before
+    state.commit_rows("accounts", {"C1": ("h", {"code": "C1"})})
+    after_commit = state_token(state, "accounts")
+    assert after_commit != before
+    state.set_watermark("accounts", "2026-11-29T07:00:00.000Z")
+    assert state_token(state, "accounts") != after_commit
+    assert state_token(state, "contacts") == "None|0|0"
+
+
+def test_g3_ssm_company_failing_the_to_sage_suite_is_not_written_to_sage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """C4 + G3: a company created in SSM whose name Sage cannot store (cp1252) is quarantined, not written."""
+    from sage_sync.engine.plan import Commit, Op, Plan
+    from sage_sync.operators.steps import _check_writes_to_sage
+    from sage_sync.settings import load_settings
+
+    plan = Plan("accounts")
+    for code, name, sid in (("C000101", "Cave Saint-Vincent", 101), ("C000102", "Vins 🍷 du Sud", 102)):
+        plan.ops.append(
+            Op(
+                "sage_insert",
+                "accounts",
+                code,
+                "C4",
+                "new",
+                fields={"code": code, "name": name, "is_prospect": 0},
+            )
+        )
+        plan.ops.append(
+            Op("ssm_update", "accounts", code, "C4", "extId back", ssm_id=sid, fields={"extId": code})
+        )
+        plan.commits.append(
+            Commit("accounts", code, row={"code": code}, ssm_id=sid, binding="ok", ssm_ids=[sid])
+        )
+    monkeypatch.delenv("SAGE_SYNC_CONFIG", raising=False)
+    settings = load_settings(home=tmp_path)
+    _check_writes_to_sage(plan, settings, "manual__test")
+    assert {op.key for op in plan.ops} == {"C000101"}
+    assert [c.key for c in plan.commits] == ["C000101"]
+    assert [n.key for n in plan.quarantined] == ["C000102"]
+    assert "cp1252" in plan.quarantined[0].reason or "character" in plan.quarantined[0].reason
+    assert 102 in plan.pending

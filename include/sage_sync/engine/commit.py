@@ -11,7 +11,7 @@ from typing import Any
 
 from sage_sync.engine.apply import ApplyResult
 from sage_sync.engine.plan import Plan
-from sage_sync.engine.snapshot import row_digest
+from sage_sync.engine.snapshot import committed_digests
 from sage_sync.engine.state import StateStore
 
 COUNTS = (
@@ -89,7 +89,7 @@ def commit_plan(
         for op, out in zip(plan.ops, result.outcomes, strict=True):
             status.setdefault((op.entity, op.key), []).append(out)
         failed = {k for k, outs in status.items() if not all(o.ok for o in outs)}
-        snapshot: dict[str, tuple[str, dict[str, Any]] | None] = {}
+        confirmed: dict[str, dict[str, Any] | None] = {}
         log: list[dict[str, str]] = []
         released: list[str] = []
         for c in plan.commits:
@@ -105,9 +105,9 @@ def commit_plan(
                 continue
             if c.entity == plan.entity:
                 if c.delete_row:
-                    snapshot[c.key] = None
+                    confirmed[c.key] = None
                 elif c.row is not None:
-                    snapshot[c.key] = (row_digest(c.row), c.row)
+                    confirmed[c.key] = c.row
             if c.binding is not None:
                 ssm_id = c.ssm_id
                 date = None
@@ -120,6 +120,11 @@ def commit_plan(
                 state.bind(c.entity, c.key, ssm_id, c.synced, date, status=c.binding)
             state.clear_pending(plan.entity, c.ssm_ids)
             released.append(c.key)
+        # Only confirmed rows are hashed and stored: a failed row keeps its previous values AND digest (G5).
+        digests = committed_digests(plan.entity, {k: r for k, r in confirmed.items() if r is not None})
+        snapshot: dict[str, tuple[str, dict[str, Any]] | None] = {
+            k: None if r is None else (digests[k], r) for k, r in confirmed.items()
+        }
         state.commit_rows(plan.entity, snapshot)
         state.release_quarantine(plan.entity, released)
         for sid, reason in plan.pending.items():

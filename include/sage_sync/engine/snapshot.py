@@ -2,21 +2,26 @@
 
 The Sage side hands over one frame per source with canonical column names; this module assembles the entity
 (products join stock, accounting, taxes and families; invoices group their lines), gives each record a text key,
-and classifies keys with :func:`sage_sync.engine.diff.diff_snapshots` against the committed snapshot.
+and classifies keys with :func:`sage_sync.engine.diff.diff_snapshots` against the committed snapshot, whose
+stored digests carry each row's key and row hash (ADR 0002) so the previous snapshot is not hashed again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sage_sync.engine.codec import clean, mapping
 from sage_sync.engine.diff import diff_snapshots
+from sage_sync.engine.row_hash import DEFAULT_DECIMALS, HASH_VERSION, SnapshotHashes, snapshot_hashes
+from sage_sync.errors import ConfigurationError
 
 KEY = "_key"
 
@@ -136,11 +141,6 @@ def records(frame: pd.DataFrame, entity: str) -> dict[str, dict[str, Any]]:
     return {key: {c: columns[c][i] for c in keep} for i, key in enumerate(keys)}
 
 
-def row_digest(values: dict[str, Any]) -> str:
-    """A short stable digest of a committed row (stored beside its values)."""
-    return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
-
-
 @dataclass
 class SageChanges:
     """The current records and their classification against the committed snapshot."""
@@ -152,50 +152,84 @@ class SageChanges:
     unchanged: int = 0
 
 
-#: Below this many rows the diff runs on plain dicts: pandas' per-call overhead dominates small snapshots.
-SMALL_SNAPSHOT = 2000
+def hash_scheme(columns: Sequence[str], decimals: int = DEFAULT_DECIMALS) -> str:
+    """The prefix of a stored row digest: hash version and a tag of the compared columns and rounding.
+
+    A digest whose prefix differs from the current one (the mapping's compared columns changed, or the hash
+    scheme did) is not reused: that row is hashed again from its committed values.
+    """
+    tag = zlib.crc32(("|".join(sorted(columns)) + f"#{decimals}").encode()) & 0xFFFF
+    return f"{HASH_VERSION}.{tag:04x}."
 
 
-def _small_changes(
-    entity: str, frame: pd.DataFrame, committed: dict[str, tuple[str, dict[str, Any]]]
-) -> SageChanges:
-    recs = records(frame, entity)
-    cols = [c for c in compared_columns(entity) if c in frame.columns]
-    changes = SageChanges(records=recs)
-    for key, values in recs.items():
-        old = committed.get(key)
-        if old is None:
-            changes.created.append(key)
-            continue
-        changed = [c for c in cols if not _same_cell(values.get(c), old[1].get(c))]
-        if changed:
-            changes.updated[key] = changed
-        else:
-            changes.unchanged += 1
-    changes.deleted = {k: v for k, (_, v) in committed.items() if k not in recs}
-    return changes
+def committed_digests(entity: str, rows: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Key -> stored digest (scheme prefix, then key hash and row hash in hex) of rows about to be committed.
+
+    The hashes are computed from the committed values themselves, not from the extract: a merged row or a row
+    inserted from SSM is committed with values the extract never held, and the next run must see exactly what
+    was committed. Only confirmed rows are hashed, so the cost follows the churn, not the snapshot size.
+    """
+    if not rows:
+        return {}
+    keys = list(rows)
+    cols = [c for c in compared_columns(entity) if any(c in r for r in rows.values())]
+    frame = pd.DataFrame(
+        {
+            KEY: pd.array(keys, dtype="string"),
+            **{c: pd.Series([rows[k].get(c) for k in keys], dtype=object) for c in cols},
+        }
+    )
+    try:
+        hashes = snapshot_hashes(frame, [KEY], cols)
+    except (ConfigurationError, TypeError, ValueError):
+        # Values the hash cannot canonicalise: store no digest; the next diff hashes these rows itself.
+        return dict.fromkeys(keys, "")
+    scheme = hash_scheme(cols)
+    return {
+        k: f"{scheme}{int(kh):016x}{int(rh):016x}"
+        for k, kh, rh in zip(keys, hashes.key_hashes, hashes.row_hashes, strict=True)
+    }
 
 
-def _same_cell(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return round(float(a), 6) == round(float(b), 6)
-    return bool(a == b)
+def _stored_hashes(
+    committed: dict[str, tuple[str, dict[str, Any]]], previous: pd.DataFrame, cols: list[str]
+) -> SnapshotHashes:
+    """The previous snapshot's hashes, read from the stored digests; rows without a usable digest are hashed."""
+    scheme = hash_scheme(cols)
+    width = len(scheme) + 32
+    digests = [d for d, _ in committed.values()]
+    usable = np.fromiter(
+        (len(d) == width and d.startswith(scheme) for d in digests), dtype=bool, count=len(digests)
+    )
+    key_hashes = np.zeros(len(digests), dtype=np.uint64)
+    row_hashes = np.zeros(len(digests), dtype=np.uint64)
+    if usable.any():
+        raw = bytes.fromhex("".join(d[-32:] for d, ok in zip(digests, usable, strict=True) if ok))
+        pairs = np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 2)
+        key_hashes[usable], row_hashes[usable] = pairs[:, 0], pairs[:, 1]
+    missing = np.flatnonzero(~usable)
+    if len(missing):
+        fresh = snapshot_hashes(previous.iloc[missing], [KEY], cols)
+        key_hashes[missing], row_hashes[missing] = fresh.key_hashes, fresh.row_hashes
+    return SnapshotHashes(
+        key=(KEY,),
+        columns=tuple(cols),
+        decimals=DEFAULT_DECIMALS,
+        key_hashes=key_hashes,
+        row_hashes=row_hashes,
+    )
 
 
 def sage_changes(
     entity: str,
     frame: pd.DataFrame,
     committed: dict[str, tuple[str, dict[str, Any]]],
-    *,
-    small: int = SMALL_SNAPSHOT,
 ) -> SageChanges:
-    """Diff the current assembled frame against the committed snapshot of ``entity``.
+    """Diff the current assembled frame against the committed snapshot of ``entity`` (key -> (digest, values)).
 
-    Snapshots of at most ``small`` rows on both sides are compared as dicts; larger ones go through the
-    vectorised :func:`~sage_sync.engine.diff.diff_snapshots`. Both give the same classification.
+    Every size goes through :func:`~sage_sync.engine.diff.diff_snapshots`, reusing the row hashes stored with
+    the committed snapshot (see :func:`committed_digests`), so only the current extract is hashed in full.
     """
-    if len(frame) <= small and len(committed) <= small:
-        return _small_changes(entity, frame, committed)
     cols = [c for c in compared_columns(entity) if c in frame.columns]
     current = frame[[KEY, *cols]].reset_index(drop=True)
     prev_rows = [{KEY: k, **{c: v.get(c) for c in cols}} for k, (_, v) in committed.items()]
@@ -210,7 +244,8 @@ def sage_changes(
         except (TypeError, ValueError):
             previous[c] = previous[c].astype("string")
             current[c] = current[c].astype("string")
-    diff = diff_snapshots(previous, current, [KEY], cols)
+    hashes = _stored_hashes(committed, previous, cols)
+    diff = diff_snapshots(previous, current, [KEY], cols, previous_hashes=hashes)
     changes = SageChanges(records=records(frame, entity), unchanged=diff.unchanged_count)
     changes.created = [str(k) for k in diff.created[KEY]]
     for (_, row), (_, flags) in zip(diff.updated.iterrows(), diff.changed.iterrows(), strict=True):

@@ -309,7 +309,7 @@ class StateStore:
     # --- committed snapshot ----------------------------------------------------------------------------------
 
     def snapshot(self, entity: str) -> dict[str, tuple[str, dict[str, Any]]]:
-        """The committed snapshot of ``entity``: key -> (row hash, values)."""
+        """The committed snapshot of ``entity``: key -> (digest with key and row hash, values)."""
         with self._tx() as conn:
             rows = conn.execute(sa.select(snapshot_rows).where(snapshot_rows.c.entity == entity)).all()
         return {r.key: (r.row_hash, json.loads(r.values_json)) for r in rows}
@@ -326,20 +326,35 @@ class StateStore:
         """Advance the committed snapshot for confirmed rows only; ``None`` removes a confirmed deletion."""
         if not rows:
             return
+        deleted = [key for key, value in rows.items() if value is None]
+        kept = [
+            {"entity": entity, "key": key, "row_hash": value[0], "values_json": dumps(value[1])}
+            for key, value in rows.items()
+            if value is not None
+        ]
         with self._tx() as conn:
-            for key, value in rows.items():
-                if value is None:
-                    conn.execute(
-                        snapshot_rows.delete().where(
-                            snapshot_rows.c.entity == entity, snapshot_rows.c.key == key
-                        )
+            # One statement per chunk rather than per row: a run's commit touches every confirmed row.
+            for start in range(0, len(deleted), 500):
+                conn.execute(
+                    snapshot_rows.delete().where(
+                        snapshot_rows.c.entity == entity,
+                        snapshot_rows.c.key.in_(deleted[start : start + 500]),
                     )
-                else:
-                    self._upsert(
-                        conn,
-                        snapshot_rows,
-                        {"entity": entity, "key": key, "row_hash": value[0], "values_json": dumps(value[1])},
-                    )
+                )
+            if kept:
+                insert: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(
+                    snapshot_rows
+                )
+                conn.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=["entity", "key"],
+                        set_={
+                            "row_hash": insert.excluded.row_hash,
+                            "values_json": insert.excluded.values_json,
+                        },
+                    ),
+                    kept,
+                )
 
     # --- watermarks and pending SSM records ------------------------------------------------------------------
 

@@ -47,7 +47,9 @@ def test_products_derived_fields(tmp_path: Path) -> None:
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "a1.png").write_bytes(b"\x89PNG fake")
     (tmp_path.parent / "escape.png").write_bytes(b"outside")
-    products = assemble_products(_frames(), PRODUCTS, tmp_path).set_index("ref")
+    products = assemble_products(_frames(), PRODUCTS, lambda rel: picture_sha256(tmp_path, rel)).set_index(
+        "ref"
+    )
     assert products.loc["A1", "stock_total"] == 12.5
     assert products.loc["A1", "stock_display"] == "12.5"
     assert pd.isna(products.loc["A2", "stock_total"])  # service: no stock management, even with a stock row
@@ -68,7 +70,7 @@ def test_products_derived_fields(tmp_path: Path) -> None:
 
 
 def test_without_media_folder_no_picture_is_hashed() -> None:
-    assert assemble_products(_frames(), PRODUCTS, None)["picture_sha256"].isna().all()
+    assert assemble_products(_frames(), PRODUCTS)["picture_sha256"].isna().all()
     assert picture_sha256(None, "a.png") is None
 
 

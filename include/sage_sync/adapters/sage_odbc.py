@@ -18,6 +18,7 @@ from sage_sync.engine.sides import ItemOutcome
 from sage_sync.errors import FatalSyncError, RecordRejected
 from sage_sync.hooks.sage50 import Sage50Hook
 from sage_sync.hooks.sage50_writes import as_records, record_label
+from sage_sync.mapping.sage_snapshot import media_path
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +82,8 @@ class SageOdbcSide:
         A path escaping the media folder (absolute, or with ``..``) counts as missing: the dossier's data must
         never make the sync read arbitrary files.
         """
-        folder = self.media_folder
-        if folder is None or not path or not path.strip():
-            return None
-        root = folder.resolve()
-        target = (root / path.replace("\\", "/")).resolve()
-        if not target.is_relative_to(root) or not target.is_file():
+        target = media_path(self.media_folder, path)
+        if target is None:
             return None
         try:
             return target.read_bytes()

@@ -22,6 +22,7 @@ from sage_sync.engine.codec import clean, mapping
 from sage_sync.engine.diff import diff_snapshots
 from sage_sync.engine.row_hash import DEFAULT_DECIMALS, HASH_VERSION, SnapshotHashes, snapshot_hashes
 from sage_sync.errors import ConfigurationError
+from sage_sync.mapping.sage_snapshot import assemble_products
 
 KEY = "_key"
 
@@ -77,36 +78,13 @@ def assemble(
 def _assemble_products(
     articles: pd.DataFrame, frames: dict[str, pd.DataFrame], picture_hash: Callable[[str], str | None] | None
 ) -> pd.DataFrame:
-    out = articles.copy()
-    stock = frames.get("stock")
-    totals = (
-        stock.groupby("ref")["quantity"].sum()
-        if stock is not None and len(stock)
-        else pd.Series(dtype="Float64")
-    )
-    managed = out["stock_managed"].fillna(0).astype("Int64") > 0
-    out["stock_total"] = out["ref"].map(totals).astype("Float64").fillna(0.0).where(managed, pd.NA)
-    out["stock_display"] = [
-        "-" if not m else (str(int(t)) if float(t).is_integer() else str(t))
-        for m, t in zip(managed, out["stock_total"], strict=True)
-    ]
-    rate: dict[Any, Any] = {}
-    accounting, taxes = frames.get("accounting"), frames.get("taxes")
-    if accounting is not None and taxes is not None and len(accounting):
-        acc = _filter(accounting, mapping("products").sources["accounting"].filter)
-        by_code = dict(zip(taxes["tax_code"], taxes["tax_rate"], strict=True))
-        rate = {r: by_code.get(c) for r, c in zip(acc["ref"], acc["tax_code"], strict=True)}
-    out["vat_rate"] = out["ref"].map(lambda r: clean(rate.get(r))).astype("Float64")
-    families = frames.get("families")
-    names = (
-        dict(zip(families["family_code"], families["family_name"], strict=True))
-        if families is not None
-        else {}
-    )
-    out["family_name"] = out["family_code"].map(lambda c: names.get(c)).astype("string")
-    pictures = [picture_hash(str(p)) if picture_hash and clean(p) else None for p in out["picture"]]
-    out["picture_sha256"] = pd.Series(pictures, index=out.index, dtype="string")
-    return out
+    m = mapping("products")
+    sources = {name: _filter(frames[name], src.filter) for name, src in m.sources.items() if name in frames}
+    sources["articles"] = articles
+    for name, src in m.sources.items():
+        if name not in sources:
+            sources[name] = pd.DataFrame({f.name: pd.Series(dtype=f.pandas_dtype) for f in src.fields})
+    return assemble_products(sources, m, picture_hash)
 
 
 def _assemble_invoices(headers: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -58,7 +58,7 @@ from sage_sync.hooks.sage50_writes import (
 )
 from sage_sync.mapping.loader import load_mapping
 from sage_sync.mapping.model import EntityMapping
-from sage_sync.mapping.sage_snapshot import assemble_products, contacts_of_accounts
+from sage_sync.mapping.sage_snapshot import assemble_products, contacts_of_accounts, picture_sha256
 
 FetchPath = Literal["pyodbc", "arrow"]
 FETCH_PATHS: tuple[FetchPath, ...] = ("pyodbc", "arrow")
@@ -378,7 +378,11 @@ class Sage50Hook(OdbcHook):
             return {"contacts": contacts_of_accounts(contacts, keys[accounts.main.key[0]])}
         if mapping.entity == "products":
             frames = {name: self.read_source(mapping, name) for name in mapping.sources}
-            return {"products": assemble_products(frames, mapping, media_folder)}
+
+            def hash_picture(relative: str) -> str | None:
+                return picture_sha256(media_folder, relative)
+
+            return {"products": assemble_products(frames, mapping, hash_picture)}
         return {name: self.read_source(mapping, name) for name in mapping.sources}
 
     # --- write-back ----------------------------------------------------------------------------------------

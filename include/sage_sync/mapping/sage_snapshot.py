@@ -8,7 +8,7 @@ same on every engine and can be tested without a database.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,8 +36,8 @@ def stock_text(total: float | None) -> str:
     return format(value.normalize(), "f")
 
 
-def picture_sha256(media_folder: Path | None, relative: str | None) -> str | None:
-    """D3: the sha256 of the picture file ``relative`` under ``media_folder``; None when absent or unreadable.
+def media_path(media_folder: Path | None, relative: str | None) -> Path | None:
+    """The picture file ``relative`` under ``media_folder`` (D3), or None when absent.
 
     Paths escaping the media folder (absolute, or with ``..``) are treated as missing: the dossier's data must
     never make the sync read arbitrary files.
@@ -48,15 +48,28 @@ def picture_sha256(media_folder: Path | None, relative: str | None) -> str | Non
     path = (root / str(relative).replace("\\", "/")).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         return None
+    return path
+
+
+def picture_sha256(media_folder: Path | None, relative: str | None) -> str | None:
+    """D3: the sha256 of the picture file ``relative`` under ``media_folder``; None when absent or unreadable."""
+    path = media_path(media_folder, relative)
+    if path is None:
+        return None
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 16), b""):
-            digest.update(block)
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 16), b""):
+                digest.update(block)
+    except OSError:
+        return None
     return digest.hexdigest()
 
 
 def assemble_products(
-    frames: Mapping[str, pd.DataFrame], mapping: EntityMapping, media_folder: Path | None = None
+    frames: Mapping[str, pd.DataFrame],
+    mapping: EntityMapping,
+    picture_hash: Callable[[str], str | None] | None = None,
 ) -> pd.DataFrame:
     """Join the product sources into one row per article with the derived fields of the mapping.
 
@@ -69,7 +82,7 @@ def assemble_products(
     * ``stock_display`` (D2): ``stock_total`` as text, "-" when not stock-managed;
     * ``vat_rate`` (D6): the ``tax_rate`` of the article's sales accounting row;
     * ``family_name``: the family's label;
-    * ``picture_sha256`` (D3): sha256 of the picture file under ``media_folder`` (null when absent).
+    * ``picture_sha256`` (D3): ``picture_hash(AR_Photo)`` (null when absent or when no ``picture_hash`` is given).
     """
     articles = frames["articles"].reset_index(drop=True)
     stock = frames["stock"]
@@ -98,7 +111,12 @@ def assemble_products(
         "vat_rate": vat_rate,
         "family_name": family_name,
         "picture_sha256": pd.array(
-            [picture_sha256(media_folder, p) for p in articles["picture"].to_numpy(na_value=None)],
+            [
+                picture_hash(str(p))
+                if picture_hash is not None and p is not None and str(p).strip()
+                else None
+                for p in articles["picture"].to_numpy(na_value=None)
+            ],
             dtype="string",
         ),
     }

@@ -198,3 +198,20 @@ def test_i1_a_line_removed_in_sage_is_deleted_in_ssm_and_only_that_line() -> Non
     assert deletes == [("ssm_delete", "2", by_ext["2"])]
     assert sorted(r["extId"] for r in w.ssm.live("salesordersLines")) == ["1", "3"]
     assert w.run().planned_ops == 0
+
+
+def test_i1_i3_posting_alone_updates_the_same_sales_order_and_its_sync_time() -> None:
+    """Posting (DO_Type 6 -> 7) changes no SSM field of its own, yet it is an update: Z_SyncedAt moves (I3)."""
+    w = world()
+    header(w, "FA0001")
+    line(w, "FA0001", 1)
+    w.run()
+    before = only(w, "FA0001")
+    w.sage.edit("invoices", (0, "FA0001"), doc_type=7)
+    plan = w.run().plans["invoices"]
+    assert [(o.kind, o.rule, o.ssm_id) for o in plan.ops] == [("ssm_update", "I1", before["id"])]
+    assert set(plan.ops[0].fields) == {"Z_Synced", "Z_SyncedAt"}
+    after = only(w, "FA0001")
+    assert after["id"] == before["id"] and after["Z_SyncedAt"] == plan.ops[0].fields["Z_SyncedAt"]
+    assert len(w.ssm.live("salesorders")) == 1
+    assert w.run().planned_ops == 0

@@ -109,8 +109,16 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
             sid = int(target["ssm_id"] if live is not None else target["id"])
             compare = base if live is not None else found or {}
             fields = {k: v for k, v in payload.items() if _value(compare.get(k)) != v}
-            if fields:
-                reason = f"invoice {key} changed in Sage: update {describe(fields)}; mark synced (I3)"
+            # I1 + I3: a header change with no SSM field of its own (posting 6 -> 7, a payment) still updates the
+            # sales order, so SSM shows when the invoice was last synced. Line-only changes go to the lines alone.
+            header_changes = [f for f in inp.updated.get(key, []) if f != "lines_digest"]
+            if fields or header_changes:
+                what = (
+                    f"update {describe(fields)}"
+                    if fields
+                    else f"{', '.join(header_changes)} changed (no SSM field of its own)"
+                )
+                reason = f"invoice {key} changed in Sage: {what}; mark synced (I3)"
                 plan.ops.append(
                     Op(
                         "ssm_update",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -78,9 +79,10 @@ def run(
         "\n[demo] Done.\n"
         f"  Reports:   {reports}/latest.json (and .md / .html beside it)\n"
         f"  Data Docs: {next(iter(sorted(docs.rglob('index.html'))), docs)}\n"
-        f"  Airflow UI on this data: start the simulator again with\n"
+        f"  Airflow UI on this data:\n"
+        f"      source {env}\n"
         f"      sage-sync simulator serve --port {stack.port} --db {stack.root / 'ssm-tenant.sqlite'} --admin &\n"
-        f"    then: source {env} && airflow standalone   (then open http://localhost:8080)"
+        f"      airflow standalone   (then open http://localhost:8080)"
     )
 
 
@@ -121,5 +123,7 @@ def _write_env(stack: SyncStack, path: Path) -> None:
     )
     env = stack.env()
     lines = [f"export {k}='{env[k]}'" for k in wanted]
+    # The project's virtual environment first, so `sage-sync` and `airflow` resolve without activating it.
+    lines.append(f'export PATH="{Path(sys.executable).parent}:$PATH"')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)

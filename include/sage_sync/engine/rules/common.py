@@ -7,7 +7,7 @@ from typing import Any
 from sage_sync.engine.codec import Spec, check_sage_value
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
-from sage_sync.engine.plan import Note, Plan
+from sage_sync.engine.plan import Commit, Note, Op, Plan
 
 
 def guard_deletions(inp: PlanInput, config: SyncConfig, plan: Plan) -> bool:
@@ -35,6 +35,30 @@ def guard_deletions(inp: PlanInput, config: SyncConfig, plan: Plan) -> bool:
 def withheld(plan: Plan, entity: str, key: str, rule: str) -> None:
     """Record a deletion withheld by the G4 guard (it is planned again next run)."""
     plan.deferred.append(Note(entity, key, "G4", f"{rule} deletion withheld: {plan.guard}"))
+
+
+def plan_sage_deletion(
+    plan: Plan,
+    key: str,
+    live: dict[str, Any] | None,
+    may_delete: bool,
+    rule: str,
+    names: tuple[str, str],
+) -> None:
+    """A one-way record gone from Sage: forget it, withhold its deletion (G4), or soft-delete it in SSM.
+
+    Forgotten when it never reached SSM; ``names`` are the record's names on each side, e.g. ("article", "product").
+    """
+    if live is None:
+        plan.commits.append(Commit(plan.entity, key, delete_row=True))
+    elif not may_delete:
+        withheld(plan, plan.entity, key, rule)
+    else:
+        sid = int(live["ssm_id"])
+        sage_name, ssm_name = names
+        reason = f"{sage_name} {key} deleted in Sage: soft-delete SSM {ssm_name} {sid}"
+        plan.ops.append(Op("ssm_delete", plan.entity, key, rule, reason, ssm_id=sid))
+        plan.commits.append(Commit(plan.entity, key, delete_row=True, ssm_id=sid, binding="deleted"))
 
 
 def sage_problems(entity: str, key: str, specs: list[Spec], values: dict[str, Any]) -> list[str]:

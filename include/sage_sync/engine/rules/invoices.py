@@ -11,7 +11,7 @@ from typing import Any
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Commit, Note, Op, Plan
-from sage_sync.engine.rules.common import describe, guard_deletions, withheld
+from sage_sync.engine.rules.common import describe, guard_deletions, plan_sage_deletion
 from sage_sync.mapping import transforms as tf
 
 ENTITY = "invoices"
@@ -69,15 +69,7 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
         row = inp.sage.get(key)
         live = inp.live_binding(key)
         if row is None:
-            if live is None:
-                plan.commits.append(Commit(ENTITY, key, delete_row=True))
-            elif not may_delete:
-                withheld(plan, ENTITY, key, "I2")
-            else:
-                gone = int(live["ssm_id"])
-                reason = f"invoice {key} deleted in Sage: soft-delete SSM sales order {gone}"
-                plan.ops.append(Op("ssm_delete", ENTITY, key, "I2", reason, ssm_id=gone))
-                plan.commits.append(Commit(ENTITY, key, delete_row=True, ssm_id=gone, binding="deleted"))
+            plan_sage_deletion(plan, key, live, may_delete, "I2", ("invoice", "sales order"))
             continue
         customer = str(row.get("customer_code"))
         parent = inp.parents.get(customer) or {}

@@ -7,7 +7,7 @@ from typing import Any
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Commit, Note, Op, Plan
-from sage_sync.engine.rules.common import describe, guard_deletions, withheld
+from sage_sync.engine.rules.common import describe, guard_deletions, plan_sage_deletion
 from sage_sync.mapping import transforms as tf
 
 ENTITY = "products"
@@ -45,15 +45,7 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
         row = inp.sage.get(key)
         live = inp.live_binding(key)
         if row is None:
-            if live is None:
-                plan.commits.append(Commit(ENTITY, key, delete_row=True))
-            elif not may_delete:
-                withheld(plan, ENTITY, key, "D4")
-            else:
-                sid = int(live["ssm_id"])
-                reason = f"article {key} deleted in Sage: soft-delete SSM product {sid}"
-                plan.ops.append(Op("ssm_delete", ENTITY, key, "D4", reason, ssm_id=sid))
-                plan.commits.append(Commit(ENTITY, key, delete_row=True, ssm_id=sid, binding="deleted"))
+            plan_sage_deletion(plan, key, live, may_delete, "D4", ("article", "product"))
             continue
         try:
             payload = product_payload(row)

@@ -349,6 +349,7 @@ def test_cli_refuses_to_overwrite_without_force(sqlite_dossiers: dict[str, Path]
     assert refused.returncode == 2
     assert f"Error: dossier {path} already exists; pass --force to replace it" in refused.stderr
     assert "Traceback" not in refused.stderr
+    assert "Generating" not in refused.stdout, "the refusal must come before the data is generated"
     assert path.read_bytes() == before
     replaced = run_cli("--engine", "sqlite", "--path", str(path), "--scale", "40", "--seed", "7", "--force")
     assert replaced.returncode == 0, replaced.stderr
@@ -431,6 +432,7 @@ def test_postgres_cli_force_and_encoding_guard(
     again = run_cli(*without_url, env={SAGE_SYNC_STANDIN_URL: url})
     assert again.returncode == 2 and "already holds a dossier" in again.stderr and "--force" in again.stderr
     assert "Traceback" not in again.stderr
+    assert "Generating" not in again.stdout, "the refusal must come before the data is generated"
     missing = run_cli(*without_url, env={SAGE_SYNC_STANDIN_URL: ""})
     assert missing.returncode == 2 and SAGE_SYNC_STANDIN_URL in missing.stderr
     forced = run_cli(*args, "--force")

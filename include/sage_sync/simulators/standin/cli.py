@@ -82,11 +82,13 @@ def create(
     Customers, prospects and suppliers with contacts and delivery addresses; articles with families, VAT,
     stock by depot and pictures; invoices (open and posted), credit notes, quotes, orders and delivery notes.
     The same --scale and --seed always give the same rows. An existing dossier is only replaced with --force
-    (the check happens when the dossier is written, after the data was generated).
+    (checked before anything is generated).
     """
     from sage_sync.errors import ConfigurationError
     from sage_sync.simulators.standin.create import (
         CreationResult,
+        check_postgres_target,
+        check_sqlite_target,
         create_postgres_dossier,
         create_sqlite_dossier,
     )
@@ -104,6 +106,17 @@ def create(
         raise typer.BadParameter(
             "--engine postgres needs --media DIR for the article pictures", param_hint="--media"
         )
+
+    try:  # refuse at once, not after generating a large dossier
+        if engine is Engine.sqlite:
+            assert path is not None
+            check_sqlite_target(path, force=force)
+        else:
+            assert url is not None
+            check_postgres_target(url, force=force)
+    except ConfigurationError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(code=2) from error
 
     started = time.monotonic()
     typer.echo(f"Generating {accounts:,} accounts with seed {seed}...")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from sage_sync.errors import ConfigurationError
@@ -46,6 +46,16 @@ def default_media_dir(sqlite_path: Path) -> Path:
     return sqlite_path.with_name(f"{sqlite_path.stem}_media")
 
 
+def check_sqlite_target(path: Path, *, force: bool = False) -> None:
+    """Refuse to replace an existing SQLite dossier without ``force`` (called before generating, too).
+
+    Raises:
+        ConfigurationError: ``path`` already exists and ``force`` is false.
+    """
+    if Path(path).exists() and not force:
+        raise ConfigurationError(f"dossier {path} already exists; pass --force to replace it")
+
+
 def create_sqlite_dossier(
     path: Path,
     dossier: Dossier,
@@ -61,9 +71,8 @@ def create_sqlite_dossier(
     """
     path = Path(path)
     media = Path(media_dir) if media_dir is not None else default_media_dir(path)
+    check_sqlite_target(path, force=force)
     if path.exists():
-        if not force:
-            raise ConfigurationError(f"dossier {path} already exists; pass --force to replace it")
         path.unlink()
         if media == default_media_dir(path) and media.is_dir():
             shutil.rmtree(media)  # the default media folder belongs to the dossier: no stale pictures
@@ -96,6 +105,54 @@ def create_sqlite_dossier(
     return CreationResult(str(path), dossier.counts(), media, pictures)
 
 
+def _postgres_engine(url: str) -> tuple[Engine, str]:
+    """An engine on ``url`` speaking WIN1252, and the URL as shown to people (no password)."""
+    sa_url = make_url(url)
+    if sa_url.drivername in ("postgresql", "postgres"):
+        sa_url = sa_url.set(drivername="postgresql+psycopg2")
+    engine = create_engine(sa_url, connect_args={"client_encoding": "WIN1252"})
+    return engine, sa_url.render_as_string(hide_password=True)
+
+
+def _check_postgres(engine: Engine, shown: str, *, force: bool) -> list[str]:
+    """Check the server answers, the database is WIN1252, and holds no dossier unless ``force``.
+
+    Returns the stand-in tables already there (to drop). Raises ``ConfigurationError`` otherwise.
+    """
+    try:
+        with engine.connect() as conn:
+            encoding = conn.execute(text("SHOW server_encoding")).scalar_one()
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise ConfigurationError(f"cannot connect to {shown}: {reason}") from error
+    if str(encoding).upper() != "WIN1252":
+        raise ConfigurationError(
+            f"database {shown} has encoding {encoding}; the stand-in needs WIN1252: create it with "
+            "CREATE DATABASE ... ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+        )
+    existing = {name.lower() for name in inspect(engine).get_table_names()}
+    ours = sorted(name for name in TABLES if name.lower() in existing)
+    if ours and not force:
+        raise ConfigurationError(
+            f"database {shown} already holds a dossier ({', '.join(ours)}); pass --force to replace it"
+        )
+    return ours
+
+
+def check_postgres_target(url: str, *, force: bool = False) -> None:
+    """The checks :func:`create_postgres_dossier` makes first, to run them before generating the data.
+
+    Raises:
+        ConfigurationError: the server is unreachable, the database is not WIN1252, or it already holds
+            stand-in tables and ``force`` is false.
+    """
+    engine, shown = _postgres_engine(url)
+    try:
+        _check_postgres(engine, shown, force=force)
+    finally:
+        engine.dispose()
+
+
 def create_postgres_dossier(
     url: str,
     dossier: Dossier,
@@ -110,29 +167,9 @@ def create_postgres_dossier(
         ConfigurationError: the server is unreachable, the database is not WIN1252, or it already holds
             stand-in tables and ``force`` is false.
     """
-    sa_url = make_url(url)
-    if sa_url.drivername in ("postgresql", "postgres"):
-        sa_url = sa_url.set(drivername="postgresql+psycopg2")
-    engine = create_engine(sa_url, connect_args={"client_encoding": "WIN1252"})
-    shown = sa_url.render_as_string(hide_password=True)
+    engine, shown = _postgres_engine(url)
     try:
-        try:
-            with engine.connect() as conn:
-                encoding = conn.execute(text("SHOW server_encoding")).scalar_one()
-        except OperationalError as error:
-            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-            raise ConfigurationError(f"cannot connect to {shown}: {reason}") from error
-        if str(encoding).upper() != "WIN1252":
-            raise ConfigurationError(
-                f"database {shown} has encoding {encoding}; the stand-in needs WIN1252: create it with "
-                "CREATE DATABASE ... ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
-            )
-        existing = {name.lower() for name in inspect(engine).get_table_names()}
-        ours = sorted(name for name in TABLES if name.lower() in existing)
-        if ours and not force:
-            raise ConfigurationError(
-                f"database {shown} already holds a dossier ({', '.join(ours)}); pass --force to replace it"
-            )
+        ours = _check_postgres(engine, shown, force=force)
         # One transaction for drop, create and load: a failed load leaves the database as it was.
         with engine.begin() as conn:
             if ours:

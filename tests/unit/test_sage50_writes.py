@@ -134,10 +134,10 @@ def test_update_with_only_the_key_is_skipped() -> None:
 
 
 def test_integer_columns_are_range_checked_by_their_sage_type() -> None:
-    """Issue 2 review: SMALLINT (CT_Civilite) holds -32768..32767, INTEGER (CT_No) 32 bits; beyond is refused."""
-    assert integer_range("F_CONTACTT", "CT_Civilite") == SMALLINT_RANGE == (-32768, 32767)
-    assert integer_range("f_contactt", "ct_no") == INTEGER_RANGE == (-(2**31), 2**31 - 1)
-    assert integer_range("F_UNKNOWN", "X") == INTEGER_RANGE
+    """SMALLINT (CT_Civilite, ``bits: 16`` in the mapping) holds -32768..32767, INTEGER (CT_No) 32 bits."""
+    by_name = {f.name: f for f in CONTACTS.main.fields}
+    assert integer_range(by_name["civility"]) == SMALLINT_RANGE == (-32768, 32767)
+    assert integer_range(by_name["number"]) == INTEGER_RANGE == (-(2**31), 2**31 - 1)
     edge = [{"account_code": "C1", "number": 2**31 - 1, "last_name": "M", "civility": -32768}]
     assert validate_writes(CONTACTS, edge, insert=True) == []
     rows = [
@@ -169,3 +169,47 @@ def test_contacts_need_a_customer_or_prospect_owner() -> None:
         "F_CONTACTT CT_Num=X9, CT_No=2: CT_Num: account X9 does not exist in F_COMPTET; "
         "contacts can only be written under a CT_Type = 0 account",
     ]
+
+
+def test_the_mappings_integer_widths_match_the_sage_contract() -> None:
+    """Every int field's ``bits`` is the width of its column in the contract's schema (SMALLINT 16, INTEGER 32)."""
+    from sqlalchemy import Integer, SmallInteger
+
+    from sage_sync.mapping.loader import ENTITIES
+    from sage_sync.simulators.standin.schema import metadata
+
+    columns = {
+        (table.name.upper(), column.name.upper()): column.type
+        for table in metadata.tables.values()
+        for column in table.columns
+    }
+    checked = 0
+    for entity in ENTITIES:
+        mapping = load_mapping(entity)
+        for source in mapping.sources.values():
+            for f in source.fields:
+                if f.dtype != "int" or f.sage is None:
+                    continue
+                kind = columns[(source.table.upper(), f.sage.upper())]
+                expected = 16 if isinstance(kind, SmallInteger) else 32 if isinstance(kind, Integer) else None
+                assert f.bits == expected, f"{entity}.{f.name} ({source.table}.{f.sage}): bits {f.bits}"
+                checked += 1
+    assert checked >= 15
+
+
+def test_bits_is_refused_on_a_non_integer_field_or_with_an_odd_width() -> None:
+    from sage_sync.errors import ConfigurationError
+    from sage_sync.mapping.loader import parse_mapping
+
+    def doc(extra: dict[str, object]) -> dict[str, object]:
+        return {
+            "entity": "accounts",
+            "sage": {"sources": {"accounts": {"table": "F_COMPTET", "key": ["code"]}}},
+            "ssm": {"endpoint": "accounts", "zapier_entity": "empresas"},
+            "fields": [{"name": "code", "sage": "CT_Num", "dtype": "string"}, extra],
+        }
+
+    with pytest.raises(ConfigurationError, match="bits must be 16 or 32"):
+        parse_mapping(doc({"name": "kind", "sage": "CT_Type", "dtype": "int", "bits": 8}))
+    with pytest.raises(ConfigurationError, match="on an int field only"):
+        parse_mapping(doc({"name": "city", "sage": "CT_Ville", "dtype": "string", "bits": 16}))

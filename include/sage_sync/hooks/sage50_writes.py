@@ -18,13 +18,11 @@ from decimal import Decimal
 from typing import Any, TypeAlias
 
 import pandas as pd
-from sqlalchemy import Integer, SmallInteger
 
 from sage_sync.errors import RecordRejected
 from sage_sync.hooks.odbc_text import first_unencodable
 from sage_sync.hooks.sage50_sql import build_insert, build_update
 from sage_sync.mapping.model import EntityMapping, FieldMap, SageSource
-from sage_sync.simulators.standin.schema import metadata as sage_schema
 
 Row: TypeAlias = Mapping[str, Any]
 Rows: TypeAlias = pd.DataFrame | Iterable[Row]
@@ -65,24 +63,9 @@ SMALLINT_RANGE = (-32768, 32767)
 INTEGER_RANGE = (-(2**31), 2**31 - 1)
 
 
-def _integer_ranges() -> dict[tuple[str, str], tuple[int, int]]:
-    """(TABLE, COLUMN) -> accepted range of each integer column of Sage's schema (the contract's, defined once)."""
-    ranges: dict[tuple[str, str], tuple[int, int]] = {}
-    for table in sage_schema.tables.values():
-        for column in table.columns:
-            if isinstance(column.type, SmallInteger):
-                ranges[(table.name.upper(), column.name.upper())] = SMALLINT_RANGE
-            elif isinstance(column.type, Integer):
-                ranges[(table.name.upper(), column.name.upper())] = INTEGER_RANGE
-    return ranges
-
-
-_INTEGER_RANGES = _integer_ranges()
-
-
-def integer_range(table: str, column: str) -> tuple[int, int]:
-    """The values a Sage integer column accepts; a column the schema does not know gets the 32-bit range."""
-    return _INTEGER_RANGES.get((table.upper(), column.upper()), INTEGER_RANGE)
+def integer_range(f: FieldMap) -> tuple[int, int]:
+    """The values the Sage integer column of ``f`` accepts (its ``bits`` in the mapping: smallint or int)."""
+    return SMALLINT_RANGE if f.bits == 16 else INTEGER_RANGE
 
 
 def _is_missing(value: Any) -> bool:
@@ -109,8 +92,8 @@ def record_label(source: SageSource, row: Row) -> str:
     return ", ".join(parts)
 
 
-def _check_value(f: FieldMap, value: Any, table: str) -> tuple[Any, str | None]:
-    """Return the value to bind for ``f`` (a column of ``table``) and the problem with it (None when it is fine)."""
+def _check_value(f: FieldMap, value: Any) -> tuple[Any, str | None]:
+    """Return the value to bind for ``f`` and the problem with it (None when it is fine)."""
     column = f.sage
     if f.dtype == "string":
         if not isinstance(value, str):
@@ -130,7 +113,7 @@ def _check_value(f: FieldMap, value: Any, table: str) -> tuple[Any, str | None]:
             return None, f"{column} is {value!r}, not an integer"
         if not number.is_finite() or number != number.to_integral_value():
             return None, f"{column} is {value!r}, not an integer"
-        low, high = integer_range(table, column or f.name)
+        low, high = integer_range(f)
         if not low <= number <= high:
             # Refused here: drivers would overflow it (an error mid-batch) or, worse, wrap it silently.
             return None, f"{column} is {int(number)}, outside the column's range {low}..{high}"
@@ -181,7 +164,7 @@ def _validate_row(
             else:
                 values[name] = None
             continue
-        bound, message = _check_value(f, value, source.table)
+        bound, message = _check_value(f, value)
         if message:
             problem(f.sage, message)
         else:

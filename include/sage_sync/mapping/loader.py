@@ -41,6 +41,9 @@ def _field(raw: dict[str, Any], default_source: str, where: str) -> FieldMap:
     owner = raw.get("owner", "sage")
     if owner not in ("sage", "both", "ssm"):
         raise ConfigurationError(f"{where}: field {name!r} has unknown owner {owner!r}")
+    bits = raw.get("bits", 32)
+    if bits not in (16, 32) or (dtype != "int" and "bits" in raw):
+        raise ConfigurationError(f"{where}: field {name!r}: bits must be 16 or 32, on an int field only")
     return FieldMap(
         name=name,
         source=str(raw.get("source", default_source)),
@@ -52,6 +55,7 @@ def _field(raw: dict[str, Any], default_source: str, where: str) -> FieldMap:
         transform=raw.get("transform"),
         compare=bool(raw.get("compare", True)),
         required=bool(raw.get("required", False)),
+        bits=int(bits),
     )
 
 

@@ -45,6 +45,8 @@ class FieldMap:
     transform: str | None = None
     compare: bool = True
     required: bool = False
+    #: Integer width of the Sage column (16: smallint, 32: int); writes outside it are refused.
+    bits: int = 32
 
     @property
     def pandas_dtype(self) -> str:

@@ -13,7 +13,14 @@ from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.merge import differing, ssm_payload, three_way
 from sage_sync.engine.plan import Commit, Conflict, Note, Op, Plan
-from sage_sync.engine.rules.common import describe, guard_deletions, sage_problems, withheld
+from sage_sync.engine.rules.common import (
+    describe,
+    guard_deletions,
+    insert_in_sage_and_write_back,
+    quarantine_ssm_values,
+    sage_problems,
+    withheld,
+)
 from sage_sync.mapping import transforms as tf
 
 ENTITY = "accounts"
@@ -374,9 +381,7 @@ class _Planner:
         ]
         problems = sage_problems(ENTITY, key, specs, row)
         if problems:
-            for p in problems:
-                self.note(self.plan.quarantined, key, "G3", p, rid)
-            self.plan.pending[rid] = "G3: quarantined SSM values"
+            quarantine_ssm_values(self.plan, key, rid, problems)
             return None
         return row
 
@@ -397,24 +402,16 @@ class _Planner:
             f"{_kind(row.get('is_prospect'))} with the reserved code {key}; C6 SALES_REP = {row.get('sales_rep')!r}"
         )
         synced = _spec_values(self.specs, row)
-        self.plan.ops.append(
-            Op("sage_insert", ENTITY, key, rule, reason, fields=_set(row), synced=synced, reserved=True)
-        )
-        fields = {"extId": key, **self.status_fields(row.get("is_prospect"))}
-        self.plan.ops.append(
-            Op(
-                "ssm_update",
-                ENTITY,
-                key,
-                rule,
-                f"write the new Sage code {key} back as extId",
-                ssm_id=rid,
-                fields=fields,
-                synced=synced,
-            )
-        )
-        self.plan.commits.append(
-            Commit(ENTITY, key, row=row, synced=synced, ssm_id=rid, binding="ok", ssm_ids=[rid])
+        insert_in_sage_and_write_back(
+            self.plan,
+            key,
+            rule,
+            reason,
+            row=row,
+            synced=synced,
+            ssm_id=rid,
+            write_back={"extId": key, **self.status_fields(row.get("is_prospect"))},
+            write_back_reason=f"write the new Sage code {key} back as extId",
         )
 
     def finish_c4(self, key: str, sage: dict[str, Any], n: dict[str, Any]) -> None:
@@ -449,8 +446,3 @@ def _differs(spec: Spec, a: dict[str, Any], b: dict[str, Any], lists: tf.ValueLi
 def plan_accounts(inp: PlanInput, config: SyncConfig) -> Plan:
     """Plan one run of customers and prospects (see the module docstring for the rules)."""
     return _Planner(inp, config).run()
-
-
-def _set(row: dict[str, Any]) -> dict[str, Any]:
-    """The columns an insert sets (the others keep Sage's defaults)."""
-    return {k: v for k, v in row.items() if v is not None}

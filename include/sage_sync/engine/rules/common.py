@@ -77,3 +77,48 @@ def sage_problems(entity: str, key: str, specs: list[Spec], values: dict[str, An
 def describe(fields: dict[str, Any]) -> str:
     """Short list of field names for a reason sentence."""
     return ", ".join(sorted(fields)) or "no field"
+
+
+def quarantine_ssm_values(plan: Plan, key: str, ssm_id: int, problems: list[str]) -> None:
+    """G3: SSM values Sage cannot store; the record is quarantined with each reason and re-read every run."""
+    for problem in problems:
+        plan.quarantined.append(Note(plan.entity, key, "G3", problem, ssm_id))
+    plan.pending[ssm_id] = "G3: quarantined SSM values"
+
+
+def insert_in_sage_and_write_back(
+    plan: Plan,
+    key: str,
+    rule: str,
+    reason: str,
+    *,
+    row: dict[str, Any],
+    synced: dict[str, Any],
+    ssm_id: int,
+    write_back: dict[str, Any],
+    write_back_reason: str,
+) -> None:
+    """A record created in SSM (C4, P1, K1): insert it in Sage under its reserved key, then write the key back.
+
+    The insert only sets the columns that have a value (the others keep Sage's defaults); the SSM update carries
+    ``write_back`` (``extId``, and for accounts the status and read-only flag).
+    """
+    columns = {k: v for k, v in row.items() if v is not None}
+    plan.ops.append(
+        Op("sage_insert", plan.entity, key, rule, reason, fields=columns, synced=synced, reserved=True)
+    )
+    plan.ops.append(
+        Op(
+            "ssm_update",
+            plan.entity,
+            key,
+            rule,
+            write_back_reason,
+            ssm_id=ssm_id,
+            fields=write_back,
+            synced=synced,
+        )
+    )
+    plan.commits.append(
+        Commit(plan.entity, key, row=row, synced=synced, ssm_id=ssm_id, binding="ok", ssm_ids=[ssm_id])
+    )

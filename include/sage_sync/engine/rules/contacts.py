@@ -13,7 +13,14 @@ from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.merge import differing, ssm_payload, three_way
 from sage_sync.engine.plan import Commit, Conflict, Note, Op, Plan
-from sage_sync.engine.rules.common import describe, guard_deletions, sage_problems, withheld
+from sage_sync.engine.rules.common import (
+    describe,
+    guard_deletions,
+    insert_in_sage_and_write_back,
+    quarantine_ssm_values,
+    sage_problems,
+    withheld,
+)
 
 ENTITY = "contacts"
 
@@ -309,9 +316,7 @@ class _Planner:
                 row[spec.name] = None
         problems = sage_problems(ENTITY, key, self.specs, row)
         if problems:
-            for p in problems:
-                self.note(self.plan.quarantined, key, "G3", p, rid)
-            self.plan.pending[rid] = "G3: quarantined SSM values"
+            quarantine_ssm_values(self.plan, key, rid, problems)
             return None
         return row
 
@@ -335,23 +340,16 @@ class _Planner:
         reason = (
             f"contact {rid} created in SSM on customer {code}: insert it in Sage as {key} (number reserved)"
         )
-        self.plan.ops.append(
-            Op("sage_insert", ENTITY, key, "K1", reason, fields=_set(row), synced=synced, reserved=True)
-        )
-        self.plan.ops.append(
-            Op(
-                "ssm_update",
-                ENTITY,
-                key,
-                "K1",
-                f"write the Sage key {key} back as extId",
-                ssm_id=rid,
-                fields={"extId": key},
-                synced=synced,
-            )
-        )
-        self.plan.commits.append(
-            Commit(ENTITY, key, row=row, synced=synced, ssm_id=rid, binding="ok", ssm_ids=[rid])
+        insert_in_sage_and_write_back(
+            self.plan,
+            key,
+            "K1",
+            reason,
+            row=row,
+            synced=synced,
+            ssm_id=rid,
+            write_back={"extId": key},
+            write_back_reason=f"write the Sage key {key} back as extId",
         )
 
     def finish_insert(self, key: str, sage: dict[str, Any], n: dict[str, Any]) -> None:
@@ -373,8 +371,3 @@ class _Planner:
 def plan_contacts(inp: PlanInput, config: SyncConfig) -> Plan:
     """Plan one run of contacts (see the module docstring for the rules)."""
     return _Planner(inp, config).run()
-
-
-def _set(row: dict[str, Any]) -> dict[str, Any]:
-    """The columns an insert sets (the others keep Sage's defaults)."""
-    return {k: v for k, v in row.items() if v is not None}

@@ -12,7 +12,7 @@ from typing import Any
 from sage_sync.engine.apply import ApplyResult
 from sage_sync.engine.plan import Plan
 from sage_sync.engine.snapshot import committed_digests
-from sage_sync.engine.state import StateStore
+from sage_sync.engine.state import BindRow, StateStore
 
 COUNTS = (
     "created",
@@ -92,6 +92,7 @@ def commit_plan(
         confirmed: dict[str, dict[str, Any] | None] = {}
         log: list[dict[str, str]] = []
         released: list[str] = []
+        binds: list[BindRow] = []  # written in one statement; flushed first when a failure is recorded
         for c in plan.commits:
             bad = (c.entity, c.key) in failed or any((d[0], d[1]) in failed for d in c.depends)
             outs = status.get((c.entity, c.key), [])
@@ -99,6 +100,8 @@ def commit_plan(
                 error = (
                     next((o.error for o in outs if not o.ok and o.error), None) or "a dependent write failed"
                 )
+                state.bind_many(binds)
+                binds = []
                 state.mark_failed(c.entity, c.key, error)
                 for sid in c.ssm_ids:
                     state.set_pending(plan.entity, sid, "G5", f"write failed: {error}")
@@ -117,9 +120,10 @@ def commit_plan(
                         date = o.date_updated or date
                 if date is None and ssm_id is not None:
                     date = seen.get(int(ssm_id))
-                state.bind(c.entity, c.key, ssm_id, c.synced, date, status=c.binding)
+                binds.append(BindRow(c.entity, c.key, ssm_id, c.synced, date, c.binding))
             state.clear_pending(plan.entity, c.ssm_ids)
             released.append(c.key)
+        state.bind_many(binds)
         # Only confirmed rows are hashed and stored: a failed row keeps its previous values AND digest (G5).
         digests = committed_digests(plan.entity, {k: r for k, r in confirmed.items() if r is not None})
         snapshot: dict[str, tuple[str, dict[str, Any]] | None] = {

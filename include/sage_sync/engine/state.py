@@ -169,6 +169,18 @@ class Binding:
     attempts: int
 
 
+@dataclass(frozen=True)
+class BindRow:
+    """One binding to record with :meth:`StateStore.bind_many`."""
+
+    entity: str
+    key: str
+    ssm_id: int | None
+    synced: dict[str, Any] | None
+    ssm_date_updated: str | None = None
+    status: str = "ok"
+
+
 class StateStore:
     """Access to the state database; every method is one short transaction."""
 
@@ -225,6 +237,12 @@ class StateStore:
         return None if value is None else int(value)
 
     def _upsert(self, conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> None:
+        self._upsert_many(conn, table, [row])
+
+    def _upsert_many(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        """Insert or update ``rows`` (all with the same columns, distinct primary keys) in one executemany."""
+        if not rows:
+            return
         keys = [c.name for c in table.primary_key.columns]
         insert: Any
         if conn.dialect.name == "postgresql":
@@ -233,9 +251,9 @@ class StateStore:
             insert = sqlite.insert(table)
         else:  # pragma: no cover - only the two supported databases
             raise RuntimeError(f"unsupported state database {conn.dialect.name!r}")
-        stmt = insert.values(**row)
-        updates = {k: v for k, v in row.items() if k not in keys}
-        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates else stmt)
+        updates = {c: insert.excluded[c] for c in rows[0] if c not in keys}
+        stmt = insert.on_conflict_do_update(index_elements=keys, set_=updates) if updates else insert
+        conn.execute(stmt, rows)
 
     # --- bindings and last synced values ---------------------------------------------------------------------
 
@@ -265,22 +283,31 @@ class StateStore:
         status: str = "ok",
     ) -> None:
         """Record (or move) the binding of ``key`` with its new base values, after a confirmed write."""
-        with self._tx() as conn:
-            self._upsert(
-                conn,
-                bindings,
-                {
-                    "entity": entity,
-                    "key": key,
-                    "ssm_id": ssm_id,
-                    "synced_json": dumps(synced) if synced is not None else None,
-                    "ssm_date_updated": ssm_date_updated,
-                    "status": status,
-                    "attempts": 0,
-                    "last_error": None,
-                    "updated_at": now_iso(),
-                },
-            )
+        self.bind_many([BindRow(entity, key, ssm_id, synced, ssm_date_updated, status)])
+
+    def bind_many(self, rows: Iterable[BindRow]) -> None:
+        """:meth:`bind` for many records in one statement (a first load commits ~100k of them).
+
+        When a key appears more than once, the last row wins, as with one :meth:`bind` call per row.
+        """
+        stamp = now_iso()
+        latest = {
+            (r.entity, r.key): {
+                "entity": r.entity,
+                "key": r.key,
+                "ssm_id": r.ssm_id,
+                "synced_json": dumps(r.synced) if r.synced is not None else None,
+                "ssm_date_updated": r.ssm_date_updated,
+                "status": r.status,
+                "attempts": 0,
+                "last_error": None,
+                "updated_at": stamp,
+            }
+            for r in rows
+        }
+        if latest:
+            with self._tx() as conn:
+                self._upsert_many(conn, bindings, list(latest.values()))
 
     def mark_failed(self, entity: str, key: str, error: str) -> None:
         """Count one more failed attempt on ``key`` (its values and snapshot stay where they were, G5)."""

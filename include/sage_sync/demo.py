@@ -178,6 +178,9 @@ class SyncStack:
     #: A PostgreSQL (WIN1252) dossier instead of SQLite: {"host", "port", "user", "database", "url"}; the
     #: database must exist (``sage-sync standin create --engine postgres`` fills it).
     postgres: dict[str, Any] | None = None
+    #: ``SAGE_SYNC_DEADLINE_MINUTES`` of every ``airflow`` command. "0" (alert off) because ``airflow dags test``
+    #: in 3.3.2 crashes on finishing a run of a DAG with a deadline alert; a real scheduler keeps it on (G1).
+    deadline_minutes: str = "0"
     dossier: Path = field(init=False)
     port: int = field(init=False, default=0)
     keys: dict[str, Any] = field(init=False, default_factory=dict)
@@ -246,8 +249,7 @@ class SyncStack:
                 "AIRFLOW_CONN_SAGE50_DEFAULT": json.dumps(sage_conn),
                 "AIRFLOW_CONN_SSM_DEFAULT": json.dumps(ssm_conn),
                 "SAGE_SYNC_HOME": str(self.sage_sync_home),
-                # airflow dags test in 3.3.2 crashes on finishing a run of a DAG with a deadline alert.
-                "SAGE_SYNC_DEADLINE_MINUTES": "0",
+                "SAGE_SYNC_DEADLINE_MINUTES": self.deadline_minutes,
             }
         )
         env.pop("SAGE_SYNC_CONFIG", None)

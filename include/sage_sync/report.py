@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ COUNT_COLUMNS = (
     "api_calls",
 )
 LIST_LIMIT = 200
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 
 def _load(path: Path) -> Any:
@@ -100,8 +102,13 @@ def build_report(
     started_at: str | None = None,
     task_states: dict[str, dict[str, str]] | None = None,
     settings: dict[str, Any] | None = None,
+    deadline_alert: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report of one run from its staging folder ``staging`` (one sub-folder per entity)."""
+    """The report of one run from its staging folder ``staging`` (one sub-folder per entity).
+
+    ``deadline_alert`` is the run's deadline alert file (G1) when the alert fired: the report then says
+    "deadline missed".
+    """
     sections = {
         e: entity_section(e, staging / e if (staging / e).exists() else None, (task_states or {}).get(e))
         for e in ENTITIES
@@ -120,7 +127,28 @@ def build_report(
         "planned_writes": writes if dry_run else None,
         "entities": sections,
         "settings": settings or {},
+        **deadline_fields(deadline_alert),
     }
+
+
+def deadline_fields(alert: dict[str, Any] | None) -> dict[str, Any]:
+    """The report's G1 fields: ``deadline_missed`` and, when missed, the alert (minutes, when it fired, why)."""
+    if not alert:
+        return {"deadline_missed": False, "deadline": None}
+    keys = ("deadline_minutes", "deadline", "queued_at", "deadline_time", "fired_at", "message", "path")
+    return {"deadline_missed": True, "deadline": {k: alert.get(k) for k in keys}}
+
+
+def deadline_sentence(report: dict[str, Any]) -> str | None:
+    """The report's sentence about a missed deadline (G1), or ``None`` when the run met it."""
+    alert = report.get("deadline") or {}
+    if not report.get("deadline_missed"):
+        return None
+    within = alert.get("deadline") or f"{alert.get('deadline_minutes')} minutes"
+    return (
+        f"**Deadline missed** (G1): the run was not done {within} after it was queued; the alert fired at "
+        f"{alert.get('fired_at') or '?'} ({alert.get('path') or 'no alert file'})."
+    )
 
 
 def summary_table(report: dict[str, Any]) -> str:
@@ -159,6 +187,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Mode: {mode}{' with full reconcile' if report.get('full_reconcile') else ''}. "
         f"Status: **{report['status']}**. Finished {report['finished_at']}.",
         "",
+    ]
+    sentence = deadline_sentence(report)
+    if sentence:
+        lines += [sentence, ""]
+    lines += [
         "| entity | status | " + " | ".join(COUNT_COLUMNS) + " |",
         "|---|---|" + "---:|" * len(COUNT_COLUMNS),
     ]
@@ -225,10 +258,14 @@ def render_html(report: dict[str, Any]) -> str:
         elif line.startswith("|---") or not line.strip():
             continue
         else:
-            body.append(f"<p>{text}</p>")
+            # The one bold phrase the report uses (a status, "Deadline missed") keeps its emphasis.
+            body.append("<p>" + _BOLD.sub(r"<strong>\1</strong>", text) + "</p>")
     rows, other = [b for b in body if b.startswith("<tr>")], [b for b in body if not b.startswith("<tr>")]
     table = "<table>" + "".join(rows) + "</table>"
-    content = [other[0], other[1] if len(other) > 1 else "", table, *other[2:]]
+    # The paragraphs above the summary table in the Markdown (title, mode, a missed deadline) stay above it.
+    first_row = next((i for i, b in enumerate(body) if b.startswith("<tr>")), len(body))
+    head = [b for b in body[:first_row] if not b.startswith("<tr>")]
+    content = [*head, table, *other[len(head) :]]
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}"
         "td{border:1px solid #ccc;padding:.2em .6em}tr:first-child td{font-weight:bold;background:#eee}"
@@ -246,7 +283,24 @@ def _atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_report(report: dict[str, Any], reports_dir: Path, name: str) -> dict[str, Path]:
+def amend_report_with_deadline(reports_dir: Path, name: str, alert: dict[str, Any]) -> bool:
+    """Add a deadline alert that fired after the run's report was written; ``False`` if there is no report yet.
+
+    ``latest.json`` is rewritten only while it is still this run's report (a later run must not be replaced).
+    """
+    path = reports_dir / f"{name}.json"
+    if not path.exists():
+        return False
+    report = json.loads(path.read_text(encoding="utf-8"))
+    report.update(deadline_fields(alert))
+    latest = _load(reports_dir / "latest.json") or {}
+    write_report(report, reports_dir, name, latest=latest.get("run_id") == report.get("run_id"))
+    return True
+
+
+def write_report(
+    report: dict[str, Any], reports_dir: Path, name: str, *, latest: bool = True
+) -> dict[str, Path]:
     """Write ``<name>.json``, ``<name>.md``, ``<name>.html`` and refresh ``latest.json`` / ``latest.md``."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True, default=str)
@@ -260,6 +314,7 @@ def write_report(report: dict[str, Any], reports_dir: Path, name: str) -> dict[s
     _atomic(paths["json"], text)
     _atomic(paths["markdown"], markdown)
     _atomic(paths["html"], render_html(report))
-    _atomic(paths["latest"], text)
-    _atomic(reports_dir / "latest.md", markdown)
+    if latest:
+        _atomic(paths["latest"], text)
+        _atomic(reports_dir / "latest.md", markdown)
     return paths

@@ -50,11 +50,3 @@ def test_g8_run_flags_read_the_params_whatever_their_form() -> None:
     assert run_flags({"params": {"dry_run": True, "full_reconcile": "false"}}) == (True, False)
     assert run_flags({"params": {"dry_run": "true", "full_reconcile": 1}}) == (True, True)
     assert run_flags({}) == (False, False)
-
-
-def test_g1_deadline_callback_names_the_late_run(caplog: pytest.LogCaptureFixture) -> None:
-    from sage_sync.operators.deadline import run_overdue
-
-    with caplog.at_level("WARNING", logger="sage_sync.deadline"):
-        run_overdue(context={"dag_run": {"run_id": "scheduled__2026-11-29T07:00:00+00:00"}})
-    assert "scheduled__2026-11-29T07:00:00+00:00 is not done 12 minutes after it was queued" in caplog.text

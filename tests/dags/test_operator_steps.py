@@ -1,4 +1,4 @@
-"""Step helpers of the operators: quarantine hand-off (G3/G5), full reconcile scope, stale-plan token."""
+"""Step helpers of the operators: quarantine hand-off (G3/G5), stale-plan token (full reconcile: the engine's tests)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.state import StateStore
 from sage_sync.mapping.transforms import ValueLists
 from sage_sync.operators.staging import state_token
-from sage_sync.operators.steps import _hold_quarantined, _widen_for_full_reconcile
+from sage_sync.operators.steps import _hold_quarantined
 
 
 def _input(entity: str = "accounts") -> PlanInput:
@@ -38,20 +38,6 @@ def test_g3_quarantined_rows_leave_the_plan_and_their_ssm_change_stays_pending()
     assert inp.created == [] and inp.updated == {} and inp.ssm_by_ext == {}
     # C1's SSM record was read this run: it must be fetched again once the watermark moves past it (G5).
     assert held == {"11": "G3: Sage row C1 is quarantined"}
-
-
-def test_full_reconcile_widens_the_scope_to_every_bound_record() -> None:
-    inp = _input()
-    added = _widen_for_full_reconcile(inp)
-    assert added == 1 and "C2" in inp.updated and inp.unchanged == 0
-    assert all(b["ssm_date_updated"] is None for b in inp.bindings.values())
-    assert inp.bindings["C2"]["synced"] == {"name": "B"}  # two-way: the merge base stays
-
-
-def test_full_reconcile_resends_every_product_field() -> None:
-    inp = _input("products")
-    _widen_for_full_reconcile(inp)
-    assert all(b["synced"] is None for b in inp.bindings.values())
 
 
 def test_state_token_moves_when_another_run_commits(tmp_path: Path) -> None:

@@ -290,6 +290,18 @@ class InMemorySsm:
         rec["dateDeleted"] = rec["dateUpdated"] = self.now()
         return True
 
+    def admin_update(self, endpoint: str, ident: int, data: dict[str, Any]) -> None:
+        """An administrator edits a record with a key holding the integration right (read-only ones too): drift."""
+        rec = self.data[endpoint][ident]
+        rec.update(copy.deepcopy(data))
+        rec["dateUpdated"] = self.now()
+
+    def admin_delete(self, endpoint: str, ident: int) -> None:
+        """An administrator soft-deletes a record, read-only ones too (drift a full reconcile repairs)."""
+        rec = self.data[endpoint][ident]
+        rec["deleted"] = True
+        rec["dateDeleted"] = rec["dateUpdated"] = self.now()
+
     def live(self, endpoint: str) -> list[dict[str, Any]]:
         """Raw live records of an endpoint (for assertions)."""
         return [r for r in self.data.get(endpoint, {}).values() if not r["deleted"]]
@@ -431,15 +443,23 @@ class SyncWorld:
         self.state.migrate()
         self.config = config or SyncConfig()
 
-    def run(self, *, dry_run: bool = False, entities: tuple[str, ...] | None = None) -> Any:
-        """One sync cycle (see :func:`sage_sync.engine.run.run_once`)."""
+    def run(
+        self, *, dry_run: bool = False, full_reconcile: bool = False, entities: tuple[str, ...] | None = None
+    ) -> Any:
+        """One sync cycle (see :func:`sage_sync.engine.run.run_once`); ``full_reconcile`` repairs SSM drift."""
         from sage_sync.engine.run import ORDER, run_once
 
         # Runs are 15 minutes apart: records not touched since the last run fall outside the overlap margin of
         # the incremental SSM read, as in production.
         self.ssm.advance(900)
         return run_once(
-            self.sage, self.ssm, self.state, self.config, dry_run=dry_run, entities=entities or ORDER
+            self.sage,
+            self.ssm,
+            self.state,
+            self.config,
+            dry_run=dry_run,
+            full_reconcile=full_reconcile,
+            entities=entities or ORDER,
         )
 
     def ssm_by_ext(self, endpoint: str, ext_id: str) -> list[dict[str, Any]]:

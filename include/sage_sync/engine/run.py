@@ -18,6 +18,7 @@ from sage_sync.engine.commit import EntityCounts, commit_plan, count_plan
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Plan
+from sage_sync.engine.reconcile import reconcile_live
 from sage_sync.engine.rules.accounts import plan_accounts
 from sage_sync.engine.rules.contacts import contact_key, plan_contacts, split_key
 from sage_sync.engine.rules.invoices import LINES, plan_invoices
@@ -134,8 +135,13 @@ def extract(
     lists: tf.ValueLists,
     run_at: str,
     dry_run: bool = False,
+    full_reconcile: bool = False,
 ) -> PlanInput:
-    """Read both sides and the state for ``entity``; reserve C4/K1 codes (unless ``dry_run``)."""
+    """Read both sides and the state for ``entity``; reserve C4/K1 codes (unless ``dry_run``).
+
+    ``full_reconcile`` compares both live sides instead of the last synced values, to repair drift made in SSM:
+    every SSM record is read (no watermark) and every bound record joins the plan (see :mod:`.reconcile`).
+    """
 
     def picture_hash(path: str) -> str | None:
         content = sage.read_picture(path)
@@ -161,7 +167,8 @@ def extract(
     )
     point = endpoint(entity)
     if entity in TWO_WAY:
-        listed = ssm.list_changed(point, _since(state.watermark(entity), config.overlap_seconds))
+        watermark = None if full_reconcile else state.watermark(entity)
+        listed = ssm.list_changed(point, _since(watermark, config.overlap_seconds))
         have = {int(r["id"]) for r in listed}
         bound_codes = {
             k for k, b in bindings.items() if b.get("ssm_id") is not None and b.get("status") == "ok"
@@ -202,6 +209,8 @@ def extract(
         _reserve_accounts(inp, state, config, dry_run)
     elif entity == "contacts":
         _reserve_contacts(inp, state, dry_run)
+    if full_reconcile:
+        reconcile_live(inp, ssm)
     return inp
 
 
@@ -261,9 +270,14 @@ def run_once(
     config: SyncConfig | None = None,
     *,
     dry_run: bool = False,
+    full_reconcile: bool = False,
     entities: tuple[str, ...] = ORDER,
 ) -> RunResult:
-    """Run one sync cycle for ``entities`` in dependency order; ``dry_run`` plans and writes nothing (G8)."""
+    """Run one sync cycle for ``entities`` in dependency order; ``dry_run`` plans and writes nothing (G8).
+
+    ``full_reconcile`` compares both live sides instead of the last synced values (drift repair, see
+    :mod:`.reconcile`).
+    """
     config = config or SyncConfig()
     run_id = uuid.uuid4().hex[:16]
     started = time.monotonic()
@@ -275,7 +289,17 @@ def run_once(
     run_at = now_iso()
     for entity in entities:
         t0, c0 = time.monotonic(), ssm.api_calls()
-        inp = extract(entity, sage, ssm, state, config, lists=lists, run_at=run_at, dry_run=dry_run)
+        inp = extract(
+            entity,
+            sage,
+            ssm,
+            state,
+            config,
+            lists=lists,
+            run_at=run_at,
+            dry_run=dry_run,
+            full_reconcile=full_reconcile,
+        )
         plan = plan_entity(inp, config)
         result.plans[entity] = plan
         if plan.guard:

@@ -54,7 +54,10 @@ class SsmSide(Protocol):
         ...
 
     def list_changed(self, endpoint: str, since: str | None) -> list[dict[str, Any]]:
-        """Every record (deleted ones included) whose ``dateUpdated`` is at or after ``since`` (all when None)."""
+        """Every record (deleted ones included) whose ``dateUpdated`` is at or after ``since``.
+
+        ``since`` None lists every record of the endpoint: the first run, and a full reconcile.
+        """
         ...
 
     def get_by_ids(self, endpoint: str, ids: list[int]) -> list[dict[str, Any]]:

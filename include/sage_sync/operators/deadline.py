@@ -1,33 +1,166 @@
-"""The deadline alert's callback: a run still not done 12 minutes after it was queued (G1).
+"""The deadline alert of the sync DAG (G1): its setting, its callback, and the alert file the callback leaves.
 
-The DAG names this function by its dotted path; Airflow imports the module when it parses the DAG, so it stays
-free of heavy imports.
+A run still not done ``SAGE_SYNC_DEADLINE_MINUTES`` (default 12) after it was queued risks overlapping the next
+15-minute window. Airflow's scheduler notices the missed deadline and runs :func:`run_overdue` as an executor
+callback (a ``SyncCallback``, see docs/adr). The callback makes the miss visible where users look:
+
+* ``$SAGE_SYNC_HOME/alerts/<run>.json`` — run id, DAG id, deadline minutes, when the alert fired, a sentence;
+* the run report, which says "deadline missed" when that file exists (and is amended if it was already
+  written when the alert fired);
+* a warning in the callback's log.
+
+The DAG file imports this module at parse time, so it imports nothing heavy (standard library and
+:mod:`sage_sync.settings` only). Nothing secret is read or written here.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import os
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from sage_sync.errors import ConfigurationError
+from sage_sync.settings import data_home, safe_run_name
 
 log = logging.getLogger("sage_sync.deadline")
 
+DEADLINE_ENV = "SAGE_SYNC_DEADLINE_MINUTES"
+DEFAULT_DEADLINE_MINUTES = 12.0
+#: A deadline longer than a day would never fire before the next runs pile up; it is a typo, not a setting.
+MAX_DEADLINE_MINUTES = 24 * 60.0
+DAG_ID = "sage50_ssm_sync"
 
-def run_overdue(context: Any = None, **kwargs: Any) -> None:
-    """Log a loud warning: the sync run risks overlapping the next 15-minute window (G1).
 
-    Airflow passes the deadline's context (and any kwargs given to the callback); only the run id is used.
+def configured_deadline_minutes(raw: str | None = None) -> float:
+    """The deadline in minutes from ``raw`` (default: ``$SAGE_SYNC_DEADLINE_MINUTES``); 0 turns the alert off.
+
+    Decimals are allowed (``0.25`` is 15 seconds, for tests). Anything else is a :class:`ConfigurationError`
+    naming the variable, the value and the accepted range.
     """
-    run_id = None
-    if isinstance(context, dict):
-        dag_run = context.get("dag_run")
-        run_id = (
-            context.get("run_id")
-            or getattr(dag_run, "run_id", None)
-            or (dag_run.get("run_id") if isinstance(dag_run, dict) else None)
+    text = os.environ.get(DEADLINE_ENV) if raw is None else raw
+    if text is None or not text.strip():
+        return DEFAULT_DEADLINE_MINUTES
+    try:
+        minutes = float(text.strip())
+    except ValueError:
+        minutes = math.nan
+    if not math.isfinite(minutes) or not 0 <= minutes <= MAX_DEADLINE_MINUTES:
+        raise ConfigurationError(
+            f"{DEADLINE_ENV}={text!r}: expected a number of minutes from 0 (alert off) to "
+            f"{MAX_DEADLINE_MINUTES:g}, for example 12 or 0.25"
         )
+    return minutes
+
+
+def describe_minutes(minutes: float) -> str:
+    """``12`` -> "12 minutes", ``1`` -> "1 minute", ``0.25`` -> "15 seconds", ``1.5`` -> "1.5 minutes"."""
+    if minutes < 1:
+        seconds = round(minutes * 60, 1)
+        return f"{seconds:g} second{'' if seconds == 1 else 's'}"
+    return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
+
+
+def alerts_dir(home: Path | None = None) -> Path:
+    """Where the alert files live: ``<home>/alerts`` (default home: ``$SAGE_SYNC_HOME``)."""
+    return (home or data_home()) / "alerts"
+
+
+def alert_path(run_id: str, home: Path | None = None) -> Path:
+    """The alert file of one run (its name is the run id made file-safe, as for the run report)."""
+    return alerts_dir(home) / f"{safe_run_name(run_id)}.json"
+
+
+def read_alert(run_id: str, home: Path | None = None) -> dict[str, Any] | None:
+    """The deadline alert recorded for ``run_id``, or ``None`` when the run met its deadline (so far)."""
+    path = alert_path(run_id, home)
+    if not path.exists():
+        return None
+    found = json.loads(path.read_text(encoding="utf-8"))
+    return {**found, "path": str(path)} if isinstance(found, dict) else None
+
+
+def _field(mapping: Any, *names: str) -> Any:
+    """The first of ``names`` set on a dict or an object (the context's DAG run comes in both forms)."""
+    for name in names:
+        value = mapping.get(name) if isinstance(mapping, dict) else getattr(mapping, name, None)
+        if value:
+            return value
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def record_overdue_run(
+    context: Any, minutes: float = DEFAULT_DEADLINE_MINUTES, home: Path | None = None
+) -> dict[str, Any]:
+    """Write the alert file of the late run named in ``context``, amend its report if written; return the alert.
+
+    The scheduler's context is ``{"dag_run": <the run as the REST API shows it>, "deadline": {...}}``: the run id
+    is ``dag_run.dag_run_id`` there, ``run_id`` in a task context; both are accepted.
+    """
+    context = context if isinstance(context, dict) else {}
+    dag_run = context.get("dag_run") or {}
+    deadline = context.get("deadline") or {}
+    run_id = str(_field(context, "run_id") or _field(dag_run, "dag_run_id", "run_id") or "unknown-run")
+    alert: dict[str, Any] = {
+        "run_id": run_id,
+        "dag_id": str(_field(dag_run, "dag_id") or DAG_ID),
+        "deadline_minutes": minutes,
+        "deadline": describe_minutes(minutes),
+        "queued_at": _text(_field(dag_run, "queued_at")),
+        "deadline_time": _text(_field(deadline, "deadline_time")),
+        "fired_at": _now(),
+        "message": (
+            f"Run {run_id} was not done {describe_minutes(minutes)} after it was queued: it risks overlapping "
+            "the next 15-minute window (G1). Check the SSM rate limit, the ssm_api pool and the slowest task "
+            "in the run's report."
+        ),
+    }
+    path = alert_path(run_id, home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(alert, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+    alert["path"] = str(path)
+    # The run may have ended between the deadline and this callback: its report then exists without the alert.
+    from sage_sync.report import amend_report_with_deadline
+
+    amend_report_with_deadline((home or data_home()) / "reports", safe_run_name(run_id), alert)
+    return alert
+
+
+def run_overdue(
+    context: Any = None, deadline_minutes: float = DEFAULT_DEADLINE_MINUTES, **kwargs: Any
+) -> None:
+    """The deadline alert's callback: record the late run (alert file, report) and log a warning (G1).
+
+    Airflow passes the deadline's context and the kwargs the DAG gave the callback (``deadline_minutes``).
+    A failure to write the alert file is logged, never raised: the warning must still reach the log.
+    """
+    minutes = float(deadline_minutes)
+    try:
+        alert = record_overdue_run(context, minutes)
+        run_id, where = alert["run_id"], alert["path"]
+    except OSError as exc:
+        dag_run = (context or {}).get("dag_run") if isinstance(context, dict) else None
+        run_id, where = str(_field(dag_run or {}, "dag_run_id", "run_id") or "?"), f"not written ({exc})"
     log.warning(
-        "sage50_ssm_sync run %s is not done 12 minutes after it was queued: it risks overlapping the next "
-        "15-minute window (G1). Check the SSM rate limit, the ssm_api pool and the slowest task in the run's "
-        "report.",
-        run_id or "?",
+        "sage50_ssm_sync run %s is not done %s after it was queued: it risks overlapping the next 15-minute "
+        "window (G1). Check the SSM rate limit, the ssm_api pool and the slowest task in the run's report. "
+        "Alert file: %s",
+        run_id,
+        describe_minutes(minutes),
+        where,
     )

@@ -40,6 +40,7 @@ class SageSyncReportOperator(SageSyncBaseOperator):
 
     def run(self, context: Any) -> dict[str, Any]:
         """Build and write the report; return its paths and totals."""
+        from sage_sync.operators.deadline import read_alert
         from sage_sync.report import build_report, summary_table, write_report
         from sage_sync.settings import safe_run_name
 
@@ -57,6 +58,9 @@ class SageSyncReportOperator(SageSyncBaseOperator):
             started_at=started.isoformat() if started is not None else None,
             task_states=_task_states(context),
             settings=settings.to_public_dict(),
+            # G1: the deadline alert fires while the run is still going, so it is usually known by now; one that
+            # fires after this task amends the written report itself.
+            deadline_alert=read_alert(run_id, settings.home),
         )
         paths = write_report(report, settings.reports_dir, name)
         if not dry_run:
@@ -67,6 +71,8 @@ class SageSyncReportOperator(SageSyncBaseOperator):
             state.finish_run(name, status, int(report["totals"]["api_calls"]), 0.0)
         log.info("Sync report %s\n%s", run_id, summary_table(report))
         log.info("Report: %s (Markdown %s, HTML %s)", paths["json"], paths["markdown"], paths["html"])
+        if report["deadline_missed"]:
+            log.warning("Deadline missed: %s", report["deadline"]["message"])
         docs = sorted({s["data_docs"] for s in report["entities"].values() if s.get("data_docs")})
         if docs:
             log.info("Data Docs: %s", ", ".join(docs))
@@ -79,4 +85,9 @@ class SageSyncReportOperator(SageSyncBaseOperator):
             raise FatalSyncError(
                 f"entities that did not complete: {', '.join(broken)}; their report is in {paths['json']}"
             )
-        return {"report": str(paths["json"]), "totals": report["totals"], "status": report["status"]}
+        return {
+            "report": str(paths["json"]),
+            "totals": report["totals"],
+            "status": report["status"],
+            "deadline_missed": report["deadline_missed"],
+        }

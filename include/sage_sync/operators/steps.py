@@ -69,46 +69,24 @@ class _CapturingSage:
         return self.side.update(entity, keys, rows)
 
 
-def _widen_for_full_reconcile(inp: PlanInput) -> int:
-    """Make the planner look at every bound record, not only the ones changed since the last run.
-
-    Two-way entities: the echo marker is dropped so every live SSM record (all were read: no watermark) is
-    three-way merged against Sage and the last synced values. Products: the merge base is dropped so every
-    Sage-owned field is sent again, overwriting drift made in SSM on a read-only record. Returns how many
-    records were added to the plan's scope.
-    """
-    from sage_sync.engine.snapshot import compared_columns
-
-    columns = compared_columns(inp.entity)
-    added = 0
-    for key in inp.sage:
-        if key in inp.created or key in inp.updated or inp.live_binding(key) is None:
-            continue
-        inp.updated[key] = list(columns)
-        added += 1
-    for binding in inp.bindings.values():
-        binding["ssm_date_updated"] = None
-        if inp.entity == "products":
-            binding["synced"] = None
-    inp.unchanged = max(0, inp.unchanged - added)
-    return added
-
-
 class SageSyncExtractOperator(EntityOperator):
     """Read the entity's Sage snapshot (ODBC) and its SSM changes since the watermark (API, by ``dateUpdated``).
 
     Writes ``sage.parquet`` (the assembled Sage frame; invoice lines in ``lines.parquet``) and ``extract.json``
     (the engine's plan input). The SSM read starts ``overlap_seconds`` before the watermark against clock skew;
-    ``full_reconcile`` reads every SSM record instead. C4/K1 codes are reserved here, except in a dry run.
+    ``full_reconcile`` compares both live sides instead (every SSM record is read; the engine's
+    :mod:`~sage_sync.engine.reconcile` bases the plan on the live SSM records, to repair drift). C4/K1 codes are
+    reserved here, except in a dry run.
     """
 
     ui_color = "#d6eaf8"
 
     def run(self, context: Any) -> dict[str, Any]:
         """Read both sides, stage the snapshot and the plan input; return counts."""
+        from sage_sync.engine.reconcile import reconcile_summary
         from sage_sync.engine.run import extract
         from sage_sync.engine.snapshot import assemble
-        from sage_sync.engine.state import StateStore, now_iso
+        from sage_sync.engine.state import now_iso
         from sage_sync.operators.sides import sage_side, ssm_side
         from sage_sync.operators.staging import state_token, write_json
 
@@ -120,18 +98,17 @@ class SageSyncExtractOperator(EntityOperator):
         sage = _CapturingSage(sage_side(self.sage50_conn_id, settings))
         ssm = ssm_side(self.ssm_conn_id)
         token = state_token(state, self.entity)
-        reader: StateStore = _no_watermark_state(state.url) if full else state
         inp = extract(
             self.entity,
             sage,
             ssm,
-            reader,
+            state,
             settings.sync_config(),
             lists=_value_lists(ssm, folder.parent),
             run_at=now_iso(),
             dry_run=dry_run,
+            full_reconcile=full,
         )
-        widened = _widen_for_full_reconcile(inp) if full else 0
         frame = assemble(self.entity, sage.frames, None)
         if "lines" in frame.columns:
             frame = frame.drop(columns=["lines"])
@@ -160,7 +137,7 @@ class SageSyncExtractOperator(EntityOperator):
             "deleted": len(inp.deleted),
             "unchanged": inp.unchanged,
             "ssm_records": len(inp.ssm),
-            "full_reconcile_scope": widened,
+            "full_reconcile": reconcile_summary(inp) if full else None,
             "api_calls": api_calls,
         }
         log.info("extract %s: %s", self.entity, summary)
@@ -189,17 +166,6 @@ def _value_lists(ssm: Any, run_folder: Path) -> Any:
     lists = ssm.value_lists()
     write_json(path, lists.to_dict())
     return lists
-
-
-def _no_watermark_state(url: str) -> Any:
-    """The state store with the SSM watermark hidden: the extract then reads every SSM record (full reconcile)."""
-    from sage_sync.engine.state import StateStore
-
-    class NoWatermarkState(StateStore):
-        def watermark(self, entity: str) -> str | None:
-            return None
-
-    return NoWatermarkState(url)
 
 
 class SageSyncValidateOperator(EntityOperator):

@@ -11,7 +11,8 @@ from typing import Any
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Commit, Note, Op, Plan
-from sage_sync.engine.rules.common import describe, guard_deletions, plan_sage_deletion
+from sage_sync.engine.rules.common import describe, guard_deletions, plan_sage_deletion, withheld
+from sage_sync.engine.rules.products import compared_only
 from sage_sync.mapping import transforms as tf
 
 ENTITY = "invoices"
@@ -68,6 +69,7 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
     for key in sorted(set(inp.created) | set(inp.updated) | set(inp.deleted)):
         row = inp.sage.get(key)
         live = inp.live_binding(key)
+        ops_before = len(plan.ops)
         if row is None:
             plan_sage_deletion(plan, key, live, may_delete, "I2", ("invoice", "sales order"))
             continue
@@ -80,6 +82,7 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
             continue
         payload = header_payload(row, inp.lists)
         payload["accountId"] = int(parent["ssm_id"])
+        binding = inp.bindings.get(key) or {}
         base = (live or {}).get("synced") or {}
         depends: list[list[str]] = []
         found = inp.ssm_by_ext.get(key)
@@ -92,8 +95,14 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
                 "salesRepId": config.admin_user_id,
             }
             kind = payload["Z_DocType"]
-            reason = f"new {'credit note' if kind == tf.CREDIT_NOTE else 'invoice'} {key}: create the read-only sales order"
-            plan.ops.append(Op("ssm_create", ENTITY, key, "I1", reason, fields=fields, synced=payload))
+            noun = "credit note" if kind == tf.CREDIT_NOTE else "invoice"
+            if binding.get("drift"):
+                reason = f"{noun} {key}: {_drift_prefix(binding)}re-create the read-only sales order (I5)"
+                rule = "I5"
+            else:
+                reason = f"new {noun} {key}: create the read-only sales order"
+                rule = "I1"
+            plan.ops.append(Op("ssm_create", ENTITY, key, rule, reason, fields=fields, synced=payload))
             sid: int | None = None
         else:
             target = live if live is not None else found
@@ -104,19 +113,29 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
             # I1 + I3: a header change with no SSM field of its own (posting 6 -> 7, a payment) still updates the
             # sales order, so SSM shows when the invoice was last synced. Line-only changes go to the lines alone.
             header_changes = [f for f in inp.updated.get(key, []) if f != "lines_digest"]
+            drifted = set(binding.get("drift_fields") or []) if live is not None else set()
             if fields or header_changes:
                 what = (
                     f"update {describe(fields)}"
                     if fields
                     else f"{', '.join(header_changes)} changed (no SSM field of its own)"
                 )
-                reason = f"invoice {key} changed in Sage: {what}; mark synced (I3)"
+                in_sage = {k: v for k, v in fields.items() if k not in drifted}
+                if drifted:
+                    reason = f"invoice {key}: {_drift_prefix(binding)}restore it (I5)"
+                    if in_sage or header_changes:
+                        reason += f"; changed in Sage: update {describe(in_sage)}"
+                    reason += "; mark synced (I3)"
+                elif found is not None and live is None and binding.get("drift"):
+                    reason = f"invoice {key}: {_drift_prefix(binding)}adopt sales order {sid}: {what}; mark synced (I3)"
+                else:
+                    reason = f"invoice {key} changed in Sage: {what}; mark synced (I3)"
                 plan.ops.append(
                     Op(
                         "ssm_update",
                         ENTITY,
                         key,
-                        "I1",
+                        "I5" if drifted else "I1",
                         reason,
                         ssm_id=sid,
                         fields={**fields, **stamp},
@@ -134,13 +153,15 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
                 lb = {"ssm_id": int(found_line["id"]), "synced": {k: _value(found_line.get(k)) for k in lp}}
                 lp = {**lp, "salesOrderId": sid} if sid is not None else lp
             if lb is None or lb.get("ssm_id") is None:
+                line_drift = (lb or {}).get("drift")
                 plan.ops.append(
                     Op(
                         "ssm_create",
                         LINES,
                         line_key,
-                        "I1",
-                        f"line {line_key} of invoice {key}: create",
+                        "I5" if line_drift else "I1",
+                        f"line {line_key} of invoice {key}: "
+                        + (f"{_drift_prefix(lb or {})}re-create it" if line_drift else "create"),
                         # The sales order's id when known; else it comes from this run's create.
                         fields=lp if sid is None else {**lp, "salesOrderId": sid},
                         refs={"salesOrderId": header_ref} if sid is None else {},
@@ -155,13 +176,16 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
                             Commit(LINES, line_key, synced=lsynced, ssm_id=int(lb["ssm_id"]), binding="ok")
                         )
                     continue
+                line_drifted = set(lb.get("drift_fields") or [])
                 plan.ops.append(
                     Op(
                         "ssm_update",
                         LINES,
                         line_key,
-                        "I1",
-                        f"line {line_key} of invoice {key} changed",
+                        "I5" if line_drifted else "I1",
+                        f"line {line_key} of invoice {key}: {_drift_prefix(lb)}restore it"
+                        if line_drifted
+                        else f"line {line_key} of invoice {key} changed",
                         ssm_id=int(lb["ssm_id"]),
                         fields=changed,
                         synced=lsynced,
@@ -192,10 +216,44 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
                 )
                 plan.commits.append(Commit(LINES, line_key, ssm_id=int(old["ssm_id"]), binding="deleted"))
                 depends.append([LINES, line_key])
+        # Stray lines are deleted independently: a failed delete must not undo the header's (re-)creation.
+        _plan_stray_lines(plan, key, binding, may_delete=True)
         plan.commits.append(
             Commit(ENTITY, key, row=row, synced=payload, ssm_id=sid, binding="ok", depends=depends)
         )
+        if compared_only(inp, key) and len(plan.ops) == ops_before:
+            plan.unchanged += 1  # compared with the live SSM records by a full reconcile: no drift
+    for key, binding in sorted(inp.bindings.items()):
+        if key not in inp.sage and binding.get("stray_lines"):
+            _plan_stray_lines(plan, key, binding, may_delete=may_delete)
     return plan
+
+
+def _plan_stray_lines(plan: Plan, key: str, binding: dict[str, Any], *, may_delete: bool) -> None:
+    """Full reconcile: delete the live SSM lines no Sage line of invoice ``key`` accounts for (I1, I5).
+
+    Lines without an ``extId`` were not written by the sync: they are reported, not deleted (ADR 0010).
+    """
+    for stray in binding.get("stray_lines") or []:
+        sid = int(stray["ssm_id"])
+        if not stray.get("delete"):
+            reason = (
+                f"drift in SSM: line {sid} of the sales order of invoice {key}: {stray['reason']}: left alone"
+            )
+            plan.skipped.append(Note(LINES, str(stray["key"]), "I5", reason, ssm_id=sid))
+        elif not may_delete:
+            withheld(plan, LINES, str(stray["key"]), "I1")
+        else:
+            reason = (
+                f"drift in SSM: line {sid} of the sales order of invoice {key}: {stray['reason']}: delete it"
+            )
+            plan.ops.append(Op("ssm_delete", LINES, str(stray["key"]), "I5", reason, ssm_id=sid))
+
+
+def _drift_prefix(binding: dict[str, Any]) -> str:
+    """``"drift in SSM: total 120.0 -> 100.0: "`` when a full reconcile found drift on this record, else ``""``."""
+    drift = binding.get("drift")
+    return f"drift in SSM: {drift}: " if drift else ""
 
 
 def _value(value: Any) -> Any:

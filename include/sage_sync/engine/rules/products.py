@@ -44,6 +44,8 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
     for key in sorted(set(inp.created) | set(inp.updated) | set(inp.deleted)):
         row = inp.sage.get(key)
         live = inp.live_binding(key)
+        binding = inp.bindings.get(key) or {}
+        ops_before = len(plan.ops)
         if row is None:
             plan_sage_deletion(plan, key, live, may_delete, "D4", ("article", "product"))
             continue
@@ -68,7 +70,7 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
             if found is not None:
                 fid = int(found["id"])
                 fields = {k: v for k, v in payload.items() if found.get(k) != v}
-                reason = f"SSM product {fid} already carries extId {key}: adopt it"
+                reason = _drift_prefix(binding) + f"SSM product {fid} already carries extId {key}: adopt it"
                 plan.ops.append(
                     Op(
                         "ssm_update",
@@ -85,9 +87,11 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
                 )
                 plan.commits.append(Commit(ENTITY, key, row=row, synced=synced, ssm_id=fid, binding="ok"))
             else:
-                reason = f"new article {key}: create the read-only SSM product" + (
-                    " with its picture (D3)" if picture else ""
-                )
+                reason = (
+                    f"new article {key}: create the read-only SSM product"
+                    if not binding.get("drift")
+                    else _drift_prefix(binding) + f"re-create the read-only SSM product of article {key}"
+                ) + (" with its picture (D3)" if picture else "")
                 plan.ops.append(
                     Op(
                         "ssm_create",
@@ -110,9 +114,19 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
         if fields or op_refs or picture:
             rules = sorted({FIELD_RULES.get(f, "D1") for f in fields} | ({"D3"} if picture else set()))
             rule = rules[0] if len(rules) == 1 else "D1"
-            reason = (
-                f"article {key} changed in Sage ({', '.join(rules)}): update {describe(fields | op_refs)}"
-            )
+            # The family drifts as a name and is sent as the familyId reference.
+            drifted = {"familyId" if f == "family" else f for f in live.get("drift_fields") or []}
+            in_sage = {k: v for k, v in (fields | op_refs).items() if k not in drifted}
+            if drifted:
+                rule = "D1"  # drift on a read-only product: Sage is the only master
+                reason = f"article {key}: {_drift_prefix(live)}restore it"
+                if in_sage:
+                    sage_rules = sorted({FIELD_RULES.get(f, "D1") for f in in_sage})
+                    reason += f"; changed in Sage ({', '.join(sage_rules)}): update {describe(in_sage)}"
+            else:
+                reason = (
+                    f"article {key} changed in Sage ({', '.join(rules)}): update {describe(fields | op_refs)}"
+                )
             if picture:
                 reason += "; picture bytes changed: upload (D3)"
             plan.ops.append(
@@ -130,4 +144,17 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
                 )
             )
         plan.commits.append(Commit(ENTITY, key, row=row, synced=synced, ssm_id=sid, binding="ok"))
+        if compared_only(inp, key) and len(plan.ops) == ops_before:
+            plan.unchanged += 1  # compared with the live SSM record by a full reconcile: no drift
     return plan
+
+
+def compared_only(inp: PlanInput, key: str) -> bool:
+    """True for a record a full reconcile put in scope although Sage did not change it (an empty change list)."""
+    return key in inp.updated and not inp.updated[key]
+
+
+def _drift_prefix(binding: dict[str, Any]) -> str:
+    """``"drift in SSM: price 12.0 -> 10.5: "`` when a full reconcile found drift on this record, else ``""``."""
+    drift = binding.get("drift")
+    return f"drift in SSM: {drift}: " if drift else ""

@@ -14,18 +14,6 @@ from sage_sync.engine.plan import Plan
 from sage_sync.engine.snapshot import committed_digests
 from sage_sync.engine.state import BindRow, StateStore
 
-COUNTS = (
-    "created",
-    "updated",
-    "deleted",
-    "unchanged",
-    "deferred",
-    "quarantined",
-    "conflicts",
-    "failed",
-    "skipped",
-)
-
 
 @dataclass
 class EntityCounts:

@@ -101,6 +101,33 @@ def test_i2_invoice_deleted_in_sage_is_deleted_in_ssm() -> None:
     assert w.ssm.data["salesorders"][sid]["deleted"] is True
 
 
+def test_i2_lines_of_a_deleted_invoice_are_deleted_too_and_a_failed_one_is_retried() -> None:
+    """I2: the sales order and its lines are soft-deleted; a line delete that fails is retried next run (G5)."""
+    w = world()
+    header(w, "FA0001")
+    line(w, "FA0001", 1)
+    line(w, "FA0001", 2)
+    header(w, "FA0002")
+    line(w, "FA0002", 3)
+    w.run()
+    w.sage.delete("invoices", (0, "FA0001"))
+    for line_id in (1, 2):
+        w.sage.delete("invoices", (line_id,), source="lines")
+    w.ssm.faults.armed.append(Fault("refuse", "delete", "salesordersLines", item=1))
+    plan = w.run().plans["invoices"]
+    assert sorted((o.kind, o.rule, o.entity, o.key) for o in plan.ops) == [
+        ("ssm_delete", "I2", "invoice_lines", "1"),
+        ("ssm_delete", "I2", "invoice_lines", "2"),
+        ("ssm_delete", "I2", "invoices", "FA0001"),
+    ]
+    assert sorted(r["extId"] for r in w.ssm.live("salesordersLines")) == ["2", "3"]  # line 2's delete failed
+    retry = w.run().plans["invoices"]
+    assert sorted((o.entity, o.key) for o in retry.ops) == [("invoice_lines", "2"), ("invoices", "FA0001")]
+    assert sorted(r["extId"] for r in w.ssm.live("salesordersLines")) == ["3"]
+    assert [r["extId"] for r in w.ssm.live("salesorders")] == ["FA0002"]
+    assert w.run().planned_ops == 0
+
+
 def test_i3_synced_invoices_are_marked_with_the_time() -> None:
     w = world()
     header(w, "FA0001")

@@ -77,8 +77,9 @@ def test_without_media_folder_no_picture_is_hashed() -> None:
 def test_stock_text() -> None:
     assert stock_text(12.0) == "12"
     assert stock_text(2.5) == "2.5"
-    assert stock_text(0.1 + 0.2) == "0.30000000000000004"
-    assert stock_text(1e-7) == "0.0000001"
+    assert stock_text(0.1 + 0.2) == "0.3"  # D2: binary floating-point noise never reaches SSM
+    assert stock_text(372.91 + 85.27 + 9.85) == "468.03"
+    assert stock_text(0.000125) == "0.000125"
     assert stock_text(None) == "-"
 
 

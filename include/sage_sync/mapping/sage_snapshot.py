@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -26,11 +26,17 @@ def contacts_of_accounts(contacts: pd.DataFrame, account_codes: pd.Series) -> pd
     return contacts.loc[keep].reset_index(drop=True)
 
 
+#: More decimals than Sage 50 keeps for a quantity: sums are rounded to this to drop binary floating-point noise.
+QUANTITY_DECIMALS = 6
+
+
 def stock_text(total: float | None) -> str:
-    """D2 ``Z_StockDisplay``: the quantity as plain text ("12", "2.5"), without exponent or trailing zeros."""
+    """D2 ``Z_StockDisplay``: the quantity as plain text ("12", "2.5"), without exponent, trailing zeros or float noise."""
     if total is None or pd.isna(total):
         return NO_STOCK_DISPLAY
-    value = Decimal(repr(float(total)))
+    value = Decimal(repr(float(total))).quantize(
+        Decimal(1).scaleb(-QUANTITY_DECIMALS), rounding=ROUND_HALF_UP
+    )
     if value == value.to_integral_value():
         return str(int(value))
     return format(value.normalize(), "f")
@@ -92,7 +98,8 @@ def assemble_products(
         else pd.Series(dtype="Float64")
     )
     managed = articles["stock_managed"].fillna(0) != 0
-    stock_total = articles["ref"].map(totals).astype("Float64").fillna(0.0)
+    # Rounded to QUANTITY_DECIMALS: a float sum of 372.91 + 85.27 + 9.85 is 468.03000000000003, not 468.03 (D2).
+    stock_total = articles["ref"].map(totals).astype("Float64").round(QUANTITY_DECIMALS).fillna(0.0)
     stock_total = stock_total.where(managed, pd.NA).astype("Float64")
 
     accounting = frames["accounting"].drop_duplicates("ref")

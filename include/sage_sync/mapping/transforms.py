@@ -145,7 +145,8 @@ def stock_to_ssm(stock_managed: int | None, stock_total: float | None) -> tuple[
     """D2: (``stock``, ``Z_StockDisplay``): the total over depots, or ``(None, "-")`` without stock management."""
     if not stock_managed:
         return None, "-"
-    total = Decimal(str(stock_total or 0))
+    # Quantized to 6 decimals (more than Sage keeps for a quantity): a float sum's noise never reaches SSM.
+    total = Decimal(str(stock_total or 0)).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
     text = format(total.normalize(), "f") if total != total.to_integral() else str(int(total))
     return int(total.to_integral_value(rounding=ROUND_HALF_UP)), text
 

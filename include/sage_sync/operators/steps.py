@@ -41,6 +41,21 @@ def _input(path: Path) -> PlanInput:
     return PlanInput.from_dict(read_json(path)["input"])
 
 
+def _known_account_codes(state: Any, accounts_staged: Path) -> set[str]:
+    """The accounts an invoice's customer may be (``customer_known``): every customer or prospect Sage has now.
+
+    That is this run's accounts read, plus the committed and the quarantined accounts. An invoice of a customer that
+    is in Sage but not (yet) in SSM, e.g. quarantined by a blocking check, is then deferred by the planner (I6),
+    not quarantined as unknown.
+    """
+    import pandas as pd
+
+    codes = set(state.snapshot("accounts")) | set(state.quarantined("accounts"))
+    if accounts_staged.exists():
+        codes |= set(pd.read_parquet(accounts_staged, columns=["code"])["code"].dropna().astype(str))
+    return codes
+
+
 def _plan(folder: Path) -> Plan:
     from sage_sync.engine.plan import Plan
     from sage_sync.operators.staging import read_json
@@ -194,7 +209,7 @@ class SageSyncValidateOperator(EntityOperator):
         frame = pd.read_parquet(folder / "sage.parquet")
         checks: dict[str, Any] = {}
         if self.entity == "invoices":
-            checks["account_codes"] = set(state.snapshot("accounts"))
+            checks["account_codes"] = _known_account_codes(state, folder.parent / "accounts" / "sage.parquet")
             if (folder / "lines.parquet").exists():
                 checks["lines"] = pd.read_parquet(folder / "lines.parquet")
         report = validate_entity(

@@ -72,6 +72,11 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
         ops_before = len(plan.ops)
         if row is None:
             plan_sage_deletion(plan, key, live, may_delete, "I2", ("invoice", "sales order"))
+            if live is not None and may_delete:
+                # The header's commit waits for its lines: a failed line delete keeps the invoice in the
+                # snapshot, so the next run deletes again (deleting twice is harmless) until every line is gone.
+                header_commit = plan.commits[-1]
+                header_commit.depends = _delete_lines_of_deleted_invoice(plan, key, bound_lines.get(key, []))
             continue
         customer = str(row.get("customer_code"))
         parent = inp.parents.get(customer) or {}
@@ -260,3 +265,22 @@ def _value(value: Any) -> Any:
     if isinstance(value, dict) and "id" in value:
         return value["id"]
     return value
+
+
+def _delete_lines_of_deleted_invoice(
+    plan: Plan, key: str, lines: list[tuple[str, dict[str, Any]]]
+) -> list[list[str]]:
+    """I2: the lines of an invoice deleted in Sage are soft-deleted with their sales order, not left live under it.
+
+    Returns the ``depends`` entries of the lines deleted.
+    """
+    deleted: list[list[str]] = []
+    for line_key, old in sorted(lines, key=lambda item: item[0]):
+        if old.get("ssm_id") is None or old.get("status") in ("deleted", "ssm_deleted"):
+            continue
+        sid = int(old["ssm_id"])
+        reason = f"line {line_key} of invoice {key} deleted in Sage: soft-delete SSM line {sid}"
+        plan.ops.append(Op("ssm_delete", LINES, line_key, "I2", reason, ssm_id=sid))
+        plan.commits.append(Commit(LINES, line_key, ssm_id=sid, binding="deleted"))
+        deleted.append([LINES, line_key])
+    return deleted

@@ -346,5 +346,6 @@ def test_p1_full_reconcile_merges_every_live_two_way_record() -> None:
     sage_writes, ssm_writes = w.sage.writes, w.ssm.writes
     result = w.run(entities=("accounts",), full_reconcile=True)
     assert [(o.kind, o.key) for o in result.plans["accounts"].ops] == [("sage_update", "P001")]
+    assert result.counts["accounts"].unchanged == 1, "G7: C001 was compared, found in agreement: unchanged"
     assert w.sage.rows("accounts")[("P001",)]["city"] == "Lyon"
     assert (w.sage.writes - sage_writes, w.ssm.writes - ssm_writes) == (1, 0)

@@ -25,6 +25,7 @@ from typing import Any
 
 from sage_sync.engine.apply import endpoint
 from sage_sync.engine.inputs import PlanInput
+from sage_sync.engine.plan import Plan
 from sage_sync.engine.rules.invoices import LINES, header_payload, line_payload
 from sage_sync.engine.rules.products import product_payload
 from sage_sync.engine.sides import SsmSide
@@ -159,6 +160,22 @@ def _widen_two_way(inp: PlanInput) -> int:
         # Dropping the echo marker makes the merge look at the live values even when SSM did not move.
         binding["ssm_date_updated"] = None
     return added
+
+
+def reconciled_unchanged(inp: PlanInput, plan: Plan) -> int:
+    """Two-way records a full reconcile compared with their live SSM record and found in agreement (G7).
+
+    :func:`_widen_two_way` took them out of ``unchanged`` to put them in the plan's scope; those the plan did
+    nothing with (no op, no note, no conflict) are unchanged after all, and the report counts them so.
+    """
+    touched = {op.key for op in plan.ops} | {c.key for c in plan.conflicts}
+    for notes in (plan.deferred, plan.skipped, plan.quarantined, plan.warnings):
+        touched |= {n.key for n in notes}
+    return sum(
+        1
+        for key, binding in inp.bindings.items()
+        if binding.get("reconcile") == "live" and key in inp.updated and key not in touched
+    )
 
 
 # --- products -----------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sage_sync.engine.commit import EntityCounts, commit_plan, count_plan
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Plan
-from sage_sync.engine.reconcile import reconcile_live
+from sage_sync.engine.reconcile import reconcile_live, reconciled_unchanged
 from sage_sync.engine.rules.accounts import plan_accounts
 from sage_sync.engine.rules.contacts import contact_key, plan_contacts, split_key
 from sage_sync.engine.rules.invoices import LINES, plan_invoices
@@ -216,7 +216,10 @@ def extract(
 
 def plan_entity(inp: PlanInput, config: SyncConfig) -> Plan:
     """The plan of one entity (pure: no I/O)."""
-    return PLANNERS[inp.entity](inp, config)
+    plan = PLANNERS[inp.entity](inp, config)
+    if inp.entity in TWO_WAY:
+        plan.unchanged += reconciled_unchanged(inp, plan)
+    return plan
 
 
 def known_ids(plan: Plan, state: StateStore) -> dict[str, int]:

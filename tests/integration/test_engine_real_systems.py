@@ -547,8 +547,8 @@ def test_b_a_day_of_changes_on_both_sides(sqlite_world: RealWorld) -> None:
     conflicts = [c for c in world.state.conflicts("contacts") if c["key"] == person_key]
     assert len(conflicts) == 1, f"G2: one conflict recorded: {conflicts}"
     recorded = conflicts[0]
-    # The ledger keeps values as JSON text, so a conflict on any type records both values exactly.
-    both = (json.loads(recorded["sage_value"]), json.loads(recorded["ssm_value"]), recorded["winner"])
+    # The ledger keeps values as JSON, so a conflict on any type records both values exactly.
+    both = (recorded["sage_value"], recorded["ssm_value"], recorded["winner"])
     assert both == ("Directrice des achats", "Acheteuse principale", "sage"), "G2: both values recorded"
 
     # K1: the SSM contact is a Sage contact of the account, with the next number; SSM gets its extId.

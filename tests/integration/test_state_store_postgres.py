@@ -122,8 +122,8 @@ def test_state_store_on_postgres_round_trips_every_table(postgres_server: Postgr
     assert run["status"] == "success" and run["entities"] == {"accounts": {"created": 2, "failed": 1}}
     (conflict,) = s.conflicts("accounts")
     assert (conflict["sage_value"], conflict["ssm_value"], conflict["winner"]) == (
-        '"Lille"',
-        '"Nice"',
+        "Lille",
+        "Nice",
         "sage",
     )
     assert s.record_log("r1")[0]["rule"] == "P1"

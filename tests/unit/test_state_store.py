@@ -135,7 +135,7 @@ def test_g7_run_ledger_keeps_counts_conflicts_and_record_log(tmp_path: Path) -> 
     s.finish_run("r1", "success", api_calls=3, duration_s=0.6)
     (run,) = s.runs()
     assert run["status"] == "success" and run["entities"] == {"accounts": {"created": 2, "failed": 1}}
-    assert s.conflicts("accounts")[0]["sage_value"] == '"Lille"'
+    assert s.conflicts("accounts")[0]["sage_value"] == "Lille"
     assert s.record_log("r1")[0]["rule"] == "P1"
 
 

@@ -542,12 +542,16 @@ class StateStore:
             )
 
     def conflicts(self, entity: str | None = None) -> list[dict[str, Any]]:
-        """Recorded conflicts, oldest first."""
+        """Recorded conflicts, oldest first; ``sage_value`` and ``ssm_value`` as the values they were (any type)."""
         query = sa.select(conflicts).order_by(conflicts.c.id)
         if entity:
             query = query.where(conflicts.c.entity == entity)
         with self._tx() as conn:
-            return [dict(r) for r in conn.execute(query).mappings().all()]
+            rows = [dict(r) for r in conn.execute(query).mappings().all()]
+        for row in rows:
+            for name in ("sage_value", "ssm_value"):
+                row[name] = json.loads(row[name]) if row[name] is not None else None
+        return rows
 
     def start_run(self, run_id: str, dry_run: bool) -> None:
         """Open a ledger entry for a run."""

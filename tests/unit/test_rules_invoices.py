@@ -242,3 +242,30 @@ def test_i1_i3_posting_alone_updates_the_same_sales_order_and_its_sync_time() ->
     assert after["id"] == before["id"] and after["Z_SyncedAt"] == plan.ops[0].fields["Z_SyncedAt"]
     assert len(w.ssm.live("salesorders")) == 1
     assert w.run().planned_ops == 0
+
+
+def test_i1_g5_line_written_before_its_product_existed_gets_the_product_once_it_is_in_ssm() -> None:
+    """G5/I1: a refused product create leaves the invoice line without productId; a later run links it.
+
+    The invoice does not change again in Sage, so the line must be repaired although its invoice is out of scope.
+    """
+    w = world()
+    w.sage.put("products", {"tax_code": "T20", "tax_rate": 20.0}, source="taxes")
+    w.sage.put("products", {"ref": "A1", "designation": "Vin", "sales_price": 12.0, "stock_managed": 0})
+    header(w, "FA0001")
+    line(w, "FA0001", 1, article_ref="A1")
+    line(w, "FA0001", 2, article_ref=None, designation="Port")
+    w.ssm.faults.armed.append(Fault("refuse", "create", "products"))
+    w.run()
+    assert w.ssm.live("products") == []
+    assert {r["extId"]: r["productId"] for r in w.ssm.live("salesordersLines")} == {"1": None, "2": None}
+    plan = w.run().plans["invoices"]
+    (product,) = w.ssm_by_ext("products", "A1")
+    assert [(o.entity, o.kind, o.rule, o.key, o.fields) for o in plan.ops] == [
+        ("invoice_lines", "ssm_update", "I1", "1", {"productId": product["id"]})
+    ]
+    assert {r["extId"]: r["productId"] for r in w.ssm.live("salesordersLines")} == {
+        "1": product["id"],
+        "2": None,
+    }
+    assert w.run().planned_ops == 0

@@ -66,7 +66,8 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
         piece = (binding.get("synced") or {}).get("piece")
         if piece is not None:
             bound_lines.setdefault(str(piece), []).append((bound_key, binding))
-    for key in sorted(set(inp.created) | set(inp.updated) | set(inp.deleted)):
+    scope = set(inp.created) | set(inp.updated) | set(inp.deleted)
+    for key in sorted(scope):
         row = inp.sage.get(key)
         live = inp.live_binding(key)
         ops_before = len(plan.ops)
@@ -231,7 +232,36 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
     for key, binding in sorted(inp.bindings.items()):
         if key not in inp.sage and binding.get("stray_lines"):
             _plan_stray_lines(plan, key, binding, may_delete=may_delete)
+    _link_lines_to_new_products(plan, inp, scope)
     return plan
+
+
+def _link_lines_to_new_products(plan: Plan, inp: PlanInput, scope: set[str]) -> None:
+    """G5: set ``productId`` on synced lines written while their article was not in SSM yet (I1).
+
+    A line is written with ``productId`` null when its article's product is not bound yet (its create failed or
+    is still to come). The invoice itself may not change again, so the lines of invoices out of this run's scope
+    are checked here: once the product is bound, the line is updated with its id.
+    """
+    for key, row in sorted(inp.sage.items()):
+        if key in scope or inp.live_binding(key) is None:
+            continue
+        for line in row.get("lines") or []:
+            ref = line.get("article_ref")
+            product = inp.products.get(str(ref)) if ref else None
+            line_key = str(line["line_id"])
+            lb = inp.line_bindings.get(line_key) or {}
+            synced = lb.get("synced") or {}
+            if product is None or lb.get("ssm_id") is None or lb.get("status") != "ok":
+                continue
+            if synced.get("productId") == product:
+                continue
+            reason = f"line {line_key} of invoice {key}: product {ref} is now in SSM: link it"
+            sid = int(lb["ssm_id"])
+            fields = {"productId": product}
+            plan.ops.append(Op("ssm_update", LINES, line_key, "I1", reason, ssm_id=sid, fields=fields))
+            lsynced = {**synced, "productId": product}
+            plan.commits.append(Commit(LINES, line_key, synced=lsynced, ssm_id=sid, binding="ok"))
 
 
 def _plan_stray_lines(plan: Plan, key: str, binding: dict[str, Any], *, may_delete: bool) -> None:

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from sage_sync.engine.config import SyncConfig
-from sage_sync.engine.memory import Fault, SyncWorld, account_row
+from sage_sync.engine.memory import (
+    Fault,
+    SyncWorld,
+    account_row,
+    put_article,
+    put_invoice,
+    put_invoice_line,
+)
 from sage_sync.engine.run import RunResult
 
 PRODUCTS = ("products",)
@@ -22,23 +29,7 @@ SALES = ("accounts", "invoices")
 
 
 def article(w: SyncWorld, ref: str, **values: object) -> None:
-    row = {
-        "ref": ref,
-        "designation": f"Article {ref}",
-        "family_code": "VIN",
-        "purchase_price": 4.0,
-        "sales_price": 12.0,
-        "price_includes_tax": 0,
-        "stock_managed": 0,
-        "asleep": 0,
-        **values,
-    }
-    w.sage.put("products", row)
-    w.sage.put(
-        "products",
-        {"ref": ref, "accounting_type": 0, "accounting_field": 1, "tax_code": "T20"},
-        source="accounting",
-    )
+    put_article(w.sage, ref, **values)
 
 
 def product_world() -> SyncWorld:
@@ -53,35 +44,11 @@ def product_world() -> SyncWorld:
 
 
 def header(w: SyncWorld, piece: str, **values: object) -> None:
-    row = {
-        "domain": 0,
-        "doc_type": 6,
-        "piece": piece,
-        "date": "2026-03-01",
-        "customer_code": "C001",
-        "provenance": 0,
-        "total_ht": 100.0,
-        "total_ttc": 120.0,
-        **values,
-    }
-    w.sage.put("invoices", row)
+    put_invoice(w.sage, piece, **values)
 
 
 def line(w: SyncWorld, piece: str, line_id: int, **values: object) -> None:
-    row = {
-        "line_id": line_id,
-        "domain": 0,
-        "doc_type": 6,
-        "piece": piece,
-        "position": line_id,
-        "article_ref": None,
-        "designation": f"Line {line_id}",
-        "quantity": 2.0,
-        "unit_price": 25.0,
-        "amount_ht": 50.0,
-        **values,
-    }
-    w.sage.put("invoices", row, source="lines")
+    put_invoice_line(w.sage, piece, line_id, **values)
 
 
 def invoice_world() -> SyncWorld:

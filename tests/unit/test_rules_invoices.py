@@ -3,41 +3,24 @@
 from __future__ import annotations
 
 from sage_sync.engine.config import SyncConfig
-from sage_sync.engine.memory import Fault, SyncWorld, account_row
+from sage_sync.engine.memory import Fault, SyncWorld, account_row, put_invoice, put_invoice_line
 
 FACTURE, AVOIR = 11, 12
 
 
 def header(w: SyncWorld, piece: str, customer: str = "C001", **values: object) -> None:
-    row = {
-        "domain": 0,
-        "doc_type": 6,
-        "piece": piece,
-        "date": "2026-03-01",
-        "customer_code": customer,
-        "provenance": 0,
-        "total_ht": 100.0,
-        "total_ttc": 120.0,
-        **values,
-    }
-    w.sage.put("invoices", row)
+    put_invoice(w.sage, piece, customer, **values)
 
 
 def line(w: SyncWorld, piece: str, line_id: int, **values: object) -> None:
-    row = {
-        "line_id": line_id,
-        "domain": 0,
-        "doc_type": 6,
-        "piece": piece,
-        "position": line_id,
+    defaults = {
         "article_ref": "A1",
         "designation": "Vin",
         "quantity": 2.5,
         "unit_price": 40.0,
         "amount_ht": 100.0,
-        **values,
     }
-    w.sage.put("invoices", row, source="lines")
+    put_invoice_line(w.sage, piece, line_id, **{**defaults, **values})
 
 
 def world() -> SyncWorld:

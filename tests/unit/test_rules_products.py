@@ -5,29 +5,13 @@ from __future__ import annotations
 import hashlib
 
 from sage_sync.engine.config import SyncConfig
-from sage_sync.engine.memory import SyncWorld
+from sage_sync.engine.memory import SyncWorld, put_article
 
 PRODUCTS = ("products",)
 
 
 def article(w: SyncWorld, ref: str, **values: object) -> None:
-    row = {
-        "ref": ref,
-        "designation": f"Article {ref}",
-        "family_code": "VIN",
-        "purchase_price": 4.0,
-        "sales_price": 12.0,
-        "price_includes_tax": 0,
-        "stock_managed": 2,
-        "asleep": 0,
-        **values,
-    }
-    w.sage.put("products", row)
-    w.sage.put(
-        "products",
-        {"ref": ref, "accounting_type": 0, "accounting_field": 1, "tax_code": "T20"},
-        source="accounting",
-    )
+    put_article(w.sage, ref, **{"stock_managed": 2, **values})
 
 
 def world() -> SyncWorld:

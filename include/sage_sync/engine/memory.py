@@ -429,6 +429,58 @@ def contact_row(code: str, number: int, last_name: str, **values: Any) -> dict[s
     return {"account_code": code, "number": number, "last_name": last_name, **values}
 
 
+def put_article(sage: InMemorySage, ref: str, *, tax_code: str = "T20", **values: Any) -> None:
+    """A Sage article (wine family, 12.00 excl. tax, no stock management) and its sales accounting row (VAT code)."""
+    row = {
+        "ref": ref,
+        "designation": f"Article {ref}",
+        "family_code": "VIN",
+        "purchase_price": 4.0,
+        "sales_price": 12.0,
+        "price_includes_tax": 0,
+        "stock_managed": 0,
+        "asleep": 0,
+        **values,
+    }
+    sage.put("products", row)
+    accounting = {"ref": ref, "accounting_type": 0, "accounting_field": 1, "tax_code": tax_code}
+    sage.put("products", accounting, source="accounting")
+
+
+def put_invoice(sage: InMemorySage, piece: str, customer: str = "C001", **values: Any) -> None:
+    """A Sage sales invoice header (open, 100.00 excl. tax, 120.00 incl. tax) of ``customer``."""
+    row = {
+        "domain": 0,
+        "doc_type": 6,
+        "piece": piece,
+        "date": "2026-03-01",
+        "customer_code": customer,
+        "provenance": 0,
+        "total_ht": 100.0,
+        "total_ttc": 120.0,
+        **values,
+    }
+    sage.put("invoices", row)
+
+
+def put_invoice_line(sage: InMemorySage, piece: str, line_id: int, **values: Any) -> None:
+    """A line of invoice ``piece`` (no article: 2 x 25.00)."""
+    row = {
+        "line_id": line_id,
+        "domain": 0,
+        "doc_type": 6,
+        "piece": piece,
+        "position": line_id,
+        "article_ref": None,
+        "designation": f"Line {line_id}",
+        "quantity": 2.0,
+        "unit_price": 25.0,
+        "amount_ht": 50.0,
+        **values,
+    }
+    sage.put("invoices", row, source="lines")
+
+
 class SyncWorld:
     """Both in-memory sides, a state store and a config, with a ``run()`` shortcut."""
 

@@ -2,7 +2,7 @@
 
 Approaches: ``ours`` (:func:`sage_sync.engine.diff.diff_snapshots` with the previous snapshot's persisted
 hashes), ``pandas`` (the straightforward outer merge and column compare,
-:func:`sage_sync.engine.diff_reference.reference_diff`) and ``datacompy`` (``PandasCompare`` plus
+:func:`tests.support.diff_reference.reference_diff`) and ``datacompy`` (``PandasCompare`` plus
 ``all_mismatch()``). datacompy pins pandas below the project's version, so it runs in its own virtual
 environment, created by :data:`DATACOMPY_VENV_COMMAND`; without it the result says why instead of failing.
 """

@@ -135,7 +135,7 @@ def _ours(previous: pd.DataFrame, current: pd.DataFrame, key: list[str], runs: i
 
 
 def _pandas(previous: pd.DataFrame, current: pd.DataFrame, key: list[str], runs: int) -> dict[str, Any]:
-    from sage_sync.engine.diff_reference import reference_diff
+    from tests.support.diff_reference import reference_diff
 
     times, peak, result, cpu = measure(lambda: reference_diff(previous, current, key), runs)
     return {"times_s": times, "cpu_times_s": cpu, "peak_mb": peak, "counts": result.counts()}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from sage_sync.bench_e2e import e2e
+from sage_sync_tools.bench_e2e import e2e
 
 if __name__ == "__main__":
     typer.run(e2e)

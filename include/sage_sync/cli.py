@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import typer
 
-from sage_sync.bench_cli import app as bench_app
-from sage_sync.demo_cli import app as demo_app
 from sage_sync.simulators.ssm.cli import app as simulator_app
 from sage_sync.simulators.standin.cli import app as standin_app
+from sage_sync_tools.bench_cli import app as bench_app
+from sage_sync_tools.demo_cli import app as demo_app
 
 app = typer.Typer(
     help="Synchronise a Sage 50 FR dossier with Sage Sales Management: demo, demo data, simulator, benchmarks.",

@@ -1,7 +1,7 @@
 """Simulator of the Sage Sales Management API v4 (contracts/SSM-API.md): a real HTTP server with a SQLite tenant.
 
 Run it with ``sage-sync simulator serve --port 8765 --db tenant.sqlite --admin`` (or
-``python -m sage_sync.simulators.ssm serve ...``). Tests start it through ``tests/fixtures/simulator.py``.
+``python -m sage_sync.simulators.ssm serve ...``). Tests start it through ``tests/support/simulator.py``.
 
 Modules: ``entities`` (fields, types, custom fields per entity), ``where`` (the filter language),
 ``records`` (validation, writes, lists, serialisation), ``store`` (memory + SQLite write-through), ``seed``

@@ -1,0 +1,393 @@
+"""SalesManagementHook against the real SSM simulator over HTTP (issue 3, "Done when", the hook half).
+
+Each test drives a freshly reset simulator on a free 127.0.0.1 port through an ``AIRFLOW_CONN_*`` JSON
+connection, exactly as a deployment would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+from sage_sync.errors import FatalSyncError, RetriableSyncError
+from sage_sync.hooks.ssm import SalesManagementHook, SsmApiError
+from sage_sync.hooks.where import and_, where_eq, where_gt, where_in, where_like
+from tests.support.simulator import SimulatorHandle, ssm_simulator, start_simulator  # noqa: F401
+
+
+@pytest.fixture
+def sim(ssm_simulator: SimulatorHandle) -> SimulatorHandle:  # noqa: F811  # the shared fixture, imported above
+    """The freshly reset simulator of this module."""
+    return ssm_simulator
+
+
+def fast_hook(conn_id: str = "ssm_default", **kwargs: Any) -> SalesManagementHook:
+    """A hook with small backoffs (and Retry-After capped at 50 ms) so fault scenarios finish quickly."""
+    return SalesManagementHook(conn_id, backoff_base=0.01, backoff_max=0.05, retry_after_max=0.05, **kwargs)
+
+
+def use_connection(
+    monkeypatch: pytest.MonkeyPatch,
+    sim: SimulatorHandle,
+    which: str = "integration",
+    conn_id: str = "ssm_default",
+    **extra: Any,
+) -> None:
+    key = sim.keys[which]
+    conn = {
+        "conn_type": "http",
+        "host": sim.base_url,
+        "login": key["public_key"],
+        "password": key["private_key"],
+        "extra": {"requests_per_second": 0, **extra},
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+def account(i: int | str, **fields: Any) -> dict[str, Any]:
+    return {"name": f"Société {i}", "branchId": 1, "salesRepId1": 1, "extId": f"C{i}", **fields}
+
+
+class RecordingAdapter(HTTPAdapter):
+    """The real transport, also noting every session key sent (to prove none reaches a log)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session_keys: set[str] = set()
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        token = request.headers.get("X-Session-Key")
+        if token:
+            self.session_keys.add(str(token))
+        return super().send(request, *args, **kwargs)
+
+
+def list_calls(sim: SimulatorHandle, entity: str) -> int:
+    return int(sim.stats()["by_route"].get(f"GET /api/v4/{entity}", 0))
+
+
+def test_paging_zero_one_exact_page_and_page_plus_one(
+    sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paging (header ``Count``, 0-based ``page``) stops on a short or empty page: 0, 1, 5 and 6 records at page size 5."""
+    use_connection(monkeypatch, sim, page_size=5)
+    hook = SalesManagementHook()
+    assert hook.list_all("accounts") == []  # an empty entity: one call, an empty array
+
+    groups = {"A": 1, "B": 5, "C": 6}
+    items = [account(f"{g}{n}") for g, count in groups.items() for n in range(count)]
+    assert all(o.ok for o in hook.bulk_create("accounts", items))
+
+    expectations = {"Z": (0, 1), "A": (1, 1), "B": (5, 2), "C": (6, 2)}  # records, list calls
+    for group, (count, calls) in expectations.items():
+        sim.reset_stats()
+        records = hook.list_all("accounts", where=where_like("extId", f"C{group}%"))
+        assert sorted(r["extId"] for r in records) == sorted(f"C{group}{n}" for n in range(count))
+        assert len({r["id"] for r in records}) == count  # no record repeated across pages
+        assert list_calls(sim, "accounts") == calls
+
+    # The whole table across pages of 5, ordered by id descending (the API's order is descending).
+    everything = list(hook.iter_records("accounts", order="id"))
+    assert [r["id"] for r in everything] == sorted((r["id"] for r in everything), reverse=True)
+    assert len(everything) == 12
+    # Page size argument beats the connection's extra.
+    sim.reset_stats()
+    assert len(hook.list_all("accounts", page_size=1000)) == 12
+    assert list_calls(sim, "accounts") == 1
+
+
+def test_where_quotes_and_injection_attempts(sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quoted values match exactly; injection attempts match nothing or answer 901 (SsmApiError), never crash the server."""
+    use_connection(monkeypatch, sim)
+    hook = fast_hook()
+    tricky = ["O'Neil", "x' OR '1'='1", "a'; DROP TABLE accounts; --", "''", "back\\slash", "naïve 😀"]
+    for n, text in enumerate(tricky):
+        hook.create("accounts", account(n, name=text, extId=f"T{n}"))
+    hook.create("accounts", account("plain", name="Plain"))
+
+    for text in tricky:
+        rows = hook.list_all("accounts", where=where_eq("name", text))
+        assert [r["name"] for r in rows] == [text]
+    assert hook.list_all("accounts", where=where_eq("name", "O'Neil' OR name <> '")) == []
+
+    since = datetime.now(UTC) - timedelta(hours=1)
+    recent = hook.list_all(
+        "accounts", where=and_(where_gt("dateUpdated", since), where_in("extId", ["T0", "T1", "nope"]))
+    )
+    assert sorted(r["extId"] for r in recent) == ["T0", "T1"]
+
+    raw_attempts = [
+        "name = 'a'; DROP TABLE accounts; --",
+        "name = 'a' OR 1 = 1",
+        "name = 'unterminated",
+        "nosuchfield = 1",
+        "1 = 1",
+        "name = 'a') OR (name <> 'b'",
+        "extId = 'x' UNION SELECT * FROM users",
+    ]
+    for raw in raw_attempts:
+        with pytest.raises(SsmApiError) as info:
+            hook.list_all("accounts", where=raw)
+        assert info.value.status == 400
+        assert info.value.code == 901, raw
+        assert isinstance(info.value, FatalSyncError)
+    # The server survived every attempt and the data is intact.
+    assert len(hook.list_all("accounts")) == len(tricky) + 1
+    assert "Traceback" not in sim.stderr_tail()
+
+
+def test_token_expiry_relogs_in_exactly_once(sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An expired session key costs one re-login; a second 401 on the same call raises SsmApiError(401)."""
+    use_connection(monkeypatch, sim)
+    hook = fast_hook()
+    hook.create("accounts", account(1))
+    assert hook.calls.logins == 1
+
+    sim.token_ttl(2.0)
+    time.sleep(2.2)  # the session key cached by the hook is now expired
+    logins_before = hook.calls.logins
+    assert len(hook.list_all("accounts")) == 1
+    assert hook.calls.logins == logins_before + 1
+    assert hook.calls.relogins >= 1
+
+    # Every key is already expired when the next call arrives (latency > lifetime): one re-login, then raise.
+    sim.token_ttl(0.05)
+    sim.faults(latency_ms=200)
+    relogins = hook.calls.relogins
+    logins = hook.calls.logins
+    with pytest.raises(SsmApiError) as info:
+        hook.get("accounts", 1)
+    assert info.value.status == 401
+    assert hook.calls.relogins == relogins + 1
+    assert hook.calls.logins == logins + 1
+
+
+def test_fault_storm_bulk_load_is_exactly_once(sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """429 storm, 500/503s, dropped connections (20 %) and applied-then-lost responses (500 or a dropped
+    connection after the write): 5,000 accounts, each created once, no duplicate extId."""
+    use_connection(monkeypatch, sim)
+    hook = fast_hook(max_retries=20)
+    hook.test_connection()  # log in before the storm so the call count below is the load's alone
+    sim.reset_stats()
+    calls_before = hook.calls.total
+    sim.faults(p429=0.2, p500=0.05, p503=0.05, pdrop=0.2, p500_after=0.05, pdrop_after=0.05, seed=3)
+
+    items = [account(f"{n:05d}") for n in range(5000)]
+    outcomes = hook.bulk_create("accounts", items)
+
+    stats = sim.stats()
+    sim.heal()
+    assert len(outcomes) == 5000
+    assert all(o.ok for o in outcomes)
+    assert [o.guid for o in outcomes] == [str(n) for n in range(5000)]
+    assert stats["records_written"] == 5000  # no record was created twice, even after lost responses
+    assert stats["duplicate_ext_ids"].get("accounts", []) == []
+    assert stats["served_429"] > 0 and stats["by_status"].get("dropped", 0) > 0
+    # Applied, then the connection dropped without a response: the hook must look the chunk up, not re-send it.
+    assert stats["by_status"].get("dropped_after", 0) > 0 and stats["by_status"].get("500", 0) > 0
+    assert any(o.recovered for o in outcomes)  # some chunks were applied, then their response lost
+    # The hook's ledger counts every attempt, exactly as the server saw them (dropped ones included).
+    load_calls = hook.calls.total - calls_before
+    assert load_calls == stats["total"]
+    print(
+        f"fault storm: server saw {stats['total']} API calls ({stats['served_429']} x 429), hook made {load_calls}"
+    )
+
+    listed = hook.list_all("accounts")
+    ext_ids = [r["extId"] for r in listed]
+    assert len(ext_ids) == 5000 and set(ext_ids) == {f"C{n:05d}" for n in range(5000)}
+    assert {o.id for o in outcomes} == {r["id"] for r in listed}
+
+
+def test_client_token_bucket_keeps_under_the_server_rate_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With requests_per_second = the plan's 4/s no call is refused; unthrottled, the 429s are retried after Retry-After."""
+    with start_simulator(tmp_path, rate_limit=4) as limited:
+        use_connection(monkeypatch, limited, requests_per_second=4)
+        paced = SalesManagementHook()
+        for _ in range(10):
+            paced.get("users", 1)
+        assert limited.stats()["served_429"] == 0
+        assert paced.rate_limiter.waited_seconds > 0
+
+        use_connection(monkeypatch, limited, requests_per_second=0)
+        eager = SalesManagementHook(backoff_base=0.01)
+        for _ in range(10):
+            eager.get("users", 1)
+        assert limited.stats()["served_429"] > 0
+        assert eager.calls.throttled == limited.stats()["served_429"]
+
+
+def test_outage_surfaces_as_retriable_error(sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An outage mid-run (every call after N answers 503) ends in RetriableSyncError after bounded retries."""
+    use_connection(monkeypatch, sim)
+    hook = fast_hook(max_retries=3)
+    hook.test_connection()
+    sim.faults(fail_after=2)
+    with pytest.raises(RetriableSyncError):
+        hook.bulk_create("accounts", [account(n) for n in range(1000)])
+    with pytest.raises(RetriableSyncError) as info:
+        hook.list_all("accounts")
+    assert "503" in str(info.value)
+    assert not isinstance(info.value, FatalSyncError)
+    sim.heal()
+    assert sim.stats()["duplicate_ext_ids"].get("accounts", []) == []
+
+
+def test_c2_read_only_account_refuses_user_key_accepts_integration_key(
+    sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """C2: a read-only account: a non-integration key gets 403 (SsmApiError); the integration key may modify it."""
+    use_connection(monkeypatch, sim)
+    use_connection(monkeypatch, sim, which="user", conn_id="ssm_user")
+    integration = fast_hook()
+    user = fast_hook("ssm_user")
+    rid = integration.create("accounts", account("RO", readOnly=True))
+
+    with pytest.raises(SsmApiError) as info:
+        user.update("accounts", rid, {"comment": "edited in SSM"})
+    assert info.value.status == 403
+    with pytest.raises(SsmApiError) as info:
+        user.delete("accounts", rid)
+    assert info.value.status == 403
+    [outcome] = user.bulk_update("accounts", [{"id": rid, "data": {"phone": "01 02 03 04 05"}}])
+    assert outcome.status == 403 and not outcome.ok
+    assert user.get("accounts", rid)["comment"] is None  # reading is allowed
+
+    integration.update("accounts", rid, {"comment": "from Sage"})
+    [outcome] = integration.bulk_update(
+        "accounts", [{"id": rid, "data": {"phone": "01 02 03 04 05"}, "guid": "k"}]
+    )
+    assert outcome.ok and outcome.guid == "k"
+    record = integration.get("accounts", rid)
+    assert (record["comment"], record["phone"], record["readOnly"]) == ("from Sage", "01 02 03 04 05", True)
+
+
+def test_records_value_lists_documents_and_lookups(
+    sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Single-record calls, value lists, custom fields, extId lookups in several batches and picture uploads."""
+    use_connection(monkeypatch, sim)
+    hook = fast_hook()
+
+    statuses = {s["descriptionFR"] for s in hook.value_list("accountStatuses")}
+    assert {"Client", "Prospect"} <= statuses
+    assert {u["id"] for u in hook.value_list("users")} >= {u["id"] for u in sim.keys["users"]}
+    assert [f["Key"] for f in hook.custom_fields("empresas")] == ["Z_Siret"]
+    assert {"Z_StockDisplay", "Z_Unit", "Z_Barcode"} <= {f["Key"] for f in hook.custom_fields("articulos")}
+
+    rid = hook.create("accounts", account("X1", Z_Siret="12345678900011"))
+    hook.update("accounts", rid, {"city": "Lyon"})
+    record = hook.get("accounts", rid)
+    assert (record["city"], record["Z_Siret"], record["name"]) == ("Lyon", "12345678900011", "Société X1")
+    hook.delete("accounts", rid)
+    hook.delete("accounts", rid)  # a soft delete twice is harmless
+    assert hook.get("accounts", rid)["deleted"] is True
+    with pytest.raises(SsmApiError) as info:
+        hook.get("accounts", 999_999)
+    assert (info.value.status, info.value.code) == (400, 910)
+
+    # Bulk chunks of the API maximum (products: 100) with per-item failures.
+    products = [{"model": f"Article {n}", "extId": f"AR{n:04d}", "price": 10.5} for n in range(250)]
+    products[7] = {"extId": "AR-NO-MODEL"}  # create requires `model`
+    outcomes = hook.bulk_create("products", products)
+    assert sim.stats()["by_route"]["POST /api/v4/products/bulk"] == 3
+    assert (
+        [o.ok for o in outcomes].count(False) == 1
+        and outcomes[7].status == 400
+        and "model" in outcomes[7].message
+    )
+
+    # extId lookups: 240 ids do not fit one URL, so several batches are sent; absent ids are simply missing.
+    sim.reset_stats()
+    wanted = [f"AR{n:04d}" for n in range(250) if n != 7] + ["ABSENT"]
+    found = hook.find_by_ext_ids("products", wanted)
+    assert set(found) == set(wanted) - {"ABSENT"}
+    assert list_calls(sim, "products") > 1
+
+    # Pictures: create the document, upload the bytes to its locator, list and delete.
+    product_id = outcomes[0].id
+    assert product_id is not None
+    picture = bytes(range(256)) * 40
+    doc_id = hook.upload_product_picture(product_id, "AR0000.jpg", picture)
+    [doc] = hook.list_product_documents(product_id)
+    assert (str(doc["id"]), doc["name"], doc["size"]) == (doc_id, "AR0000.jpg", len(picture))
+    assert doc["sha256"] == hashlib.sha256(picture).hexdigest()
+    hook.delete_product_document(product_id, doc_id)
+    assert hook.list_product_documents(product_id) == []
+    assert hook.calls.reads > 0 and hook.calls.writes > 0
+
+
+def test_no_key_or_session_token_in_logs(
+    sim: SimulatorHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Across logins, re-logins, retries, API errors and a failed connection test, no key or token is logged."""
+    caplog.set_level(logging.DEBUG)
+    use_connection(monkeypatch, sim)
+    adapter = RecordingAdapter()
+    hook = fast_hook(adapter=adapter, max_retries=10)
+    messages: list[str] = []
+
+    assert hook.test_connection()[0]
+    hook.bulk_create("accounts", [account(n) for n in range(300)])
+    sim.token_ttl(2.0)
+    time.sleep(2.2)
+    hook.list_all("accounts")  # a re-login
+    sim.token_ttl(3600)
+    sim.faults(p429=0.3, p503=0.2, pdrop=0.1, seed=11)
+    hook.bulk_create("accounts", [account(f"S{n}") for n in range(300)])
+    sim.heal()
+    for bad in ("nosuch = 1", "name = 'x"):
+        with pytest.raises(SsmApiError) as info:
+            hook.list_all("accounts", where=bad)
+        messages.append(str(info.value))
+    sim.token_ttl(0.05)
+    sim.faults(latency_ms=100)
+    with pytest.raises(SsmApiError) as info:
+        hook.get("accounts", 1)
+    messages.append(str(info.value))
+    sim.heal()
+    sim.token_ttl(3600)  # a 50 ms session would expire between login and the next call on a busy machine
+    product = hook.create("products", {"model": "M", "extId": "P1"})
+    hook.upload_product_picture(product, "p.png", b"\x89PNG....")
+
+    use_connection(monkeypatch, sim, conn_id="ssm_wrong")
+    wrong = json.loads(os.environ["AIRFLOW_CONN_SSM_WRONG"])
+    wrong["password"] = "0" * 32
+    monkeypatch.setenv("AIRFLOW_CONN_SSM_WRONG", json.dumps(wrong))
+    ok, message = fast_hook("ssm_wrong").test_connection()
+    assert not ok and "401" in message
+    messages.append(message)
+
+    assert len(adapter.session_keys) >= 3  # several logins happened
+    captured = capsys.readouterr()
+    text = "\n".join(
+        [caplog.text, captured.out, captured.err, *messages, *(r.getMessage() for r in caplog.records)]
+    )
+    assert "retry" in text  # the scenario did log retries
+    secrets = [sim.keys[w][k] for w in ("integration", "user") for k in ("public_key", "private_key")]
+    for secret in [*secrets, *adapter.session_keys]:
+        assert secret not in text
+
+    # Issue 3: the hook registers the keys and every session key the real simulator issued (re-logins
+    # included) with Airflow's secrets masker, so a task log that quotes one shows *** instead.
+    from airflow.sdk.log import redact
+
+    integration = sim.keys["integration"]
+    for secret in [integration["public_key"], integration["private_key"], *adapter.session_keys]:
+        assert redact(f"X-Session-Key: {secret} ;") == "X-Session-Key: *** ;"
+        assert redact({"headers": {"X-Session-Key": secret}}) == {"headers": {"X-Session-Key": "***"}}

@@ -15,8 +15,9 @@ from typing import Any
 import pandas as pd
 
 from sage_sync.mapping import transforms as tf
-from sage_sync.mapping.loader import load_mapping
 from sage_sync.mapping.model import EntityMapping, FieldMap
+from sage_sync.mapping.registry import registry
+from sage_sync.mapping.sage_values import value_problem
 from sage_sync.mapping.transforms import ValueLists
 
 
@@ -58,19 +59,18 @@ def ssm_scalar(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Spec:
-    """One synced field: canonical name, SSM field, transform, owner, Sage length."""
+    """One synced field: canonical name, SSM field, transform, owner, and its mapping (the Sage column)."""
 
     name: str
     ssm: str
     transform: str | None
     owner: str
-    length: int | None
-    required: bool
+    field: FieldMap
 
     @classmethod
     def of(cls, f: FieldMap) -> Spec:
-        """The spec of a mapped field."""
-        return cls(f.name, f.ssm[0], f.transform, f.owner, f.length, f.required)
+        """The spec of a mapped field (``ssm`` empty when the field never goes to SSM)."""
+        return cls(f.name, f.ssm[0] if f.ssm else "", f.transform, f.owner, f)
 
 
 def synced_specs(mapping: EntityMapping, *, skip: tuple[str, ...] = ()) -> list[Spec]:
@@ -131,21 +131,11 @@ def _eq(a: Any, b: Any) -> bool:
 
 
 def check_sage_value(entity: str, key: str, spec: Spec, value: Any) -> str | None:
-    """G3 blocking checks before a Sage write: required, cp1252, column length. Returns the problem or None."""
-    if value is None:
-        return f"{entity} {key}: {spec.name} is required" if spec.required else None
-    if isinstance(value, str):
-        try:
-            value.encode("cp1252")
-        except UnicodeEncodeError:
-            return f"{entity} {key}: {spec.name} has characters outside cp1252 ({value!r})"
-        if spec.length is not None and len(value) > spec.length:
-            return (
-                f"{entity} {key}: {spec.name} is {len(value)} characters, the Sage column holds {spec.length}"
-            )
-    return None
+    """G3 blocking check before a Sage write (:func:`~sage_sync.mapping.sage_values.value_problem`), or None."""
+    problem = value_problem(spec.field, value)
+    return f"{entity} {key}: {spec.name} {problem} ({value!r})" if problem else None
 
 
 def mapping(entity: str) -> EntityMapping:
-    """The packaged mapping of ``entity``."""
-    return load_mapping(entity)
+    """The mapping of ``entity`` (from the entity registry)."""
+    return registry()[entity].mapping

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from sage_sync.errors import ConfigurationError
-from sage_sync.mapping.loader import DEFAULT_DIR, ENTITIES
+from sage_sync.mapping.registry import Registry, registry
 
 Winner = Literal["sage", "ssm"]
 
@@ -77,18 +74,9 @@ class SyncConfig:
         return cls(**data)
 
     @classmethod
-    def from_mappings(cls, folder: Path | None = None, **overrides: Any) -> SyncConfig:
-        """Read ``policy: {conflict}`` and ``guard: {ratio, minimum}`` from the entity YAML files."""
-        conflict: dict[str, Winner] = {}
-        guards: dict[str, Guard] = {}
-        for entity in ENTITIES:
-            path = (folder or DEFAULT_DIR) / f"{entity}.yaml"
-            if not path.exists():
-                path = DEFAULT_DIR / f"{entity}.yaml"
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            policy = raw.get("policy") or {}
-            if "conflict" in policy:
-                conflict[entity] = "ssm" if policy["conflict"] == "ssm_wins" else "sage"
-            if raw.get("guard"):
-                guards[entity] = Guard(**raw["guard"])
+    def from_mappings(cls, entities: Registry | None = None, **overrides: Any) -> SyncConfig:
+        """The conflict policy (``policy.conflict``) and guard (``guard``) of every entity (default registry)."""
+        specs = entities if entities is not None else registry()
+        conflict: dict[str, Winner] = {spec.name: spec.conflict for spec in specs}
+        guards = {spec.name: Guard(spec.guard_ratio, spec.guard_minimum) for spec in specs}
         return cls(**{"conflict": conflict, "guards": guards, **overrides})

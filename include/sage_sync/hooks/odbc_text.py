@@ -18,7 +18,7 @@ What ``cp1252`` means in practice:
 
 The Unicode flavour of psqlODBC always sets ``client_encoding`` to UTF-8 and lets the server convert to and from
 WIN1252 (so a ``cp1252`` override is refused with it); SQLite stores UTF-8. Either way, values that cp1252 cannot hold are refused before writing
-(:func:`first_unencodable`), because Sage itself could not store them.
+(:func:`sage_sync.mapping.sage_values.first_unstorable`), because Sage itself could not store them.
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ from typing import Any, Literal
 
 Engine = Literal["sqlite", "postgresql", "other"]
 
-SAGE_CODEC = "cp1252"
-"""The code page of Sage's text columns: the only characters a dossier can store."""
+from sage_sync.mapping.sage_values import SAGE_CODEC
 
 _ALIASES = {
     "cp1252": "cp1252",
@@ -109,16 +108,6 @@ def configure_pyodbc(connection: Any, encoding: TextEncoding) -> None:
     connection.setdecoding(pyodbc.SQL_CHAR, encoding=codec, ctype=pyodbc.SQL_CHAR)
     connection.setdecoding(pyodbc.SQL_WCHAR, encoding=codec, ctype=pyodbc.SQL_CHAR)
     connection.setencoding(encoding=codec, ctype=pyodbc.SQL_CHAR)
-
-
-def first_unencodable(text: str) -> str | None:
-    """Return the first character of ``text`` that Sage's cp1252 columns cannot store, or None."""
-    try:
-        text.encode(SAGE_CODEC)
-    except UnicodeEncodeError as exc:
-        return text[exc.start]
-    # NUL is valid cp1252 but no engine stores it inside text; Sage would truncate at it.
-    return "\x00" if "\x00" in text else None
 
 
 def odbc_value(value: str, *, braces: bool = True) -> str:

@@ -1,8 +1,8 @@
 """Validation and statement planning of Sage write-back (F_COMPTET, F_CONTACTT), with no Airflow imports.
 
 Rows are canonical-field dicts (or a DataFrame of them) carrying the record's Sage key plus the fields to set.
-Before anything is written, every value is checked against the mapping: length (``length``), Sage's code page
-(cp1252), type, required fields, fixed values. :func:`validate_writes` returns the problems (the quality layer
+Before anything is written, every value is checked against the mapping: what Sage can store
+(:mod:`sage_sync.mapping.sage_values`: characters, length, integer range), type, required fields, fixed values. :func:`validate_writes` returns the problems (the quality layer
 quarantines rows with it); :func:`plan_writes` refuses the whole batch with :class:`RecordRejected` when there is
 any, and otherwise returns the statements and their bound parameters, grouped so that rows setting the same
 columns share one ``executemany``.
@@ -20,9 +20,9 @@ from typing import Any, TypeAlias
 import pandas as pd
 
 from sage_sync.errors import RecordRejected
-from sage_sync.hooks.odbc_text import first_unencodable
 from sage_sync.hooks.sage50_sql import build_insert, build_update
 from sage_sync.mapping.model import EntityMapping, FieldMap, SageSource
+from sage_sync.mapping.sage_values import integer_problem, text_problem
 
 Row: TypeAlias = Mapping[str, Any]
 Rows: TypeAlias = pd.DataFrame | Iterable[Row]
@@ -58,16 +58,6 @@ class WritePlan:
     statements: list[WriteStatement] = field(default_factory=list)
 
 
-#: Bounds of SQL Server's integer types, which Sage 50 FR columns use.
-SMALLINT_RANGE = (-32768, 32767)
-INTEGER_RANGE = (-(2**31), 2**31 - 1)
-
-
-def integer_range(f: FieldMap) -> tuple[int, int]:
-    """The values the Sage integer column of ``f`` accepts (its ``bits`` in the mapping: smallint or int)."""
-    return SMALLINT_RANGE if f.bits == 16 else INTEGER_RANGE
-
-
 def _is_missing(value: Any) -> bool:
     if value is None or value is pd.NA or value is pd.NaT:
         return True
@@ -98,12 +88,8 @@ def _check_value(f: FieldMap, value: Any) -> tuple[Any, str | None]:
     if f.dtype == "string":
         if not isinstance(value, str):
             return None, f"{column} is {value!r}, not text"
-        bad = first_unencodable(value)
-        if bad is not None:
-            return None, f"{column} contains {bad!r} which Sage's cp1252 cannot store"
-        if f.length is not None and len(value) > f.length:
-            return None, f"{column} is {len(value)} characters, the column holds {f.length}"
-        return value, None
+        problem = text_problem(f, value)
+        return (None, f"{column} {problem}") if problem else (value, None)
     if f.dtype == "int":
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
             return None, f"{column} is {value!r}, not an integer"
@@ -113,11 +99,8 @@ def _check_value(f: FieldMap, value: Any) -> tuple[Any, str | None]:
             return None, f"{column} is {value!r}, not an integer"
         if not number.is_finite() or number != number.to_integral_value():
             return None, f"{column} is {value!r}, not an integer"
-        low, high = integer_range(f)
-        if not low <= number <= high:
-            # Refused here: drivers would overflow it (an error mid-batch) or, worse, wrap it silently.
-            return None, f"{column} is {int(number)}, outside the column's range {low}..{high}"
-        return int(number), None
+        problem = integer_problem(f, number)
+        return (None, f"{column} {problem}") if problem else (int(number), None)
     if f.dtype == "decimal":
         try:
             number = Decimal(str(value).strip())

@@ -18,7 +18,6 @@ from sage_sync.mapping.model import (
     check_identifier,
 )
 
-ENTITIES = ("accounts", "contacts", "products", "invoices")
 DEFAULT_DIR = Path(__file__).parent / "entities"
 
 
@@ -67,6 +66,7 @@ def _target(raw: dict[str, Any]) -> SsmTarget:
         bulk_max=int(raw.get("bulk_max", 200)),
         ext_id=raw.get("ext_id"),
         lines=_target(lines) if lines else None,
+        binding=raw.get("binding"),
     )
 
 
@@ -112,10 +112,11 @@ def parse_mapping(raw: dict[str, Any], where: str = "mapping") -> EntityMapping:
 @cache
 def load_mapping(entity: str, folder: Path | None = None) -> EntityMapping:
     """Load the mapping of ``entity`` from ``folder`` (a deployment's own) or the packaged defaults."""
-    if entity not in ENTITIES:
-        raise ConfigurationError(f"unknown entity {entity!r}; expected one of {', '.join(ENTITIES)}")
     path = (folder or DEFAULT_DIR) / f"{entity}.yaml"
     if not path.exists() and folder is not None:
         path = DEFAULT_DIR / f"{entity}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in DEFAULT_DIR.glob("*.yaml")))
+        raise ConfigurationError(f"unknown entity {entity!r}; expected one of {known}")
     with path.open(encoding="utf-8") as fh:
         return parse_mapping(yaml.safe_load(fh), where=str(path))

@@ -86,6 +86,8 @@ class SsmTarget:
     bulk_max: int
     ext_id: str | None = None
     lines: SsmTarget | None = None
+    #: For lines: the name the state keeps their bindings under (``invoice_lines``).
+    binding: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from sage_sync.mapping import sage_values
+
 LA_POSTE_SIREN = "356000000"
 """La Poste's establishments break the Luhn rule: their SIRET is valid when its digit sum is a multiple of 5."""
 
@@ -24,9 +26,6 @@ overseas collectivities 984xx-989xx."""
 FR_VAT = r"FR[0-9A-HJ-NP-Z]{2}\d{9}"
 """``FR`` + a two-character key (digits, or letters for the rare alphanumeric keys) + the 9-digit SIREN."""
 
-_CP1252_CHARS = bytes(range(256)).decode("cp1252", errors="ignore")  # 251 characters; 5 bytes are undefined
-_NOT_CP1252 = "[^" + "".join(re.escape(c) for c in _CP1252_CHARS) + "]"
-_NOT_CP1252_RE = re.compile(_NOT_CP1252)
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -121,19 +120,14 @@ def fr_postcode_valid(
 
 
 def cp1252_valid(values: pd.Series) -> pd.Series:
-    """Tell per value whether Sage can store it: every character encodable in Windows-1252 (``<NA>`` when null)."""
-    text = values.astype("string")
-    bad = text.str.contains(_NOT_CP1252, regex=True)
-    return (~bad).astype("boolean")
+    """Tell per value whether Sage can store its characters (``<NA>`` when null); see :mod:`sage_values`."""
+    return sage_values.storable(values)
 
 
 def explain_cp1252(value: str) -> str:
-    """Name the first character of ``value`` that Windows-1252 cannot encode, with its code point."""
-    match = _NOT_CP1252_RE.search(value)
-    if match is None:
-        return "is encodable in cp1252"
-    char = match.group(0)
-    return f"contains {char!r} (U+{ord(char):04X}), which Sage cannot store (cp1252)"
+    """Name the first character of ``value`` that Sage cannot store, with its code point."""
+    char = sage_values.first_unstorable(value)
+    return "is storable in Sage" if char is None else sage_values.why_unstorable(char)
 
 
 def invoice_line_sums(headers: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:

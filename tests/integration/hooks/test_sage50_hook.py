@@ -395,7 +395,7 @@ def test_refused_batch_writes_nothing_and_names_record_column_and_limit(dossier:
             updates=[{"code": "C001", "city": "Marseille"}],
         )
     message = str(info.value)
-    assert "CT_Num=L001" in message and "CT_Intitule is 70 characters, the column holds 69" in message
+    assert "CT_Num=L001" in message and "CT_Intitule is 70 characters, the Sage column holds 69" in message
     assert "CT_Num=E001" in message and "cp1252" in message
     assert "V001" not in message and "C001" not in message  # valid rows are not blamed
     assert _table_state(dossier.engine) == before  # nothing written: counts and the valid rows' values

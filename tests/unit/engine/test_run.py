@@ -154,14 +154,16 @@ def test_g3_unknown_country_leaves_the_ssm_country_as_it_was_without_ping_pong()
 
 
 def test_config_reads_policy_and_guard_from_the_entity_mappings(tmp_path: Path) -> None:
-    (tmp_path / "contacts.yaml").write_text(
-        (Path(mapping_dir()) / "contacts.yaml")
-        .read_text(encoding="utf-8")
-        .replace("policy: {conflict: sage_wins}", "policy: {conflict: ssm_wins}")
-        .replace("guard: {ratio: 0.5, minimum: 10}", "guard: {ratio: 0.2, minimum: 3}"),
-        encoding="utf-8",
-    )
-    config = SyncConfig.from_mappings(tmp_path)
+    from sage_sync.mapping.registry import registry
+
+    for source in Path(mapping_dir()).glob("*.yaml"):
+        text = source.read_text(encoding="utf-8")
+        if source.stem == "contacts":
+            text = text.replace("policy: {conflict: sage_wins}", "policy: {conflict: ssm_wins}").replace(
+                "guard: {ratio: 0.5, minimum: 10}", "guard: {ratio: 0.2, minimum: 3}"
+            )
+        (tmp_path / source.name).write_text(text, encoding="utf-8")
+    config = SyncConfig.from_mappings(registry(tmp_path))
     assert (config.winner("accounts"), config.winner("contacts")) == ("sage", "ssm")
     assert (config.guard("contacts").ratio, config.guard("contacts").minimum) == (0.2, 3)
     assert config.guard("accounts").minimum == 10

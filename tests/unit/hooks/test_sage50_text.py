@@ -7,7 +7,6 @@ import pytest
 from sage_sync.hooks.odbc_text import (
     build_connection_string,
     engine_of,
-    first_unencodable,
     odbc_value,
     resolve_text_encoding,
 )
@@ -45,14 +44,6 @@ def test_engine_guess() -> None:
     assert engine_of("PostgreSQL ANSI") == "postgresql"
     assert engine_of("ODBC Driver 18 for SQL Server") == "other"
     assert engine_of(None) == "other"
-
-
-def test_first_unencodable_character() -> None:
-    """cp1252 holds "œ", "Œ", "€" and curly quotes (latin-1 does not); emoji and "ł" are out."""
-    assert first_unencodable("Œuf € l’œil «ça»") is None
-    assert first_unencodable("Łódź") == "Ł"
-    assert first_unencodable("ok 😀 ok") == "😀"
-    assert first_unencodable("nul\x00byte") == "\x00"
 
 
 def test_connection_string_values_are_quoted_when_needed() -> None:

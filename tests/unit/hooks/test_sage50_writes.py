@@ -9,15 +9,13 @@ import pytest
 
 from sage_sync.errors import RecordRejected
 from sage_sync.hooks.sage50_writes import (
-    INTEGER_RANGE,
-    SMALLINT_RANGE,
     account_codes,
-    integer_range,
     parent_account_problems,
     plan_writes,
     validate_writes,
 )
 from sage_sync.mapping.loader import load_mapping
+from sage_sync.mapping.sage_values import INTEGER_RANGE, SMALLINT_RANGE, integer_range
 
 ACCOUNTS = load_mapping("accounts")
 CONTACTS = load_mapping("contacts")
@@ -27,7 +25,7 @@ def test_too_long_value_names_record_column_and_limit() -> None:
     """SPEC section 3: values longer than the Sage column are refused, not truncated."""
     problems = validate_writes(ACCOUNTS, [{"code": "C0042", "name": "A" * 74}], insert=True)
     assert [str(p) for p in problems] == [
-        "F_COMPTET CT_Num=C0042: CT_Intitule is 74 characters, the column holds 69"
+        "F_COMPTET CT_Num=C0042: CT_Intitule is 74 characters, the Sage column holds 69"
     ]
     assert problems[0].column == "CT_Intitule"
 
@@ -37,10 +35,10 @@ def test_character_outside_cp1252_is_refused_by_name() -> None:
     rows = [{"account_code": "C0042", "number": 3, "last_name": "Dupont 😀"}]
     problems = validate_writes(CONTACTS, rows, insert=False)
     assert [str(p) for p in problems] == [
-        "F_CONTACTT CT_Num=C0042, CT_No=3: CT_Nom contains '😀' which Sage's cp1252 cannot store"
+        "F_CONTACTT CT_Num=C0042, CT_No=3: CT_Nom contains '😀' (U+1F600), which Sage cannot store (cp1252)"
     ]
     assert validate_writes(ACCOUNTS, [{"code": "C1", "city": "Győr"}], insert=False)[0].message == (
-        "CT_Ville contains 'ő' which Sage's cp1252 cannot store"
+        "CT_Ville contains 'ő' (U+0151), which Sage cannot store (cp1252)"
     )
 
 
@@ -60,7 +58,7 @@ def test_whole_batch_is_refused_when_one_row_is_bad() -> None:
     with pytest.raises(RecordRejected) as excinfo:
         plan_writes(ACCOUNTS, inserts=[good], updates=[bad])
     assert excinfo.value.problems == [
-        "F_COMPTET CT_Num=C2: CT_Intitule is 70 characters, the column holds 69"
+        "F_COMPTET CT_Num=C2: CT_Intitule is 70 characters, the Sage column holds 69"
     ]
     assert "nothing was written" in str(excinfo.value)
 
@@ -175,7 +173,7 @@ def test_the_mappings_integer_widths_match_the_sage_contract() -> None:
     """Every int field's ``bits`` is the width of its column in the contract's schema (SMALLINT 16, INTEGER 32)."""
     from sqlalchemy import Integer, SmallInteger
 
-    from sage_sync.mapping.loader import ENTITIES
+    from sage_sync.mapping.registry import entity_names
     from sage_sync.simulators.standin.schema import metadata
 
     columns = {
@@ -184,7 +182,7 @@ def test_the_mappings_integer_widths_match_the_sage_contract() -> None:
         for column in table.columns
     }
     checked = 0
-    for entity in ENTITIES:
+    for entity in entity_names():
         mapping = load_mapping(entity)
         for source in mapping.sources.values():
             for f in source.fields:

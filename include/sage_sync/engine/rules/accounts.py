@@ -374,11 +374,8 @@ class _Planner:
             "code": key,
             "sales_rep": tf.sales_rep_name(_scalar(n.get("salesRepId1")), self.lists),
         }
-        specs = [
-            *self.specs,
-            Spec("sales_rep", "", None, "ssm", 69, False),
-            Spec("code", "extId", None, "sage", 17, True),
-        ]
+        main = mapping(ENTITY).main
+        specs = [*self.specs, Spec.of(main.field("sales_rep")), Spec.of(main.field("code"))]
         problems = sage_problems(ENTITY, key, specs, row)
         if problems:
             quarantine_ssm_values(self.plan, key, rid, problems)

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sage_sync.engine.run import apply_and_commit, extract, plan_entity
 from tests.support.memory import SyncWorld, account_row
 
 from sage_sync.engine.config import SyncConfig
-from sage_sync.engine.run import apply_and_commit, extract, plan_entity
 from sage_sync.engine.state import now_iso
 
 

@@ -3,9 +3,10 @@
 This file only declares and wires: no network, no database, no ``Variable.get()``; the operators import the
 engine, pandas, Great Expectations and the hooks inside ``execute()``.
 
-Shape: one task group per entity, each ``extract -> validate -> plan -> load -> commit``, then ``report``.
-Contacts and invoices wait for the accounts (they attach to accounts' SSM ids); invoices also wait for the
-products (their lines reference products). Products run beside the accounts.
+Shape: one task group per entity of the registry (the mapping files), each
+``extract -> validate -> plan -> load -> commit``, then ``report``. An entity waits for the entities its mapping
+says it depends on: contacts and invoices wait for the accounts (they attach to accounts' SSM ids); invoices also
+wait for the products (their lines reference products). Products run beside the accounts.
 
 Failure modes: retriable errors (network, timeout, 429, 5xx) are retried with exponential backoff; fatal and
 configuration errors fail at once (operators raise ``AirflowFailException``). ``load`` has no retry: a failed
@@ -29,6 +30,7 @@ from airflow.sdk import DAG, Asset, ExceptionRetryPolicy, Param, RetryAction, Re
 from airflow.sdk.definitions.callback import SyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
+from sage_sync.mapping.registry import registry
 from sage_sync.operators.deadline import configured_deadline_minutes
 from sage_sync.operators.report import SageSyncReportOperator
 from sage_sync.operators.steps import (
@@ -38,10 +40,7 @@ from sage_sync.operators.steps import (
     SageSyncPlanOperator,
     SageSyncValidateOperator,
 )
-
-DAG_ID = "sage50_ssm_sync"
-SSM_POOL = "ssm_api"
-ENTITIES = ("accounts", "contacts", "products", "invoices")
+from sage_sync.settings import DAG_ID, SSM_POOL
 
 # Retry only what is transient (ARCHITECTURE habit 4): the project's RetriableSyncError (the hooks raise it for
 # connection errors, timeouts, 429 and 5xx once their own backoff is spent), a dropped connection, and a busy state
@@ -120,7 +119,8 @@ with DAG(
 ) as dag:
     first: dict[str, SageSyncExtractOperator] = {}
     last: dict[str, SageSyncCommitOperator] = {}
-    for entity in ENTITIES:
+    for spec in registry():
+        entity = spec.name
         with TaskGroup(group_id=entity, tooltip=f"extract -> validate -> plan -> load -> commit {entity}"):
             extract = SageSyncExtractOperator(task_id="extract", entity=entity, pool=SSM_POOL)
             validate = SageSyncValidateOperator(task_id="validate", entity=entity)
@@ -133,10 +133,8 @@ with DAG(
             )
             extract >> validate >> plan >> load >> commit
         first[entity], last[entity] = extract, commit
+        for dependency in spec.depends_on:
+            last[dependency] >> extract
 
     report = SageSyncReportOperator(task_id="report", trigger_rule="all_done")
-
-    last["accounts"] >> first["contacts"]
-    last["accounts"] >> first["invoices"]
-    last["products"] >> first["invoices"]
     list(last.values()) >> report

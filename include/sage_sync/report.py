@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ENTITIES = ("accounts", "contacts", "products", "invoices")
+from sage_sync.engine.staging import Staging
+from sage_sync.mapping.registry import entity_names
+
 COUNT_COLUMNS = (
     "created",
     "updated",
@@ -31,24 +33,18 @@ LIST_LIMIT = 200
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 
-def _load(path: Path) -> Any:
-    if not path.exists():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def entity_section(
-    entity: str, folder: Path | None, task_states: dict[str, str] | None = None
+    entity: str, staging: Staging, task_states: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """One entity's part of the report, from its staging files (missing files: the step did not run)."""
     states = task_states or {}
-    if folder is None or not folder.exists():
+    if not staging.folder(entity).exists():
         return {"entity": entity, "status": "not run", "tasks": states, "counts": {}}
-    extracted = _load(folder / "extract.json") or {}
-    quality = _load(folder / "quality.json") or {}
-    plan = _load(folder / "plan.json") or {}
-    applied = _load(folder / "apply.json") or {}
-    committed = _load(folder / "commit.json") or {}
+    extracted = staging.read_json_or_none(entity, "extract.json") or {}
+    quality = staging.read_json_or_none(entity, "quality.json") or {}
+    plan = staging.read_json_or_none(entity, "plan.json") or {}
+    applied = staging.read_json_or_none(entity, "apply.json") or {}
+    committed = staging.read_json_or_none(entity, "commit.json") or {}
     counts = dict(committed.get("counts") or {})
     failed_ops = [o for o in applied.get("outcomes") or [] if not o.get("ok")]
     if not committed:
@@ -95,7 +91,7 @@ def entity_section(
 
 def build_report(
     run_id: str,
-    staging: Path,
+    staging: Staging,
     *,
     dry_run: bool,
     full_reconcile: bool = False,
@@ -104,15 +100,12 @@ def build_report(
     settings: dict[str, Any] | None = None,
     deadline_alert: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report of one run from its staging folder ``staging`` (one sub-folder per entity).
+    """The report of one run from its staging area ``staging`` (one folder per entity).
 
     ``deadline_alert`` is the run's deadline alert file (G1) when the alert fired: the report then says
     "deadline missed".
     """
-    sections = {
-        e: entity_section(e, staging / e if (staging / e).exists() else None, (task_states or {}).get(e))
-        for e in ENTITIES
-    }
+    sections = {e: entity_section(e, staging, (task_states or {}).get(e)) for e in entity_names()}
     totals = {c: sum(int(s["counts"].get(c, 0) or 0) for s in sections.values()) for c in COUNT_COLUMNS}
     writes = totals["created"] + totals["updated"] + totals["deleted"]
     return {
@@ -169,9 +162,8 @@ def summary_table(report: dict[str, Any]) -> str:
 def _sections(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The entity sections in dependency order (a report read back from JSON has its keys sorted)."""
     found = report["entities"]
-    return [(e, found[e]) for e in ENTITIES if e in found] + [
-        (e, s) for e, s in found.items() if e not in ENTITIES
-    ]
+    names = entity_names()
+    return [(e, found[e]) for e in names if e in found] + [(e, s) for e, s in found.items() if e not in names]
 
 
 def _cell(value: Any) -> str:
@@ -293,7 +285,8 @@ def amend_report_with_deadline(reports_dir: Path, name: str, alert: dict[str, An
         return False
     report = json.loads(path.read_text(encoding="utf-8"))
     report.update(deadline_fields(alert))
-    latest = _load(reports_dir / "latest.json") or {}
+    latest_path = reports_dir / "latest.json"
+    latest = json.loads(latest_path.read_text(encoding="utf-8")) if latest_path.exists() else {}
     write_report(report, reports_dir, name, latest=latest.get("run_id") == report.get("run_id"))
     return True
 

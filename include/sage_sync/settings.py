@@ -20,6 +20,7 @@ Two environment variables, both optional:
 
 Secrets never live here: they belong to the Airflow connections ``sage50_default`` and ``ssm_default``.
 This module imports nothing heavy, so the DAG file may use it at parse time (it does not read the file then).
+``DAG_ID`` and ``SSM_POOL`` are defined here once.
 """
 
 from __future__ import annotations
@@ -30,13 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sage_sync.engine.staging import Staging, run_name
 from sage_sync.errors import ConfigurationError
+from sage_sync.mapping.registry import entity_names
 
 HOME_ENV = "SAGE_SYNC_HOME"
 CONFIG_ENV = "SAGE_SYNC_CONFIG"
 DEFAULT_HOME = Path("~/.sage-sync")
 
-ENTITIES = ("accounts", "contacts", "products", "invoices")
+#: The DAG of a deployment, and the pool that holds every task calling the SSM API (the tenant's rate limit).
+DAG_ID = "sage50_ssm_sync"
+SSM_POOL = "ssm_api"
 
 _KNOWN_KEYS = {
     "media_folder",
@@ -55,16 +60,6 @@ def data_home() -> Path:
     """The data folder: ``$SAGE_SYNC_HOME`` or ``~/.sage-sync``."""
     raw = os.environ.get(HOME_ENV) or str(DEFAULT_HOME)
     return Path(raw).expanduser()
-
-
-def safe_run_name(run_id: str) -> str:
-    """A file-name-safe form of an Airflow run id, at most 40 characters (the ledger's key length)."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("_") or "run"
-    if len(name) <= 40:
-        return name
-    import hashlib
-
-    return f"{name[:31]}_{hashlib.sha1(run_id.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -88,11 +83,9 @@ class Settings:
         """The state store URL: ``state_url`` or a SQLite file in the data folder."""
         return self.state_url or f"sqlite:///{self.home / 'state.db'}"
 
-    def staging_dir(self, run_id: str, entity: str) -> Path:
-        """Where one entity's step files of one run live (created on demand)."""
-        path = self.home / "staging" / safe_run_name(run_id) / entity
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+    def staging(self, run_id: str) -> Staging:
+        """The staging area of one run: ``<home>/staging/<run name>/`` (entity folders created on demand)."""
+        return Staging(self.home / "staging" / run_name(run_id))
 
     @property
     def reports_dir(self) -> Path:
@@ -109,7 +102,7 @@ class Settings:
         from sage_sync.engine.config import Guard, SyncConfig
 
         base = SyncConfig.from_mappings()
-        guards = {e: Guard(ratio=self.guard_ratio, minimum=self.guard_minimum) for e in ENTITIES}
+        guards = {e: Guard(ratio=self.guard_ratio, minimum=self.guard_minimum) for e in entity_names()}
         conflict = {**base.conflict, **self.conflict}
         return SyncConfig(
             admin_user_id=self.admin_user_id,
@@ -183,9 +176,9 @@ def load_settings(path: str | Path | None = None, home: str | Path | None = None
     if not isinstance(conflict, dict):
         raise ConfigurationError(f"{where}: conflict must map entity -> sage|ssm, got {conflict!r}")
     for entity, winner in conflict.items():
-        if entity not in ENTITIES or winner not in ("sage", "ssm"):
+        if entity not in entity_names() or winner not in ("sage", "ssm"):
             raise ConfigurationError(
-                f"{where}: conflict.{entity} = {winner!r}; expected an entity of {ENTITIES} -> sage or ssm"
+                f"{where}: conflict.{entity} = {winner!r}; expected an entity of {entity_names()} -> sage or ssm"
             )
     values: dict[str, Any] = {"home": folder, "source": where if target.exists() else None}
     if raw.get("media_folder"):

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from sage_sync.engine.staging import Staging, run_name
 from sage_sync.errors import ConfigurationError
 from sage_sync.report import build_report, summary_table, write_report
-from sage_sync.settings import load_settings, safe_run_name
+from sage_sync.settings import load_settings
 
 
 def test_defaults_without_a_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,9 +65,9 @@ def test_a_named_settings_file_must_exist(tmp_path: Path) -> None:
 
 
 def test_run_names_are_file_safe_and_fit_the_ledger() -> None:
-    name = safe_run_name("scheduled__2026-11-29T07:15:00.123456+00:00")
+    name = run_name("scheduled__2026-11-29T07:15:00.123456+00:00")
     assert len(name) <= 40 and "/" not in name and ":" not in name and "+" not in name
-    assert safe_run_name("manual__x") == "manual__x"
+    assert run_name("manual__x") == "manual__x"
 
 
 def _stage(folder: Path, entity: str, *, dry_run: bool) -> None:
@@ -124,7 +125,7 @@ def test_g7_report_files_per_run_and_latest(tmp_path: Path) -> None:
     for entity in ("accounts", "contacts", "products", "invoices"):
         _stage(staging / entity, entity, dry_run=False)
     report = build_report(
-        "manual__1", staging, dry_run=False, settings={"state_url": "postgresql://u:***@h/db"}
+        "manual__1", Staging(staging), dry_run=False, settings={"state_url": "postgresql://u:***@h/db"}
     )
     assert report["totals"]["created"] == 4 and report["totals"]["api_calls"] == 16
     assert report["entities"]["accounts"]["conflicts"][0]["field"] == "name"
@@ -141,7 +142,7 @@ def test_g7_report_files_per_run_and_latest(tmp_path: Path) -> None:
 def test_g8_dry_run_report_lists_planned_writes(tmp_path: Path) -> None:
     staging = tmp_path / "staging" / "dry"
     _stage(staging / "accounts", "accounts", dry_run=True)
-    report = build_report("manual__dry", staging, dry_run=True)
+    report = build_report("manual__dry", Staging(staging), dry_run=True)
     assert report["writes"] == 0
     assert report["entities"]["accounts"]["planned"][0]["kind"] == "ssm_create"
     assert report["entities"]["contacts"]["status"] == "not run"

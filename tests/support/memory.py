@@ -13,6 +13,7 @@ import copy
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -115,16 +116,41 @@ class InMemorySage:
         if entity == "accounts":
             full.setdefault("account_type", 0)
         self.tables.setdefault(table, {})[tuple(full[k] for k in key)] = full
+        self._document_totals(entity, source, full)
 
     def edit(self, entity: str, key: tuple[Any, ...], source: str | None = None, **values: Any) -> None:
         """Change some fields of a row."""
         table, _ = self._source(entity, source)
         self.tables[table][key].update(values)
+        self._document_totals(
+            entity, source, self.tables[table][key], recompute_ttc="amount_ttc" not in values
+        )
 
     def delete(self, entity: str, key: tuple[Any, ...], source: str | None = None) -> None:
         """Delete a row."""
         table, _ = self._source(entity, source)
-        self.tables.get(table, {}).pop(key, None)
+        gone = self.tables.get(table, {}).pop(key, None)
+        if gone is not None:
+            self._document_totals(entity, source, gone, recompute_ttc=False)
+
+    def _document_totals(
+        self, entity: str, source: str | None, line: dict[str, Any], *, recompute_ttc: bool = True
+    ) -> None:
+        """As Sage does: a line's TTC follows its HT and VAT rate, and its invoice's totals are its lines' sums."""
+        if entity != "invoices" or source != "lines":
+            return
+        line.setdefault("vat_rate", 20.0)
+        if recompute_ttc or line.get("amount_ttc") is None:
+            ht = float(line.get("amount_ht") or 0.0)
+            line["amount_ttc"] = float(
+                round(Decimal(str(ht)) * (1 + Decimal(str(line["vat_rate"])) / 100), 2)
+            )
+        header = self.tables.get("invoices.headers", {}).get((0, line["piece"]))
+        if header is None:
+            return
+        lines = [r for r in self.tables.get("invoices.lines", {}).values() if r["piece"] == line["piece"]]
+        header["total_ht"] = round(sum(float(r.get("amount_ht") or 0.0) for r in lines), 2)
+        header["total_ttc"] = round(sum(float(r.get("amount_ttc") or 0.0) for r in lines), 2)
 
     def rows(self, entity: str, source: str | None = None) -> dict[tuple[Any, ...], dict[str, Any]]:
         """The rows of a source by key."""
@@ -448,7 +474,7 @@ def put_article(sage: InMemorySage, ref: str, *, tax_code: str = "T20", **values
 
 
 def put_invoice(sage: InMemorySage, piece: str, customer: str = "C001", **values: Any) -> None:
-    """A Sage sales invoice header (open, 100.00 excl. tax, 120.00 incl. tax) of ``customer``."""
+    """A Sage sales invoice header of ``customer`` (open; its totals follow the lines put under it)."""
     row = {
         "domain": 0,
         "doc_type": 6,
@@ -456,8 +482,8 @@ def put_invoice(sage: InMemorySage, piece: str, customer: str = "C001", **values
         "date": "2026-03-01",
         "customer_code": customer,
         "provenance": 0,
-        "total_ht": 100.0,
-        "total_ttc": 120.0,
+        "total_ht": 0.0,
+        "total_ttc": 0.0,
         **values,
     }
     sage.put("invoices", row)
@@ -498,8 +524,8 @@ class SyncWorld:
     def run(
         self, *, dry_run: bool = False, full_reconcile: bool = False, entities: tuple[str, ...] | None = None
     ) -> Any:
-        """One sync cycle (see :func:`sage_sync.engine.run.run_once`); ``full_reconcile`` repairs SSM drift."""
-        from sage_sync.engine.run import ORDER, run_once
+        """One sync cycle (see :func:`sage_sync.engine.pipeline.run_once`); ``full_reconcile`` repairs SSM drift."""
+        from sage_sync.engine.pipeline import run_once
 
         # Runs are 15 minutes apart: records not touched since the last run fall outside the overlap margin of
         # the incremental SSM read, as in production.
@@ -511,7 +537,7 @@ class SyncWorld:
             self.config,
             dry_run=dry_run,
             full_reconcile=full_reconcile,
-            entities=entities or ORDER,
+            entities=entities,
         )
 
     def ssm_by_ext(self, endpoint: str, ext_id: str) -> list[dict[str, Any]]:

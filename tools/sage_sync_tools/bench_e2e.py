@@ -21,66 +21,73 @@ import typer
 if TYPE_CHECKING:
     from sage_sync_tools.stack import SyncStack
 
-#: Bulk sizes of the API (contracts/SSM-API.md) and the list page size the hook uses.
-BULK = {"accounts": 200, "contacts": 200, "products": 100, "salesorders": 200, "salesordersLines": 200}
 PAGE = 1000
 
 
 def sage_counts(stack: SyncStack) -> dict[str, int]:
-    """Rows per synced entity in the dossier (what a naive full push would send)."""
-    import sqlalchemy as sa
+    """Records per SSM endpoint that the dossier holds (what a naive full push would send), read as the sync does."""
+    from sage_sync.engine.snapshot import assemble
+    from sage_sync.mapping.registry import registry
 
-    queries = {
-        "accounts": "SELECT COUNT(*) FROM F_COMPTET WHERE CT_Type = 0",
-        "contacts": "SELECT COUNT(*) FROM F_CONTACTT k JOIN F_COMPTET c ON c.CT_Num = k.CT_Num WHERE c.CT_Type = 0",
-        "products": "SELECT COUNT(*) FROM F_ARTICLE",
-        "salesorders": "SELECT COUNT(*) FROM F_DOCENTETE WHERE DO_Domaine = 0 AND DO_Type IN (6, 7)",
-        "salesordersLines": "SELECT COUNT(*) FROM F_DOCLIGNE WHERE DO_Domaine = 0 AND DO_Type IN (6, 7)",
-    }
-    engine = stack.sage()
-    try:
-        with engine.connect() as db:
-            return {name: int(db.execute(sa.text(q)).scalar_one()) for name, q in queries.items()}
-    finally:
-        engine.dispose()
+    side = stack.sage_side()
+    counts: dict[str, int] = {}
+    for spec in registry():
+        frame = assemble(spec.name, side.read_snapshot(spec.name))
+        counts[spec.endpoint] = len(frame)
+        if spec.lines is not None:
+            counts[spec.lines.endpoint] = int(frame["lines"].map(len).sum())
+    return counts
 
 
 def naive_calls(counts: dict[str, int]) -> dict[str, int]:
     """Calls of a naive full push: every record in bulk writes, every SSM list read in full to compare."""
-    writes = sum(math.ceil(n / BULK[name]) for name, n in counts.items())
+    from sage_sync.mapping.registry import registry
+
+    bulk = {spec.endpoint: spec.bulk_max for spec in registry()}
+    bulk.update({spec.lines.endpoint: spec.lines.bulk_max for spec in registry() if spec.lines is not None})
+    writes = sum(math.ceil(n / bulk[name]) for name, n in counts.items())
     reads = sum(math.ceil(n / PAGE) for n in counts.values())
     return {"naive_full_push_writes": writes, "naive_full_push_reads": reads}
 
 
-def churn(stack: SyncStack, share: float = 0.01, seed: int = 3) -> dict[str, int]:
-    """Change ``share`` of the records on both sides; return how many of each kind were changed."""
+def _churn_sage(db: Any, rng: random.Random, share: float, entity: str, field: str, value: Any) -> int:
+    """Set ``field`` of ``share`` of ``entity``'s rows, as a Sage user would (physical names from the mapping)."""
     import sqlalchemy as sa
 
+    from sage_sync.mapping.registry import registry
+
+    source = registry()[entity].mapping.main
+    keys = [source.field(k).sage for k in source.key]
+    column = source.field(field).sage
+    filters = " AND ".join(
+        f"{source.field(f).sage} IN ({', '.join(map(str, v))})" for f, v in source.filter.items()
+    )
+    rows = list(
+        db.execute(
+            sa.text(f"SELECT {', '.join(keys)} FROM {source.table}{' WHERE ' + filters if filters else ''}")
+        )
+    )
+    picked = rng.sample(rows, max(1, int(len(rows) * share))) if rows else []
+    match = " AND ".join(f"{k} = :k{i}" for i, k in enumerate(keys))
+    for n, row in enumerate(picked):
+        params = {"v": value(n), **{f"k{i}": part for i, part in enumerate(row)}}
+        db.execute(sa.text(f"UPDATE {source.table} SET {column} = :v WHERE {match}"), params)
+    return len(picked)
+
+
+def churn(stack: SyncStack, share: float = 0.01, seed: int = 3) -> dict[str, int]:
+    """Change ``share`` of the records on both sides; return how many of each kind were changed."""
     rng = random.Random(seed)
     done: dict[str, int] = {}
     engine = stack.sage()
     try:
         with engine.begin() as db:
-            for table, key, column, value in (
-                ("F_COMPTET", "CT_Num", "CT_Telephone", lambda i: f"01 02 03 {i % 100:02d} {i % 97:02d}"),
-                ("F_ARTICLE", "AR_Ref", "AR_PrixVen", lambda i: round(10 + i * 0.37, 2)),
+            for entity, field, value in (
+                ("accounts", "phone", lambda i: f"01 02 03 {i % 100:02d} {i % 97:02d}"),
+                ("products", "sales_price", lambda i: round(10 + i * 0.37, 2)),
+                ("contacts", "job_title", lambda i: f"Fonction {i}"),
             ):
-                where = " WHERE CT_Type = 0" if table == "F_COMPTET" else ""
-                keys = [r[0] for r in db.execute(sa.text(f"SELECT {key} FROM {table}{where}"))]
-                picked = rng.sample(keys, max(1, int(len(keys) * share)))
-                for i, k in enumerate(picked):
-                    db.execute(
-                        sa.text(f"UPDATE {table} SET {column} = :v WHERE {key} = :k"), {"v": value(i), "k": k}
-                    )
-                done[f"sage_{table}"] = len(picked)
-            rows = list(db.execute(sa.text("SELECT CT_Num, CT_No FROM F_CONTACTT")))
-            picked_rows = rng.sample(rows, max(1, int(len(rows) * share)))
-            for i, (code, number) in enumerate(picked_rows):
-                db.execute(
-                    sa.text("UPDATE F_CONTACTT SET CT_Fonction = :v WHERE CT_Num = :c AND CT_No = :n"),
-                    {"v": f"Fonction {i}", "c": code, "n": number},
-                )
-            done["sage_F_CONTACTT"] = len(picked_rows)
+                done[f"sage_{entity}"] = _churn_sage(db, rng, share, entity, field, value)
     finally:
         engine.dispose()
     user = stack.user_client()

@@ -23,8 +23,8 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-DAG_ID = "sage50_ssm_sync"
-POOL = "ssm_api"
+from sage_sync.settings import DAG_ID, SSM_POOL
+
 POOL_SLOTS = 2
 DAG_FILE = Path("dags") / "sage50_ssm_sync.py"
 
@@ -375,10 +375,10 @@ class SyncStack:
 
     def prepare_airflow(self) -> None:
         """Create the Airflow metadata database and the ``ssm_api`` pool."""
-        self.echo(f"Preparing Airflow in {self.airflow_home} (metadata database, pool {POOL})")
+        self.echo(f"Preparing Airflow in {self.airflow_home} (metadata database, pool {SSM_POOL})")
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate")
-        self.airflow("pools", "set", POOL, str(POOL_SLOTS), "SSM API callers (sized to the rate limit)")
+        self.airflow("pools", "set", SSM_POOL, str(POOL_SLOTS), "SSM API callers (sized to the rate limit)")
 
     def start(self, scale: str = "small", seed: int = 7) -> SyncStack:
         """Start afresh: dossier, simulator, Airflow; everything a DAG run needs."""
@@ -456,6 +456,18 @@ class SyncStack:
         """An API client with the integration's key (reads every record, read-only ones included)."""
         key = self.keys["integration"]
         return SsmClient(self.base_url, key["public_key"], key["private_key"])
+
+    def sage_side(self) -> Any:
+        """The dossier read as the sync reads it: the Sage side over the ODBC hook, with its media folder."""
+        from airflow.models.connection import Connection
+
+        from sage_sync.adapters.sage_odbc import SageOdbcSide
+        from sage_sync.hooks.sage50 import Sage50Hook
+
+        raw = json.loads(self.env()["AIRFLOW_CONN_SAGE50_DEFAULT"])
+        extra = raw.pop("extra", {})
+        connection = Connection(conn_id="sage50_default", extra=json.dumps(extra), **raw)
+        return SageOdbcSide(Sage50Hook(connection=connection, driver=str(extra["driver"])))
 
     def sage(self) -> sa.Engine:
         """The dossier as a SQLAlchemy engine (for the demo's Sage-side edits and the tests' checks)."""

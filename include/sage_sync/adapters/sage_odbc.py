@@ -71,9 +71,6 @@ class SageOdbcSide:
         Products come as their raw sources (articles, stock, accounting, taxes, families): the engine joins them
         and hashes pictures through :meth:`read_picture`. Contacts are those of customers and prospects only.
         """
-        if entity == "products":
-            mapping = self.hook.mapping(entity)
-            return {name: self.hook.read_source(mapping, name) for name in mapping.sources}
         return self.hook.read_snapshot(entity)
 
     def read_picture(self, path: str) -> bytes | None:

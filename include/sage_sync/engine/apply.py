@@ -12,19 +12,12 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sage_sync.engine.codec import mapping
+from sage_sync.engine.codec import key_fields
 from sage_sync.engine.plan import Op, Plan
 from sage_sync.engine.sides import ItemOutcome, SageSide, SsmSide
+from sage_sync.mapping.registry import registry
 
 log = logging.getLogger(__name__)
-
-ENDPOINTS = {"invoice_lines": "salesordersLines"}
-BULK = {"products": 100}
-
-
-def endpoint(entity: str) -> str:
-    """The SSM endpoint an entity (or ``invoice_lines``) is written to."""
-    return ENDPOINTS.get(entity) or mapping(entity).ssm.endpoint
 
 
 @dataclass
@@ -125,7 +118,7 @@ class _Applier:
                 self.batch(
                     items,
                     lambda part, e=entity: self.sage.update(
-                        e, [_sage_key(e, op.key) for op in part], [op.fields for op in part]
+                        e, [key_fields(e, op.key) for op in part], [op.fields for op in part]
                     ),
                     500,
                 )
@@ -140,8 +133,8 @@ class _Applier:
             )
 
     def ssm_ops(self, entity: str, items: list[tuple[int, Op]]) -> None:
-        point = endpoint(entity)
-        size = BULK.get(entity, 200)
+        point = registry().endpoint(entity)
+        size = registry().bulk_limit(entity)
         ready: dict[str, list[tuple[int, Op]]] = {"ssm_create": [], "ssm_update": [], "ssm_delete": []}
         resolved: dict[int, dict[str, Any]] = {}
         for i, op in items:
@@ -191,13 +184,6 @@ class _Applier:
                 op.kind, op.entity, op.key, False, target, None, f"picture upload: {exc}"
             )
             self.failed_keys.add((op.entity, op.key))
-
-
-def _sage_key(entity: str, key: str) -> dict[str, Any]:
-    if entity == "contacts":
-        code, _, number = key.rpartition("/")
-        return {"account_code": code, "number": int(number)}
-    return {"code": key}
 
 
 def apply_plan(

@@ -139,3 +139,16 @@ def check_sage_value(entity: str, key: str, spec: Spec, value: Any) -> str | Non
 def mapping(entity: str) -> EntityMapping:
     """The mapping of ``entity`` (from the entity registry)."""
     return registry()[entity].mapping
+
+
+def key_fields(entity: str, key: str) -> dict[str, Any]:
+    """The Sage key columns of a record's text key (the entity's written source; integers typed).
+
+    ``"C001"`` -> ``{"code": "C001"}``; ``"C001/2"`` -> ``{"account_code": "C001", "number": 2}``.
+    """
+    source = mapping(entity).write
+    parts = key.rsplit("/", len(source.key) - 1) if len(source.key) > 1 else [key]
+    out: dict[str, Any] = {}
+    for name, part in zip(source.key, parts, strict=True):
+        out[name] = int(part) if source.field(name).dtype == "int" and part.lstrip("-").isdigit() else part
+    return out

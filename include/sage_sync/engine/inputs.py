@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sage_sync.engine.bindings import Binding, Parent, Record
 from sage_sync.mapping.transforms import ValueLists
 
 
@@ -16,36 +17,39 @@ class PlanInput:
     come from the snapshot diff against the committed snapshot (``deleted`` carries the previous rows).
     ``ssm`` holds the SSM records changed since the watermark plus the ones pending from earlier runs;
     ``ssm_by_ext`` the live SSM records found by ``extId`` for Sage keys without a binding (C1 adoption).
-    ``bindings`` maps Sage key -> ``{"ssm_id", "synced", "status", "ssm_date_updated"}``; ``reserved`` maps an
-    SSM id (as text) to the Sage key reserved for it (C4, K1). ``parents`` describes the accounts (for contacts
-    and invoices): code -> ``{"ssm_id", "is_prospect", "live"}``; ``products`` maps article ref -> SSM id (invoice
-    lines); ``line_bindings`` maps an invoice line id -> ``{"ssm_id", "synced"}``; ``lines_by_ext`` the live SSM
-    lines found by ``extId`` for unbound lines of changed invoices.
+    ``bindings`` maps Sage key -> :class:`~sage_sync.engine.bindings.Binding`; ``reserved`` maps an SSM id (as
+    text) to the Sage key reserved for it (C4, K1). ``parents`` describes the accounts (for contacts and invoices):
+    code -> :class:`~sage_sync.engine.bindings.Parent`; ``products`` maps article ref -> SSM id (invoice lines);
+    ``line_bindings`` maps an invoice line id -> its binding; ``lines_by_ext`` the live SSM lines found by
+    ``extId`` for unbound lines of changed invoices.
     """
 
     entity: str
     run_at: str
     lists: ValueLists
-    sage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sage: dict[str, Record] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
     updated: dict[str, list[str]] = field(default_factory=dict)
-    deleted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deleted: dict[str, Record] = field(default_factory=dict)
     unchanged: int = 0
     previous_size: int = 0
-    ssm: list[dict[str, Any]] = field(default_factory=list)
-    ssm_by_ext: dict[str, dict[str, Any]] = field(default_factory=dict)
-    bindings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ssm: list[Record] = field(default_factory=list)
+    ssm_by_ext: dict[str, Record] = field(default_factory=dict)
+    bindings: dict[str, Binding] = field(default_factory=dict)
     reserved: dict[str, str] = field(default_factory=dict)
-    parents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    parents: dict[str, Parent] = field(default_factory=dict)
     products: dict[str, int] = field(default_factory=dict)
-    line_bindings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    lines_by_ext: dict[str, dict[str, Any]] = field(default_factory=dict)
+    line_bindings: dict[str, Binding] = field(default_factory=dict)
+    lines_by_ext: dict[str, Record] = field(default_factory=dict)
     quarantined: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["lists"] = self.lists.to_dict()
+        out["bindings"] = {k: b.to_dict() for k, b in self.bindings.items()}
+        out["line_bindings"] = {k: b.to_dict() for k, b in self.line_bindings.items()}
+        out["parents"] = {k: p.to_dict() for k, p in self.parents.items()}
         return out
 
     @classmethod
@@ -53,11 +57,20 @@ class PlanInput:
         """Rebuild from :meth:`to_dict` output."""
         data = dict(raw)
         data["lists"] = ValueLists.from_dict(raw["lists"])
+        data["bindings"] = {k: Binding.from_dict(b) for k, b in (raw.get("bindings") or {}).items()}
+        data["line_bindings"] = {k: Binding.from_dict(b) for k, b in (raw.get("line_bindings") or {}).items()}
+        data["parents"] = {k: Parent.from_dict(p) for k, p in (raw.get("parents") or {}).items()}
         return cls(**data)
 
-    def live_binding(self, key: str) -> dict[str, Any] | None:
+    def live_binding(self, key: str) -> Binding | None:
         """The binding of ``key`` when it points at a live SSM record."""
         b = self.bindings.get(key)
-        if b and b.get("ssm_id") is not None and b.get("status") not in ("ssm_deleted", "deleted"):
-            return b
-        return None
+        return b if b is not None and b.live else None
+
+    def binding(self, key: str) -> Binding:
+        """The binding of ``key``, or an empty one (no SSM record) when the key was never bound."""
+        return self.bindings.get(key) or Binding()
+
+    def parent(self, code: str) -> Parent | None:
+        """The account ``code`` as its contacts and invoices see it, or None when Sage does not have it."""
+        return self.parents.get(code)

@@ -12,10 +12,10 @@ An incremental run only looks at what changed since the last one, so an edit mad
   A bound record deleted in SSM (or gone) is re-created, since the API cannot restore a soft-deleted record
   (ADR 0010); a live SSM line that no Sage line accounts for is deleted.
 
-The reconcile facts travel in the binding dicts of the plan input (plain data, staged as JSON between tasks):
-``reconcile`` ("live": base from the live record; "gone": the record must be re-created), ``recorded`` (the
-synced values the state held), ``drift`` (readable text) and ``drift_fields``; an invoice binding may carry
-``stray_lines`` (SSM lines to delete or to leave alone, with the reason).
+The reconcile facts travel in the bindings of the plan input (:class:`~sage_sync.engine.bindings.Binding`, staged
+as JSON between tasks): ``reconcile`` ("live": base from the live record; "gone": the record must be re-created),
+``recorded`` (the synced values the state held), ``drift`` (readable text) and ``drift_fields``; an invoice
+binding may carry ``stray_lines`` (SSM lines to delete or to leave alone, with the reason).
 """
 
 from __future__ import annotations
@@ -23,17 +23,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sage_sync.engine.apply import endpoint
+from sage_sync.engine.bindings import Binding, Record, Status, StrayLine
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Plan
 from sage_sync.engine.rules.invoices import LINES, header_payload, line_payload
 from sage_sync.engine.rules.products import product_payload
 from sage_sync.engine.sides import SsmSide
 from sage_sync.engine.snapshot import compared_columns
-
-TWO_WAY = ("accounts", "contacts")
-#: Binding statuses whose SSM record the sync itself deleted (Sage deleted the record).
-GONE_ON_PURPOSE = ("deleted",)
+from sage_sync.mapping.registry import registry
 
 
 def reconcile_live(inp: PlanInput, ssm: SsmSide) -> int:
@@ -42,21 +39,23 @@ def reconcile_live(inp: PlanInput, ssm: SsmSide) -> int:
     The scope added is the number of bound records that joined the plan although Sage did not change them.
     Reads only (one listing per SSM endpoint of the entity); no write to either side.
     """
-    if inp.entity in TWO_WAY:
+    spec = registry()[inp.entity]
+    if spec.two_way:
         return _widen_two_way(inp)
-    if inp.entity == "products":
-        return _reconcile_products(inp, ssm)
-    if inp.entity == "invoices":
+    if spec.lines is not None:
         return _reconcile_invoices(inp, ssm)
-    raise ValueError(f"full reconcile: unknown entity {inp.entity!r}")
+    return _reconcile_products(inp, ssm)
 
 
 def reconcile_summary(inp: PlanInput) -> dict[str, int]:
     """Counts for the extract's summary: records compared with the live SSM side, and those found drifting."""
-    marked = [b for b in [*inp.bindings.values(), *inp.line_bindings.values()] if b.get("reconcile")]
-    drifted = [b for b in [*inp.bindings.values(), *inp.line_bindings.values()] if b.get("drift")]
-    stray = sum(len(b.get("stray_lines") or []) for b in inp.bindings.values())
-    return {"compared": len(marked), "drifted": len(drifted), "stray_lines": stray}
+    every = [*inp.bindings.values(), *inp.line_bindings.values()]
+    stray = sum(len(b.stray_lines) for b in inp.bindings.values())
+    return {
+        "compared": sum(1 for b in every if b.reconcile),
+        "drifted": sum(1 for b in every if b.drift),
+        "stray_lines": stray,
+    }
 
 
 # --- shared -------------------------------------------------------------------------------------------------
@@ -95,23 +94,26 @@ def _drift(live: dict[str, Any], wanted: dict[str, Any], recorded: dict[str, Any
     return out
 
 
-def _mark_live(binding: dict[str, Any], live: dict[str, Any], drift: dict[str, str]) -> None:
-    """Replace the merge base by the live values and note the drift found."""
-    binding["recorded"] = binding.get("synced")
-    binding["synced"] = live
-    binding["reconcile"] = "live"
-    if drift:
-        binding["drift"] = ", ".join(drift[k] for k in sorted(drift))
-        binding["drift_fields"] = sorted(drift)
+def _marked_live(binding: Binding, live: Record, drift: dict[str, str]) -> Binding:
+    """The binding with the live values as merge base, and the drift found."""
+    return binding.with_(
+        recorded=binding.synced,
+        synced=live,
+        reconcile="live",
+        drift=", ".join(drift[k] for k in sorted(drift)) if drift else None,
+        drift_fields=tuple(sorted(drift)),
+    )
 
 
-def _mark_gone(binding: dict[str, Any], what: str, record: dict[str, Any] | None) -> None:
+def _marked_gone(binding: Binding, what: str, record: Record | None) -> Binding:
     """The bound SSM record was deleted in SSM (or is gone): the planner re-creates it (ADR 0010)."""
     state = "was deleted in SSM" if record is not None else "no longer exists in SSM"
-    binding["recorded"] = binding.get("synced")
-    binding["reconcile"] = "gone"
-    binding["status"] = "ssm_deleted"
-    binding["drift"] = f"{what} {binding.get('ssm_id')} {state}"
+    return binding.with_(
+        recorded=binding.synced,
+        reconcile="gone",
+        status=Status.SSM_DELETED,
+        drift=f"{what} {binding.ssm_id} {state}",
+    )
 
 
 def _join_scope(inp: PlanInput, key: str) -> int:
@@ -123,11 +125,9 @@ def _join_scope(inp: PlanInput, key: str) -> int:
     return 1
 
 
-def _bound(binding: dict[str, Any] | None) -> bool:
-    """True when the binding points at an SSM record the sync did not delete on purpose."""
-    if not binding or binding.get("ssm_id") is None:
-        return False
-    return binding.get("status") not in GONE_ON_PURPOSE
+def _bound(binding: Binding | None) -> bool:
+    """True when the binding points at an SSM record the sync did not delete on purpose (Sage deleted it)."""
+    return binding is not None and binding.ssm_id is not None and binding.status != Status.DELETED
 
 
 def _first_live_by_ext(records: Iterable[dict[str, Any]], taken: set[int]) -> dict[str, dict[str, Any]]:
@@ -149,16 +149,15 @@ def _widen_two_way(inp: PlanInput) -> int:
     columns = list(compared_columns(inp.entity))
     added = 0
     for key in inp.sage:
-        binding = inp.bindings.get(key)
-        if key in inp.created or key in inp.updated or inp.live_binding(key) is None or binding is None:
+        binding = inp.live_binding(key)
+        if key in inp.created or key in inp.updated or binding is None:
             continue
         inp.updated[key] = list(columns)
         inp.unchanged = max(0, inp.unchanged - 1)
-        binding["reconcile"] = "live"
+        inp.bindings[key] = binding.with_(reconcile="live")
         added += 1
-    for binding in inp.bindings.values():
-        # Dropping the echo marker makes the merge look at the live values even when SSM did not move.
-        binding["ssm_date_updated"] = None
+    # Dropping the echo marker makes the merge look at the live values even when SSM did not move.
+    inp.bindings = {k: b.with_(ssm_date_updated=None) for k, b in inp.bindings.items()}
     return added
 
 
@@ -174,7 +173,7 @@ def reconciled_unchanged(inp: PlanInput, plan: Plan) -> int:
     return sum(
         1
         for key, binding in inp.bindings.items()
-        if binding.get("reconcile") == "live" and key in inp.updated and key not in touched
+        if binding.reconcile == "live" and key in inp.updated and key not in touched
     )
 
 
@@ -183,9 +182,9 @@ def reconciled_unchanged(inp: PlanInput, plan: Plan) -> int:
 
 def _reconcile_products(inp: PlanInput, ssm: SsmSide) -> int:
     """Base every bound product on its live SSM record (D1: read-only in SSM, Sage-owned fields)."""
-    listed = ssm.list_changed(endpoint("products"), None)
+    listed = ssm.list_changed(registry().endpoint(inp.entity), None)
     by_id = {int(r["id"]): r for r in listed}
-    bound_ids = {int(b["ssm_id"]) for b in inp.bindings.values() if _bound(b)}
+    bound_ids = {int(b.ssm_id) for b in inp.bindings.values() if _bound(b) and b.ssm_id is not None}
     spares = _first_live_by_ext(listed, bound_ids)
     families = {ident: name for name, ident in inp.lists.product_families.items()}
     added = 0
@@ -197,15 +196,15 @@ def _reconcile_products(inp: PlanInput, ssm: SsmSide) -> int:
             payload = product_payload(row)
         except ValueError:
             continue  # the planner quarantines it with the reason (D6)
-        record = by_id.get(int(binding["ssm_id"]))
+        record = by_id.get(int(binding.ssm_id or 0))
         added += _join_scope(inp, key)
         if record is None or record.get("deleted"):
-            _mark_gone(binding, "product", record)
+            inp.bindings[key] = _marked_gone(binding, "product", record)
             spare = spares.get(key)
             if spare is not None:
                 inp.ssm_by_ext[key] = spare
             continue
-        recorded = binding.get("synced")
+        recorded = binding.synced
         live = _project(record, payload)
         live["family"] = families.get(_ref(record.get("familyId")))
         # SSM cannot tell which bytes its picture holds (D3): the picture stays compared with the state's hash.
@@ -214,7 +213,7 @@ def _reconcile_products(inp: PlanInput, ssm: SsmSide) -> int:
         family = row.get("family_name") or row.get("family_code")
         if family:  # the planner never clears a family Sage does not set
             wanted["family"] = family
-        _mark_live(binding, live, _drift(live, wanted, recorded))
+        inp.bindings[key] = _marked_live(binding, live, _drift(live, wanted, recorded))
     return added
 
 
@@ -228,8 +227,8 @@ def _order_of(line: dict[str, Any]) -> int | None:
 
 def _reconcile_invoices(inp: PlanInput, ssm: SsmSide) -> int:
     """Base every bound sales order and line on its live SSM record; find lines no Sage line accounts for (I1, I5)."""
-    orders = ssm.list_changed(endpoint("invoices"), None)
-    lines = ssm.list_changed(endpoint(LINES), None)
+    orders = ssm.list_changed(registry().endpoint(inp.entity), None)
+    lines = ssm.list_changed(registry().endpoint(LINES), None)
     orders_by_id = {int(r["id"]): r for r in orders}
     lines_by_id = {int(r["id"]): r for r in lines}
     live_lines: dict[int, list[dict[str, Any]]] = {}
@@ -237,11 +236,11 @@ def _reconcile_invoices(inp: PlanInput, ssm: SsmSide) -> int:
         order = _order_of(rec)
         if order is not None and not rec.get("deleted"):
             live_lines.setdefault(order, []).append(rec)
-    bound_orders = {int(b["ssm_id"]) for b in inp.bindings.values() if _bound(b)}
+    bound_orders = {int(b.ssm_id) for b in inp.bindings.values() if _bound(b) and b.ssm_id is not None}
     spare_orders = _first_live_by_ext(orders, bound_orders)
     line_pieces: dict[str, list[str]] = {}
     for line_key, lb in inp.line_bindings.items():
-        piece = (lb.get("synced") or {}).get("piece")
+        piece = lb.base.get("piece")
         if piece is not None:
             line_pieces.setdefault(str(piece), []).append(line_key)
     added = 0
@@ -249,50 +248,49 @@ def _reconcile_invoices(inp: PlanInput, ssm: SsmSide) -> int:
         binding = inp.bindings.get(key)
         if binding is None or not _bound(binding):
             continue
-        parent = inp.parents.get(str(row.get("customer_code"))) or {}
-        if parent.get("ssm_id") is None or not parent.get("live"):
+        parent = inp.parent(str(row.get("customer_code")))
+        if parent is None or not parent.ready:
             continue  # the planner defers it (I6)
         added += _join_scope(inp, key)
-        record = orders_by_id.get(int(binding["ssm_id"]))
+        record = orders_by_id.get(int(binding.ssm_id or 0))
         target: int | None
         if record is None or record.get("deleted"):
-            _mark_gone(binding, "sales order", record)
+            marked = _marked_gone(binding, "sales order", record)
             spare = spare_orders.get(key)
             if spare is not None:
                 inp.ssm_by_ext[key] = spare
             target = int(spare["id"]) if spare is not None else None
         else:
             wanted = header_payload(row, inp.lists)
-            wanted["accountId"] = int(parent["ssm_id"])
+            wanted["accountId"] = int(parent.ssm_id or 0)
             live = _project(record, wanted)
-            _mark_live(binding, live, _drift(live, wanted, binding.get("synced")))
+            marked = _marked_live(binding, live, _drift(live, wanted, binding.synced))
             target = int(record["id"])
         stray = _reconcile_lines(inp, key, row, target, lines_by_id, live_lines, line_pieces.get(key, []))
-        stray += _left_behind(int(binding["ssm_id"]), target, live_lines)
-        if stray:
-            binding["stray_lines"] = stray
+        stray += _left_behind(int(binding.ssm_id or 0), target, live_lines)
+        inp.bindings[key] = marked.with_(stray_lines=tuple(stray)) if stray else marked
     # Invoices Sage no longer has: their lines must not outlive them in SSM (the planner applies the G4 guard).
-    for key, binding in inp.bindings.items():
-        if key in inp.sage or binding.get("ssm_id") is None:
+    for key, binding in list(inp.bindings.items()):
+        if key in inp.sage or binding.ssm_id is None:
             continue
         stray = [
             _stray(rec, f"its invoice {key} is no longer in Sage")
-            for rec in live_lines.get(int(binding["ssm_id"]), [])
+            for rec in live_lines.get(int(binding.ssm_id), [])
         ]
         if stray:
-            binding["stray_lines"] = stray
+            inp.bindings[key] = binding.with_(stray_lines=tuple(stray))
     return added
 
 
 def _reconcile_lines(
     inp: PlanInput,
     key: str,
-    row: dict[str, Any],
+    row: Record,
     target: int | None,
-    lines_by_id: dict[int, dict[str, Any]],
-    live_lines: dict[int, list[dict[str, Any]]],
+    lines_by_id: dict[int, Record],
+    live_lines: dict[int, list[Record]],
     removed: list[str],
-) -> list[dict[str, Any]]:
+) -> list[StrayLine]:
     """Base the lines of invoice ``key`` on the live lines of sales order ``target``; return the stray ones.
 
     ``target`` is None when the sales order is re-created: every line then goes with it. ``removed`` are the line
@@ -306,19 +304,19 @@ def _reconcile_lines(
             spare.setdefault(str(rec["extId"]), rec)
     claimed: set[int] = set()
     for line_key in removed:
-        old = inp.line_bindings.get(line_key) or {}
-        if line_key not in sage_lines and old.get("ssm_id") is not None:
-            claimed.add(int(old["ssm_id"]))
+        old = inp.line_bindings.get(line_key)
+        if line_key not in sage_lines and old is not None and old.ssm_id is not None:
+            claimed.add(int(old.ssm_id))
     for line_key, line in sorted(sage_lines.items()):
         lb = inp.line_bindings.get(line_key)
-        if lb is None or lb.get("ssm_id") is None:
+        if lb is None or lb.ssm_id is None:
             inp.lines_by_ext.pop(line_key, None)
             found = spare.get(line_key)
             if found is not None and int(found["id"]) not in claimed:
                 inp.lines_by_ext[line_key] = found  # a line created by a run whose response was lost: adopt
                 claimed.add(int(found["id"]))
             continue
-        record = lines_by_id.get(int(lb["ssm_id"]))
+        record = lines_by_id.get(int(lb.ssm_id))
         if (
             target is not None
             and record is not None
@@ -327,7 +325,7 @@ def _reconcile_lines(
         ):
             wanted = line_payload(line, inp.products)
             live = {**_project(record, wanted), "piece": key}
-            _mark_live(lb, live, _drift(live, wanted, lb.get("synced")))
+            inp.line_bindings[line_key] = _marked_live(lb, live, _drift(live, wanted, lb.synced))
             claimed.add(int(record["id"]))
             continue
         found = spare.get(line_key)
@@ -340,21 +338,16 @@ def _reconcile_lines(
         if target is None:
             why = "its sales order is re-created"
         elif record is None:
-            why = f"line {lb['ssm_id']} no longer exists in SSM"
+            why = f"line {lb.ssm_id} no longer exists in SSM"
         elif record.get("deleted"):
-            why = f"line {lb['ssm_id']} was deleted in SSM"
+            why = f"line {lb.ssm_id} was deleted in SSM"
         else:
-            why = f"line {lb['ssm_id']} sits on another sales order ({_order_of(record)})"
+            why = f"line {lb.ssm_id} sits on another sales order ({_order_of(record)})"
         inp.lines_by_ext.pop(line_key, None)
-        inp.line_bindings[line_key] = {
-            "ssm_id": None,
-            "synced": None,
-            "status": "ssm_deleted",
-            "recorded": lb.get("synced"),
-            "reconcile": "gone",
-            "drift": why,
-        }
-    stray: list[dict[str, Any]] = []
+        inp.line_bindings[line_key] = Binding(
+            status=Status.SSM_DELETED, recorded=lb.synced, reconcile="gone", drift=why
+        )
+    stray: list[StrayLine] = []
     for rec in under:
         if int(rec["id"]) in claimed:
             continue
@@ -368,9 +361,7 @@ def _reconcile_lines(
     return stray
 
 
-def _left_behind(
-    previous: int, target: int | None, live_lines: dict[int, list[dict[str, Any]]]
-) -> list[dict[str, Any]]:
+def _left_behind(previous: int, target: int | None, live_lines: dict[int, list[Record]]) -> list[StrayLine]:
     """Live lines of a sales order deleted in SSM and replaced: they go with it."""
     if previous == target:
         return []
@@ -379,13 +370,7 @@ def _left_behind(
     ]
 
 
-def _stray(rec: dict[str, Any], why: str, *, delete: bool = True) -> dict[str, Any]:
+def _stray(rec: Record, why: str, *, delete: bool = True) -> StrayLine:
     """An SSM line no Sage line accounts for: deleted (or, without an extId, left alone and reported)."""
     ident = int(rec["id"])
-    return {
-        "ssm_id": ident,
-        "key": f"ssm:{ident}",
-        "ext_id": rec.get("extId"),
-        "delete": delete,
-        "reason": why,
-    }
+    return StrayLine(ident, f"ssm:{ident}", rec.get("extId"), delete, why)

@@ -22,18 +22,24 @@ from sage_sync.engine.codec import clean, mapping
 from sage_sync.engine.diff import diff_snapshots
 from sage_sync.engine.row_hash import DEFAULT_DECIMALS, HASH_VERSION, SnapshotHashes, snapshot_hashes
 from sage_sync.errors import ConfigurationError
+from sage_sync.mapping.registry import registry
 from sage_sync.mapping.sage_snapshot import assemble_products
 
 KEY = "_key"
+#: The column holding a digest of a record's lines (entities with lines: invoices).
+LINES_DIGEST = "lines_digest"
 
 
 def compared_columns(entity: str) -> list[str]:
-    """The canonical columns whose change is a reason to sync (``compare: true``), derived ones included."""
+    """The canonical columns whose change is a reason to sync (``compare: true``), derived ones included.
+
+    An entity with lines (invoices) compares them through one digest column of the lines it groups.
+    """
     m = mapping(entity)
     cols = [f.name for f in m.main.fields if f.compare]
     cols += [f.name for f in m.derived if f.compare]
-    if entity == "invoices":
-        cols.append("lines_digest")
+    if registry()[entity].lines is not None:
+        cols.append(LINES_DIGEST)
     return cols
 
 
@@ -48,7 +54,9 @@ def _text_key(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     if len(columns) == 1:
         return frame[columns[0]].astype("string")
     parts = [
-        frame[c].astype("Int64").astype("string") if c == "number" else frame[c].astype("string")
+        frame[c].astype("Int64").astype("string")
+        if pd.api.types.is_numeric_dtype(frame[c])
+        else frame[c].astype("string")
         for c in columns
     ]
     out = parts[0]
@@ -60,46 +68,62 @@ def _text_key(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
 def assemble(
     entity: str, frames: dict[str, pd.DataFrame], picture_hash: Callable[[str], str | None] | None = None
 ) -> pd.DataFrame:
-    """One canonical frame per entity with a text key column ``_key`` (see the module docstring)."""
-    m = mapping(entity)
+    """One canonical frame per entity with a text key column ``_key`` (see the module docstring).
+
+    ``frames`` holds every source the entity's mapping reads, by source name. An entity whose spec names an
+    assembly (products: ``articles``) is joined by it; an entity with lines groups them under their header.
+    """
+    spec = registry()[entity]
+    m = spec.mapping
     main = _filter(frames[m.main.name].copy(), m.main.filter)
-    if entity == "products":
-        main = _assemble_products(main, frames, picture_hash)
-    elif entity == "invoices":
-        main = _assemble_invoices(main, frames)
-    key_cols = list(m.main.key)
-    if entity == "invoices":
-        key_cols = ["piece"]
+    if spec.assemble is not None:
+        main = ASSEMBLIES[spec.assemble](entity, main, frames, picture_hash)
+    if spec.lines is not None and spec.lines.source is not None:
+        lines_source = m.sources[spec.lines.source]
+        main = _group_lines(main, frames.get(spec.lines.source), lines_source.filter, spec.key[0])
     main = main.reset_index(drop=True)
-    main[KEY] = _text_key(main, key_cols)
+    main[KEY] = _text_key(main, list(spec.key))
     return main
 
 
-def _assemble_products(
-    articles: pd.DataFrame, frames: dict[str, pd.DataFrame], picture_hash: Callable[[str], str | None] | None
+def _assemble_articles(
+    entity: str,
+    articles: pd.DataFrame,
+    frames: dict[str, pd.DataFrame],
+    picture_hash: Callable[[str], str | None] | None,
 ) -> pd.DataFrame:
-    m = mapping("products")
+    """Articles joined with their stock, accounting, taxes and families (D2, D3, D6)."""
+    m = mapping(entity)
     sources = {name: _filter(frames[name], src.filter) for name, src in m.sources.items() if name in frames}
-    sources["articles"] = articles
+    sources[m.main.name] = articles
     for name, src in m.sources.items():
         if name not in sources:
             sources[name] = pd.DataFrame({f.name: pd.Series(dtype=f.pandas_dtype) for f in src.fields})
     return assemble_products(sources, m, picture_hash)
 
 
-def _assemble_invoices(headers: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+Assembly = Callable[
+    [str, pd.DataFrame, dict[str, pd.DataFrame], Callable[[str], str | None] | None], pd.DataFrame
+]
+#: The named assemblies an entity's ``sync.assemble`` may choose.
+ASSEMBLIES: dict[str, Assembly] = {"articles": _assemble_articles}
+
+
+def _group_lines(
+    headers: pd.DataFrame, lines: pd.DataFrame | None, filters: dict[str, tuple[int | str, ...]], join: str
+) -> pd.DataFrame:
+    """Each header with its lines (joined on ``join``, ordered by position) and a digest of them."""
     out = headers.copy()
-    lines = frames.get("lines")
     grouped: dict[str, list[dict[str, Any]]] = {}
     if lines is not None and len(lines):
-        lines = _filter(lines, mapping("invoices").sources["lines"].filter)
+        lines = _filter(lines, filters)
         for rec in lines.to_dict("records"):
             line = {k: clean(v) for k, v in rec.items()}
-            grouped.setdefault(str(line["piece"]), []).append(line)
+            grouped.setdefault(str(line[join]), []).append(line)
     for items in grouped.values():
         items.sort(key=lambda line: (line.get("position") or 0, line.get("line_id") or 0))
-    out["lines"] = [grouped.get(str(p), []) for p in out["piece"]]
-    out["lines_digest"] = pd.Series(
+    out["lines"] = [grouped.get(str(p), []) for p in out[join]]
+    out[LINES_DIGEST] = pd.Series(
         [hashlib.sha1(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest() for v in out["lines"]],
         index=out.index,
         dtype="string",
@@ -111,7 +135,7 @@ def records(frame: pd.DataFrame, entity: str) -> dict[str, dict[str, Any]]:
     """Key -> canonical values (compared columns, key fields, and invoice lines) as plain Python."""
     m = mapping(entity)
     keep = list(dict.fromkeys([*m.main.key, *compared_columns(entity)]))
-    if entity == "invoices":
+    if registry()[entity].lines is not None:
         keep.append("lines")
     keep = [c for c in keep if c in frame.columns]
     columns = {c: [v if c == "lines" else clean(v) for v in frame[c].tolist()] for c in keep}

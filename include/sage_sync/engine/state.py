@@ -19,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from sage_sync.engine.bindings import DEAD, Binding, Status
+
 SCHEMA_VERSION = 1
 
 metadata = sa.MetaData()
@@ -157,18 +159,6 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
-@dataclass
-class Binding:
-    """A record known to both sides (or at least to one, with its status)."""
-
-    key: str
-    ssm_id: int | None
-    synced: dict[str, Any] | None
-    ssm_date_updated: str | None
-    status: str
-    attempts: int
-
-
 @dataclass(frozen=True)
 class BindRow:
     """One binding to record with :meth:`StateStore.bind_many`."""
@@ -263,15 +253,27 @@ class StateStore:
             rows = conn.execute(sa.select(bindings).where(bindings.c.entity == entity)).mappings().all()
         return {
             r["key"]: Binding(
-                key=r["key"],
                 ssm_id=None if r["ssm_id"] is None else int(r["ssm_id"]),
                 synced=json.loads(r["synced_json"]) if r["synced_json"] else None,
+                status=Status(r["status"]),
                 ssm_date_updated=r["ssm_date_updated"],
-                status=r["status"],
                 attempts=int(r["attempts"]),
             )
             for r in rows
         }
+
+    def live_ssm_ids(self, entity: str) -> dict[str, int]:
+        """Sage key -> SSM id of every binding of ``entity`` whose SSM record is live (references at load time)."""
+        dead = [str(s) for s in DEAD]
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(bindings.c.key, bindings.c.ssm_id).where(
+                    bindings.c.entity == entity,
+                    bindings.c.ssm_id.is_not(None),
+                    bindings.c.status.not_in(dead),
+                )
+            ).all()
+        return {r.key: int(r.ssm_id) for r in rows}
 
     def bind(
         self,
@@ -340,6 +342,28 @@ class StateStore:
         with self._tx() as conn:
             rows = conn.execute(sa.select(snapshot_rows).where(snapshot_rows.c.entity == entity)).all()
         return {r.key: (r.row_hash, json.loads(r.values_json)) for r in rows}
+
+    def snapshot_keys(self, entity: str) -> set[str]:
+        """The keys of the committed snapshot of ``entity`` (without reading the values)."""
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(snapshot_rows.c.key).where(snapshot_rows.c.entity == entity)).all()
+        return {r.key for r in rows}
+
+    def token(self, entity: str) -> str:
+        """A marker of how far the state of ``entity`` has moved: watermark, snapshot size, last logged record.
+
+        The load step compares it with the one taken at extract time: when another run committed in between, the
+        staged plan is stale and must not be applied (a re-run of an old interval never writes older data over
+        newer).
+        """
+        with self._tx() as conn:
+            size = conn.execute(
+                sa.select(sa.func.count()).select_from(snapshot_rows).where(snapshot_rows.c.entity == entity)
+            ).scalar()
+            last = conn.execute(
+                sa.select(sa.func.max(record_log.c.id)).where(record_log.c.entity == entity)
+            ).scalar()
+        return f"{self.watermark(entity)}|{int(size or 0)}|{int(last or 0)}"
 
     def snapshot_size(self, entity: str) -> int:
         """How many rows the committed snapshot of ``entity`` holds."""
@@ -553,12 +577,16 @@ class StateStore:
                 row[name] = json.loads(row[name]) if row[name] is not None else None
         return rows
 
-    def start_run(self, run_id: str, dry_run: bool) -> None:
-        """Open a ledger entry for a run."""
+    def start_run(self, run_id: str, dry_run: bool, started_at: str | None = None) -> None:
+        """Open a ledger entry for a run (once: a run already in the ledger is left as it is)."""
         with self._tx() as conn:
-            conn.execute(
-                runs.insert().values(run_id=run_id, started_at=now_iso(), dry_run=dry_run, status="running")
-            )
+            known = conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first()
+            if known is None:
+                conn.execute(
+                    runs.insert().values(
+                        run_id=run_id, started_at=started_at or now_iso(), dry_run=dry_run, status="running"
+                    )
+                )
 
     def finish_run(self, run_id: str, status: str, api_calls: int, duration_s: float) -> None:
         """Close a run's ledger entry."""

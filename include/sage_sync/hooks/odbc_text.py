@@ -26,9 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Engine = Literal["sqlite", "postgresql", "other"]
-
 from sage_sync.mapping.sage_values import SAGE_CODEC
+
+Engine = Literal["sqlite", "postgresql", "other"]
 
 _ALIASES = {
     "cp1252": "cp1252",

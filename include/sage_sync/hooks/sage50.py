@@ -58,7 +58,7 @@ from sage_sync.hooks.sage50_writes import (
 )
 from sage_sync.mapping.loader import load_mapping
 from sage_sync.mapping.model import EntityMapping
-from sage_sync.mapping.sage_snapshot import assemble_products, contacts_of_accounts, picture_sha256
+from sage_sync.mapping.sage_snapshot import rows_within
 
 FetchPath = Literal["pyodbc", "arrow"]
 FETCH_PATHS: tuple[FetchPath, ...] = ("pyodbc", "arrow")
@@ -358,32 +358,23 @@ class Sage50Hook(OdbcHook):
             return chunks[0]
         return pd.concat(chunks, ignore_index=True)
 
-    def read_snapshot(self, entity: str, *, media_folder: Path | None = None) -> dict[str, pd.DataFrame]:
-        """Read the snapshot of ``entity`` as named frames.
+    def read_snapshot(self, entity: str) -> dict[str, pd.DataFrame]:
+        """Every source of ``entity`` as a typed frame with canonical names, by source name.
 
-        * ``accounts`` -> ``{"accounts"}``: customers and prospects (the mapping's ``CT_Type=0`` filter);
-        * ``contacts`` -> ``{"contacts"}``: people of those accounts only (never of suppliers);
-        * ``products`` -> ``{"products"}``: one row per article with the derived fields (D2, D3, D6);
-        * ``invoices`` -> ``{"headers", "lines"}``: sales invoices and credit notes, posted or not.
-
-        Delivery addresses are never read.
+        A source the mapping reads ``within`` another entity keeps only the rows of that entity's records: contacts
+        are the people of customers and prospects (the accounts' ``CT_Type=0`` filter), never of suppliers.
+        Delivery addresses are never read. The engine assembles the frames (products' joins, invoices' lines).
         """
         mapping = self.mapping(entity)
-        if mapping.entity == "accounts":
-            return {"accounts": self.read_source(mapping, "accounts")}
-        if mapping.entity == "contacts":
-            accounts = self.mapping("accounts")
-            keys = self.read_source(accounts, accounts.main.name, columns=list(accounts.main.key))
-            contacts = self.read_source(mapping, mapping.main.name)
-            return {"contacts": contacts_of_accounts(contacts, keys[accounts.main.key[0]])}
-        if mapping.entity == "products":
-            frames = {name: self.read_source(mapping, name) for name in mapping.sources}
-
-            def hash_picture(relative: str) -> str | None:
-                return picture_sha256(media_folder, relative)
-
-            return {"products": assemble_products(frames, mapping, hash_picture)}
-        return {name: self.read_source(mapping, name) for name in mapping.sources}
+        frames: dict[str, pd.DataFrame] = {}
+        for name, source in mapping.sources.items():
+            frame = self.read_source(mapping, name)
+            if source.within is not None:
+                owner = self.mapping(source.within)
+                keys = self.read_source(owner, owner.main.name, columns=list(owner.main.key))
+                frame = rows_within(frame, source.key[0], keys[owner.main.key[0]])
+            frames[name] = frame
+        return frames
 
     # --- write-back ----------------------------------------------------------------------------------------
 

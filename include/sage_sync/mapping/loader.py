@@ -66,6 +66,7 @@ def _target(raw: dict[str, Any]) -> SsmTarget:
         bulk_max=int(raw.get("bulk_max", 200)),
         ext_id=raw.get("ext_id"),
         lines=_target(lines) if lines else None,
+        source=raw.get("source"),
         binding=raw.get("binding"),
     )
 
@@ -92,6 +93,7 @@ def parse_mapping(raw: dict[str, Any], where: str = "mapping") -> EntityMapping:
                 key=key,
                 filter=filters,
                 fields=own,
+                within=src.get("within"),
             )
         write = raw["sage"].get("write") or {}
         derived = tuple(_field(f, first, where) for f in raw.get("derived", []))

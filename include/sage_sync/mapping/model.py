@@ -63,6 +63,8 @@ class SageSource:
     key: tuple[str, ...]
     filter: dict[str, tuple[int | str, ...]]
     fields: tuple[FieldMap, ...]
+    #: Keep only the rows of this entity's records (joined on the first key field): contacts ``within`` accounts.
+    within: str | None = None
 
     def field(self, name: str) -> FieldMap:
         """The field called ``name`` in this source."""
@@ -86,7 +88,8 @@ class SsmTarget:
     bulk_max: int
     ext_id: str | None = None
     lines: SsmTarget | None = None
-    #: For lines: the name the state keeps their bindings under (``invoice_lines``).
+    #: For lines: the Sage source they are read from, and the name the state keeps their bindings under.
+    source: str | None = None
     binding: str | None = None
 
 

@@ -47,6 +47,8 @@ class EntitySpec:
     guard_ratio: float
     guard_minimum: int
     conflict: Winner
+    text_key: tuple[str, ...] = ()
+    assemble: str | None = None
 
     @property
     def two_way(self) -> bool:
@@ -65,8 +67,8 @@ class EntitySpec:
 
     @property
     def key(self) -> tuple[str, ...]:
-        """The canonical fields of the Sage natural key."""
-        return self.mapping.main.key
+        """The canonical fields of a record's text key (``C001``, ``C001/2``): ``sync.key``, else the main key."""
+        return self.text_key or self.mapping.main.key
 
     @property
     def lines(self) -> SsmTarget | None:
@@ -138,12 +140,16 @@ def _spec(raw: dict[str, Any], where: str) -> EntitySpec:
     if not isinstance(quality, dict) or not quality.get("suite"):
         raise ConfigurationError(f"{where}: sync.quality.suite names the entity's quality suite")
     if direction == "two_way" and not quality.get("to_sage"):
-        raise ConfigurationError(f"{where}: a two-way entity needs sync.quality.to_sage (rows written to Sage)")
+        raise ConfigurationError(
+            f"{where}: a two-way entity needs sync.quality.to_sage (rows written to Sage)"
+        )
     guard = raw.get("guard") or {}
     policy = raw.get("policy") or {}
     conflict = {"sage_wins": "sage", "ssm_wins": "ssm", None: "sage"}.get(policy.get("conflict"))
     if conflict is None:
-        raise ConfigurationError(f"{where}: policy.conflict is {policy.get('conflict')!r}; expected sage_wins or ssm_wins")
+        raise ConfigurationError(
+            f"{where}: policy.conflict is {policy.get('conflict')!r}; expected sage_wins or ssm_wins"
+        )
     return EntitySpec(
         name=mapping.entity,
         mapping=mapping,
@@ -154,6 +160,8 @@ def _spec(raw: dict[str, Any], where: str) -> EntitySpec:
         guard_ratio=float(guard.get("ratio", 0.5)),
         guard_minimum=int(guard.get("minimum", 10)),
         conflict=conflict,  # type: ignore[arg-type]  # one of the two literals above
+        text_key=tuple(str(k) for k in sync.get("key") or ()),
+        assemble=str(sync["assemble"]) if sync.get("assemble") else None,
     )
 
 

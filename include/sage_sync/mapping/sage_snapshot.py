@@ -7,7 +7,6 @@ same on every engine and can be tested without a database.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -20,10 +19,10 @@ NO_STOCK_DISPLAY = "-"
 """What SSM shows as stock for articles without stock management (D2)."""
 
 
-def contacts_of_accounts(contacts: pd.DataFrame, account_codes: pd.Series) -> pd.DataFrame:
-    """K4/suppliers: keep only the people of the given accounts (customers and prospects, never suppliers)."""
-    keep = contacts["account_code"].isin(set(account_codes.dropna()))
-    return contacts.loc[keep].reset_index(drop=True)
+def rows_within(rows: pd.DataFrame, column: str, owners: pd.Series) -> pd.DataFrame:
+    """The rows whose ``column`` names one of ``owners`` (K4: people of customers and prospects, not suppliers)."""
+    keep = rows[column].isin(set(owners.dropna()))
+    return rows.loc[keep].reset_index(drop=True)
 
 
 #: More decimals than Sage 50 keeps for a quantity: sums are rounded to this to drop binary floating-point noise.
@@ -55,21 +54,6 @@ def media_path(media_folder: Path | None, relative: str | None) -> Path | None:
     if not path.is_relative_to(root) or not path.is_file():
         return None
     return path
-
-
-def picture_sha256(media_folder: Path | None, relative: str | None) -> str | None:
-    """D3: the sha256 of the picture file ``relative`` under ``media_folder``; None when absent or unreadable."""
-    path = media_path(media_folder, relative)
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 16), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def assemble_products(

@@ -12,30 +12,19 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
+from sage_sync.engine.pipeline.context import RunFlags
 from sage_sync.errors import ConfigurationError, FatalSyncError, RetriableSyncError
+from sage_sync.mapping.registry import registry
 
 if TYPE_CHECKING:
+    from sage_sync.engine.pipeline import StepContext
     from sage_sync.engine.state import StateStore
     from sage_sync.settings import Settings
 
 log = logging.getLogger(__name__)
-
-ENTITIES = ("accounts", "contacts", "products", "invoices")
-
-
-def run_flags(context: Any) -> tuple[bool, bool]:
-    """The run's ``dry_run`` and ``full_reconcile`` params (G8; drift repair)."""
-    params = context.get("params") or {}
-    return _flag(params.get("dry_run")), _flag(params.get("full_reconcile"))
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 class SageSyncBaseOperator(BaseOperator):
@@ -83,7 +72,12 @@ class SageSyncBaseOperator(BaseOperator):
 
     # --- the boundary ------------------------------------------------------------------------------------
 
-    def execute(self, context: Any) -> Any:
+    @staticmethod
+    def flags(context: Context) -> RunFlags:
+        """The run's ``dry_run`` (G8) and ``full_reconcile`` params."""
+        return RunFlags.from_params(dict(context.get("params") or {}))
+
+    def execute(self, context: Context) -> Any:
         """Run :meth:`run` and map the project's errors to Airflow's failure modes."""
         try:
             return self.run(context)
@@ -94,20 +88,33 @@ class SageSyncBaseOperator(BaseOperator):
             log.warning("transient failure, Airflow will retry this task: %s", exc)
             raise
 
-    def run(self, context: Any) -> Any:
+    def run(self, context: Context) -> Any:
         """The task's work (subclasses)."""
         raise NotImplementedError
 
 
 class EntityOperator(SageSyncBaseOperator):
-    """A step of one entity's task group.
+    """A step of one entity's task group: builds the step's context, then calls the engine's step function.
 
     Args:
-        entity: ``accounts``, ``contacts``, ``products`` or ``invoices``.
+        entity: an entity of the registry (``accounts``, ``contacts``, ``products``, ``invoices``).
     """
 
     def __init__(self, *, entity: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if entity not in ENTITIES:
-            raise ValueError(f"entity is {entity!r}; expected one of {', '.join(ENTITIES)}")
+        if entity not in registry():
+            raise ValueError(f"entity is {entity!r}; expected one of {', '.join(registry().names)}")
         self.entity = entity
+
+    def step_context(self, context: Context, settings: Settings) -> StepContext:
+        """The step's context: this run, this entity, the run's staging area, the settings, the run's flags."""
+        from sage_sync.engine.pipeline import StepContext
+
+        return StepContext(
+            run_id=str(context["run_id"]),
+            entity=registry()[self.entity],
+            staging=settings.staging(str(context["run_id"])),
+            config=settings.sync_config(),
+            flags=self.flags(context),
+            data_docs=settings.data_docs_dir,
+        )

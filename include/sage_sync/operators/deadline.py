@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sage_sync.engine.staging import run_name
 from sage_sync.errors import ConfigurationError
-from sage_sync.settings import data_home, safe_run_name
+from sage_sync.settings import DAG_ID, data_home
 
 log = logging.getLogger("sage_sync.deadline")
 
@@ -32,7 +33,6 @@ DEADLINE_ENV = "SAGE_SYNC_DEADLINE_MINUTES"
 DEFAULT_DEADLINE_MINUTES = 12.0
 #: A deadline longer than a day would never fire before the next runs pile up; it is a typo, not a setting.
 MAX_DEADLINE_MINUTES = 24 * 60.0
-DAG_ID = "sage50_ssm_sync"
 
 
 def configured_deadline_minutes(raw: str | None = None) -> float:
@@ -71,7 +71,7 @@ def alerts_dir(home: Path | None = None) -> Path:
 
 def alert_path(run_id: str, home: Path | None = None) -> Path:
     """The alert file of one run (its name is the run id made file-safe, as for the run report)."""
-    return alerts_dir(home) / f"{safe_run_name(run_id)}.json"
+    return alerts_dir(home) / f"{run_name(run_id)}.json"
 
 
 def read_alert(run_id: str, home: Path | None = None) -> dict[str, Any] | None:
@@ -137,7 +137,7 @@ def record_overdue_run(
     # The run may have ended between the deadline and this callback: its report then exists without the alert.
     from sage_sync.report import amend_report_with_deadline
 
-    amend_report_with_deadline((home or data_home()) / "reports", safe_run_name(run_id), alert)
+    amend_report_with_deadline((home or data_home()) / "reports", run_name(run_id), alert)
     return alert
 
 

@@ -17,6 +17,6 @@ class SyncReportLink(BaseOperatorLink):
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         """The run's report page (the run id made file-safe the way the report task names the file)."""
-        from sage_sync.settings import safe_run_name
+        from sage_sync.engine.staging import run_name
 
-        return f"{REPORTS_URL}/{safe_run_name(str(ti_key.run_id))}.html"
+        return f"{REPORTS_URL}/{run_name(str(ti_key.run_id))}.html"

@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sage_sync.operators.base import ENTITIES, SageSyncBaseOperator, run_flags
+from airflow.sdk import Context
+
+from sage_sync.mapping.registry import registry
+from sage_sync.operators.base import SageSyncBaseOperator
 from sage_sync.operators.links import SyncReportLink
 
 log = logging.getLogger(__name__)
 
 
-def _task_states(context: Any) -> dict[str, dict[str, str]]:
+def _task_states(context: Context) -> dict[str, dict[str, str]]:
     """The state of every task of this run, by entity (best effort: the report is written regardless)."""
     ti = context.get("ti")
+    if ti is None:
+        return {}
     try:
         found = ti.get_task_states(dag_id=ti.dag_id, run_ids=[context["run_id"]])
     except Exception as exc:  # noqa: BLE001 - the report must not fail because the API server cannot answer
@@ -23,7 +28,7 @@ def _task_states(context: Any) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for task_id, state in (states or {}).items():
         group, _, step = str(task_id).partition(".")
-        if group in ENTITIES and step:
+        if group in registry() and step:
             out.setdefault(group, {})[step] = str(state)
     return out
 
@@ -38,56 +43,47 @@ class SageSyncReportOperator(SageSyncBaseOperator):
     ui_color = "#fcf3cf"
     operator_extra_links = (SyncReportLink(),)
 
-    def run(self, context: Any) -> dict[str, Any]:
+    def run(self, context: Context) -> dict[str, Any]:
         """Build and write the report; return its paths and totals."""
+        from sage_sync.engine.pipeline import report
         from sage_sync.operators.deadline import read_alert
-        from sage_sync.report import build_report, summary_table, write_report
-        from sage_sync.settings import safe_run_name
+        from sage_sync.report import summary_table
 
-        dry_run, full = run_flags(context)
+        flags = self.flags(context)
         settings = self.settings()
         run_id = str(context["run_id"])
-        name = safe_run_name(run_id)
         dag_run = context.get("dag_run")
         started = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
-        report = build_report(
+        result = report(
             run_id,
-            settings.home / "staging" / name,
-            dry_run=dry_run,
-            full_reconcile=full,
-            started_at=started.isoformat() if started is not None else None,
+            settings.staging(run_id),
+            self.open_state(settings),
+            flags=flags,
+            reports_dir=settings.reports_dir,
+            started_at=started.isoformat().replace("+00:00", "Z") if started is not None else None,
             task_states=_task_states(context),
             settings=settings.to_public_dict(),
             # G1: the deadline alert fires while the run is still going, so it is usually known by now; one that
             # fires after this task amends the written report itself.
             deadline_alert=read_alert(run_id, settings.home),
         )
-        paths = write_report(report, settings.reports_dir, name)
-        if not dry_run:
-            state = self.open_state(settings)
-            if not any(r["run_id"] == name for r in state.runs()):
-                state.start_run(name, dry_run)
-            status = "success" if report["status"] == "ok" else "attention"
-            state.finish_run(name, status, int(report["totals"]["api_calls"]), 0.0)
-        log.info("Sync report %s\n%s", run_id, summary_table(report))
+        built, paths = result.report, result.paths
+        log.info("Sync report %s\n%s", run_id, summary_table(built))
         log.info("Report: %s (Markdown %s, HTML %s)", paths["json"], paths["markdown"], paths["html"])
-        if report["deadline_missed"]:
-            log.warning("Deadline missed: %s", report["deadline"]["message"])
-        docs = sorted({s["data_docs"] for s in report["entities"].values() if s.get("data_docs")})
+        if built["deadline_missed"]:
+            log.warning("Deadline missed: %s", built["deadline"]["message"])
+        docs = sorted({s["data_docs"] for s in built["entities"].values() if s.get("data_docs")})
         if docs:
             log.info("Data Docs: %s", ", ".join(docs))
-        broken = [
-            e for e, s in report["entities"].items() if s["status"] in ("failed", "incomplete", "not run")
-        ]
-        if broken:
+        if result.broken:
             from sage_sync.errors import FatalSyncError
 
             raise FatalSyncError(
-                f"entities that did not complete: {', '.join(broken)}; their report is in {paths['json']}"
+                f"entities that did not complete: {', '.join(result.broken)}; their report is in {paths['json']}"
             )
         return {
             "report": str(paths["json"]),
-            "totals": report["totals"],
-            "status": report["status"],
-            "deadline_missed": report["deadline_missed"],
+            "totals": built["totals"],
+            "status": built["status"],
+            "deadline_missed": built["deadline_missed"],
         }

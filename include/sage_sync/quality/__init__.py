@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sage_sync.quality.report import QualityIssue, QualityReport, TableFailure, render_markdown
 from sage_sync.quality.spec import load_suite, suite_names
-from sage_sync.quality.validate import REASONS_COLUMN, validate_entity
+from sage_sync.quality.validate import REASONS_COLUMN, required_context, validate_entity
 
 __all__ = [
     "REASONS_COLUMN",
@@ -16,6 +16,7 @@ __all__ = [
     "TableFailure",
     "load_suite",
     "render_markdown",
+    "required_context",
     "suite_names",
     "validate_entity",
 ]

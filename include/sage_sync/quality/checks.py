@@ -27,7 +27,6 @@ FR_VAT = r"FR[0-9A-HJ-NP-Z]{2}\d{9}"
 """``FR`` + a two-character key (digits, or letters for the rare alphanumeric keys) + the 9-digit SIREN."""
 
 
-
 def _text(values: pd.Series) -> pd.Series:
     """The values as a nullable string Series with spaces removed (identifiers are often typed with spaces)."""
     return values.astype("string").str.replace(" ", "", regex=False)

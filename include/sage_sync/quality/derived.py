@@ -149,7 +149,11 @@ CHECKS: dict[str, Check] = {
 }
 
 
+def context_names(check: str, params: Mapping[str, Any]) -> list[str]:
+    """The context keys ``check`` needs (``$context_key``: the one its parameters name)."""
+    return [str(params.get("context_key")) if k == "$context_key" else k for k in CHECKS[check].context]
+
+
 def missing_context(check: str, params: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
     """The context keys ``check`` needs that the caller did not pass."""
-    needed = [str(params.get("context_key")) if k == "$context_key" else k for k in CHECKS[check].context]
-    return [k for k in needed if context.get(k) is None]
+    return [k for k in context_names(check, params) if context.get(k) is None]

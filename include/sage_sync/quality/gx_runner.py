@@ -66,6 +66,33 @@ def build_suite(spec: SuiteSpec, active: Sequence[ExpectationSpec]) -> Expectati
     return suite
 
 
+@cache
+def _batch_definition(suite: str) -> Any:
+    """A whole-dataframe batch definition of ``suite`` in this process's ephemeral context (built once).
+
+    Building a context and its data source saves the context's configuration each time (tens of milliseconds):
+    a run validates several entities, and a test process thousands of frames.
+    """
+    context = _ephemeral_context()
+    return (
+        context.data_sources.add_pandas(f"{suite}_frame")
+        .add_dataframe_asset(suite)
+        .add_batch_definition_whole_dataframe("whole_frame")
+    )
+
+
+@cache
+def _ephemeral_context() -> Any:
+    """The ephemeral GX context of this process (in memory, nothing on disk)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    # Progress bars would flood Airflow task logs with one line per metric batch.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
 def run_identifier(run_id: str | None) -> Any:
     """A GX run identifier named after the Airflow run (or ``adhoc``), stamped now in UTC."""
     from great_expectations.core.run_identifier import RunIdentifier
@@ -81,25 +108,33 @@ def validate(
     parameters: dict[str, Any],
     run_id: Any,
 ) -> tuple[ExpectationSuite, ExpectationSuiteValidationResult]:
-    """Validate ``frame`` against the active expectations in one ephemeral context; COMPLETE result format."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    # Progress bars would flood Airflow task logs with one line per metric batch.
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (
-        context.data_sources.add_pandas(f"{spec.name}_frame")
-        .add_dataframe_asset(spec.name)
-        .add_batch_definition_whole_dataframe("whole_frame")
-        .get_batch(batch_parameters={"dataframe": frame})
-    )
+    """Validate ``frame`` against the active expectations in an ephemeral context; COMPLETE result format."""
+    batch = _batch_definition(spec.name).get_batch(batch_parameters={"dataframe": frame})
     suite = build_suite(spec, active)
     # Batch.validate, unlike ValidationDefinition.run, does not serialise the COMPLETE result into a store: at
     # 100k rows with many failures that alone costs seconds. Data Docs get a trimmed copy (write_data_docs).
     results = batch.validate(suite, result_format="COMPLETE", expectation_parameters=parameters)
     results.meta["run_id"] = run_id
     return suite, results
+
+
+def merged(
+    spec: SuiteSpec, active: Sequence[ExpectationSpec], parts: Sequence[ExpectationSuiteValidationResult]
+) -> tuple[ExpectationSuite, ExpectationSuiteValidationResult]:
+    """One suite and one result out of validations of the same suite on different frames (whole table, rows)."""
+    first = parts[0]
+    for more in parts[1:]:
+        first.results.extend(more.results)
+    evaluated = len(first.results)
+    successful = sum(1 for r in first.results if r.success)
+    first.success = successful == evaluated
+    first.statistics.update(
+        evaluated_expectations=evaluated,
+        successful_expectations=successful,
+        unsuccessful_expectations=evaluated - successful,
+        success_percent=100.0 * successful / evaluated if evaluated else None,
+    )
+    return build_suite(spec, active), first
 
 
 def _trim(results: ExpectationSuiteValidationResult) -> None:

@@ -7,6 +7,9 @@ from typing import Any
 
 import pandas as pd
 
+#: The column of ``QualityReport.quarantined_rows`` holding each row's reasons.
+REASONS_COLUMN = "quality_reasons"
+
 
 @dataclass(frozen=True)
 class QualityIssue:
@@ -59,10 +62,28 @@ class QualityReport:
     quarantined: list[QualityIssue] = field(default_factory=list)
     warnings: list[QualityIssue] = field(default_factory=list)
     table_failures: list[TableFailure] = field(default_factory=list)
+    guard_findings: list[TableFailure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     data_docs_path: str | None = None
     run_id: str | None = None
     seconds: float = 0.0
+
+    @classmethod
+    def nothing_to_check(
+        cls, suite: str, entity: str, frame: pd.DataFrame, run_id: str | None
+    ) -> QualityReport:
+        """The report of a snapshot with no changed row and the same size as last time: every row passed then."""
+        quarantined = frame.iloc[0:0].copy()
+        quarantined[REASONS_COLUMN] = pd.Series(dtype="string")
+        return cls(
+            entity=entity,
+            suite=suite,
+            row_count=len(frame),
+            passed=frame,
+            quarantined_rows=quarantined,
+            skipped=["every expectation: no row changed since the last run and the row count is the same"],
+            run_id=run_id,
+        )
 
     @property
     def stop_load(self) -> bool:
@@ -103,6 +124,7 @@ class QualityReport:
             "stop_load": self.stop_load,
             "counts": self.counts(),
             "table_failures": [t.to_dict() for t in self.table_failures],
+            "guard_findings": [t.to_dict() for t in self.guard_findings],
             "quarantined": [q.to_dict() for q in self.quarantined[:limit]],
             "warnings": [w.to_dict() for w in self.warnings[:limit]],
             "skipped": list(self.skipped),
@@ -129,6 +151,9 @@ def render_markdown(report: QualityReport, limit: int = 20) -> str:
     if report.table_failures:
         lines += ["", "**Load stopped:**", ""]
         lines += [f"- `{t.expectation}`: {_cell(t.reason)}" for t in report.table_failures]
+    if report.guard_findings:
+        lines += ["", "**Deletions withheld (G4):**", ""]
+        lines += [f"- `{t.expectation}`: {_cell(t.reason)}" for t in report.guard_findings]
     for title, issues in (("Quarantined", report.quarantined), ("Warnings", report.warnings)):
         if not issues:
             continue

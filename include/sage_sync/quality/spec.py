@@ -26,8 +26,10 @@ from sage_sync.errors import ConfigurationError
 from sage_sync.mapping.loader import load_mapping
 from sage_sync.mapping.model import FieldMap
 
-Severity = Literal["blocking", "warning", "table"]
-SEVERITIES: tuple[Severity, ...] = ("blocking", "warning", "table")
+Severity = Literal["blocking", "warning", "table", "guard"]
+SEVERITIES: tuple[Severity, ...] = ("blocking", "warning", "table", "guard")
+#: Severities judged on the whole table: ``table`` stops the entity's load, ``guard`` withholds only deletions (G4).
+TABLE_SEVERITIES: tuple[Severity, ...] = ("table", "guard")
 SUITES_DIR = Path(__file__).parent / "suites"
 DERIVED_PREFIX = "_q_"
 """Derived columns carry this prefix; they never leave the quality layer."""
@@ -81,6 +83,12 @@ class ExpectationSpec:
             cols.insert(0, self.column)
         cols.extend(str(c) for c in self.params.get("columns", ()))
         return tuple(cols)
+
+    @property
+    def inputs(self) -> frozenset[str]:
+        """Every column a row's verdict depends on (its data columns and the ``*_column`` its check reads)."""
+        named = {str(v) for k, v in self.params.items() if k.endswith("_column")}
+        return frozenset({*self.data_columns, *named})
 
 
 @dataclass(frozen=True)
@@ -156,7 +164,7 @@ def _expectation(raw: dict[str, Any], fields: dict[str, FieldMap], where: str) -
     unknown_needs = set(needs) - NEEDS
     if unknown_needs:
         raise ConfigurationError(f"{where}: unknown needs {sorted(unknown_needs)}")
-    allowed = TABLE_PLACEHOLDERS if severity == "table" else ROW_PLACEHOLDERS
+    allowed = TABLE_PLACEHOLDERS if severity in TABLE_SEVERITIES else ROW_PLACEHOLDERS
     return ExpectationSpec(
         id=ident,
         severity=severity,

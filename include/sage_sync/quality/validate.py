@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,12 @@ import pandas as pd
 
 from sage_sync.errors import ConfigurationError
 from sage_sync.quality import gx_runner
-from sage_sync.quality.derived import CHECKS, CheckInput, missing_context
-from sage_sync.quality.report import QualityIssue, QualityReport, TableFailure
-from sage_sync.quality.spec import ExpectationSpec, SuiteSpec, load_suite
+from sage_sync.quality.derived import CHECKS, CheckInput, context_names, missing_context
+from sage_sync.quality.report import REASONS_COLUMN, QualityIssue, QualityReport, TableFailure
+from sage_sync.quality.spec import TABLE_SEVERITIES, ExpectationSpec, SuiteSpec, load_suite
 
 log = logging.getLogger(__name__)
 
-REASONS_COLUMN = "quality_reasons"
 SHRINK_PARAMETER = "min_rows_after_shrink"
 """Suite parameter (``{"$PARAMETER": ...}`` in YAML) the G4 shrink expectation reads its minimum from."""
 
@@ -78,8 +77,15 @@ def _exception_message(info: Mapping[str, Any] | None) -> str | None:
 class _Validation:
     """One call of :func:`validate_entity` (kept as an object so each step stays a small method)."""
 
-    def __init__(self, spec: SuiteSpec, frame: pd.DataFrame, context: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        spec: SuiteSpec,
+        frame: pd.DataFrame,
+        context: Mapping[str, Any],
+        items: Sequence[ExpectationSpec],
+    ) -> None:
         self.spec = spec
+        self.items = list(items)
         # GX reports failing rows by index label; a fresh RangeIndex makes labels positions.
         self.work = frame.reset_index(drop=True)
         self.context = context
@@ -91,7 +97,7 @@ class _Validation:
         """The expectations that can run on this frame, and the frame with their derived columns."""
         active: list[ExpectationSpec] = []
         derived: dict[str, pd.Series] = {}
-        for item in self.spec.expectations:
+        for item in self.items:
             missing = [c for c in item.data_columns if c not in self.work.columns]
             if missing:
                 self.skipped.append(f"{item.id}: column {', '.join(missing)} not in the frame")
@@ -166,6 +172,20 @@ class _Validation:
         return item.reason.format_map(fields)
 
 
+def _reads(item: ExpectationSpec) -> frozenset[str]:
+    """The columns and context data a row-level expectation's verdict depends on."""
+    context = context_names(item.check, item.params) if item.check is not None else []
+    return item.inputs | set(context)
+
+
+def required_context(suite: str, suites_dir: Path | None = None) -> set[str]:
+    """The context data (``account_codes``, ``lines``...) the checks of ``suite`` need beside the frame."""
+    spec = load_suite(suite, suites_dir)
+    return {
+        name for item in spec.expectations if item.check for name in context_names(item.check, item.params)
+    }
+
+
 def validate_entity(
     entity: str,
     frame: pd.DataFrame,
@@ -177,6 +197,9 @@ def validate_entity(
     shrink_ratio: float | None = None,
     shrink_minimum: int | None = None,
     suites_dir: Path | None = None,
+    scope: Sequence[bool] | np.ndarray | None = None,
+    table_checks: bool = True,
+    changed_columns: set[str] | None = None,
 ) -> QualityReport:
     """Validate ``frame`` (canonical field names) against the quality suite ``entity``.
 
@@ -194,52 +217,82 @@ def validate_entity(
         shrink_ratio: largest share of the previous snapshot one run may lose (default: the suite's guard).
         shrink_minimum: row losses always allowed whatever the ratio (default: the suite's guard).
         suites_dir: a deployment's own suites folder (default: the packaged suites).
+        scope: per row, whether its row-level expectations are evaluated (default: every row). The sync passes
+            the rows that changed since the last run (and those still quarantined): an unchanged row passed when
+            it was synced. Table-level expectations always see the whole frame.
+        table_checks: False skips the table-level expectations (row count, unique keys): the sync passes False
+            when the snapshot has exactly the rows it had, under the same keys.
+        changed_columns: when every row in ``scope`` is an update, the columns that changed: only row-level
+            expectations reading one of them are evaluated (the others passed when the rows were synced). The
+            context names (``lines``, ``account_codes``) count as columns of the checks that read them.
 
     Returns:
         The :class:`QualityReport`: rows that proceed, rows quarantined with reasons, warnings, table failures.
     """
     started = time.perf_counter()
     spec = load_suite(entity, suites_dir)
-    run = _Validation(spec, frame, context or {})
-    active, gx_frame = run.active(previous_row_count)
+    context = context or {}
     ratio = spec.guard_ratio if shrink_ratio is None else shrink_ratio
     minimum = spec.guard_minimum if shrink_minimum is None else shrink_minimum
     if not 0 <= ratio <= 1:
         raise ConfigurationError(f"shrink ratio of {entity!r} is {ratio}; expected a share between 0 and 1")
     min_rows = min_rows_after_shrink(previous_row_count or 0, ratio, minimum)
     gx_run_id = gx_runner.run_identifier(run_id)
-    suite, results = gx_runner.validate(
-        spec, active, gx_frame, parameters={SHRINK_PARAMETER: min_rows}, run_id=gx_run_id
-    )
+    parameters = {SHRINK_PARAMETER: min_rows}
+    positions = np.arange(len(frame)) if scope is None else np.flatnonzero(np.asarray(scope, dtype=bool))
+    table_items = [e for e in spec.expectations if e.severity in TABLE_SEVERITIES] if table_checks else []
+    table = _Validation(spec, frame, context, table_items)
+    row_items = [e for e in spec.expectations if e.severity not in TABLE_SEVERITIES]
+    if changed_columns is not None:
+        row_items = [e for e in row_items if _reads(e) & changed_columns]
+    rows = _Validation(spec, frame.iloc[positions], context, row_items)
+    table_active, table_frame = table.active(previous_row_count)
+    row_active, row_frame = rows.active(previous_row_count)
+    if not len(row_frame):
+        row_active = []  # nothing changed: no row to judge
+    validated = []
+    if table_active:
+        validated.append(
+            gx_runner.validate(spec, table_active, table_frame, parameters=parameters, run_id=gx_run_id)
+        )
+    if row_active:
+        validated.append(
+            gx_runner.validate(spec, row_active, row_frame, parameters=parameters, run_id=gx_run_id)
+        )
 
-    keys = _keys(run.work, spec.key)
-    by_id = {item.id: item for item in active}
+    keys = _keys(rows.work, spec.key)
+    by_id = {item.id: item for item in [*table_active, *row_active]}
     quarantined: list[QualityIssue] = []
     warnings: list[QualityIssue] = []
-    failures: list[TableFailure] = list(run.broken)
+    failures: list[TableFailure] = [*table.broken, *rows.broken]
+    guard_findings: list[TableFailure] = []
     reasons: dict[int, list[str]] = {}
     table_extra = {"previous": previous_row_count, "min_rows": min_rows, "ratio": ratio}
-    for outcome in results.results:
-        if outcome.success:
-            continue
-        config = outcome.expectation_config
-        item = by_id[config.meta["id"] if config is not None and config.meta else ""]
-        message = _exception_message(outcome.exception_info)
-        if message is not None:
-            # A rule GX could not evaluate (e.g. a numeric bound on a text column) must not let bad data through.
-            failures.append(
-                TableFailure(item.id, f"{item.column or 'table'}: could not be evaluated: {message}")
-            )
-            continue
-        if item.severity == "table":
-            failures.append(TableFailure(item.id, run.table_reason(item, outcome.result, table_extra)))
-            continue
-        target = quarantined if item.severity == "blocking" else warnings
-        positions = [int(p) for p in outcome.result.get("unexpected_index_list") or []]
-        for pos, sentence in zip(positions, run.reasons(item, positions, keys), strict=True):
-            target.append(QualityIssue(keys[pos], item.id, item.severity, sentence, item.column))
-            if item.severity == "blocking":
-                reasons.setdefault(pos, []).append(f"{item.id}: {sentence}")
+    for _, results in validated:
+        for outcome in results.results:
+            if outcome.success:
+                continue
+            config = outcome.expectation_config
+            item = by_id[config.meta["id"] if config is not None and config.meta else ""]
+            message = _exception_message(outcome.exception_info)
+            if message is not None:
+                # A rule GX could not evaluate (e.g. a numeric bound on a text column) must not let bad data through.
+                failures.append(
+                    TableFailure(item.id, f"{item.column or 'table'}: could not be evaluated: {message}")
+                )
+                continue
+            if item.severity in TABLE_SEVERITIES:
+                target_list = failures if item.severity == "table" else guard_findings
+                target_list.append(
+                    TableFailure(item.id, table.table_reason(item, outcome.result, table_extra))
+                )
+                continue
+            target = quarantined if item.severity == "blocking" else warnings
+            found = [int(p) for p in outcome.result.get("unexpected_index_list") or []]
+            for pos, sentence in zip(found, rows.reasons(item, found, keys), strict=True):
+                target.append(QualityIssue(keys[pos], item.id, item.severity, sentence, item.column))
+                if item.severity == "blocking":
+                    reasons.setdefault(int(positions[pos]), []).append(f"{item.id}: {sentence}")
 
     bad = np.zeros(len(frame), dtype=bool)
     bad[list(reasons)] = True
@@ -254,18 +307,21 @@ def validate_entity(
         quarantined=quarantined,
         warnings=warnings,
         table_failures=failures,
-        skipped=run.skipped,
+        guard_findings=guard_findings,
+        skipped=[*table.skipped, *rows.skipped],
         run_id=run_id,
     )
-    if data_docs_dir is not None:
+    if data_docs_dir is not None and validated:
+        suite, results = gx_runner.merged(spec, [*table_active, *row_active], [r for _, r in validated])
         report.data_docs_path = gx_runner.write_data_docs(
             Path(data_docs_dir), suite, results, batch_name=entity
         )
     report.seconds = time.perf_counter() - started
     log.info(
-        "quality %s: %d rows, %d passed, %d quarantined, %d warnings, %d table failures%s",
+        "quality %s: %d rows (%d checked), %d passed, %d quarantined, %d warnings, %d table failures%s",
         entity,
         report.row_count,
+        len(positions),
         report.passed_count,
         report.quarantined_count,
         report.warning_count,

@@ -31,7 +31,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from sage_sync_tools.stack import DAG_ID, SyncStack, free_port
+from sage_sync.settings import DAG_ID
+from sage_sync_tools.stack import SyncStack, free_port
 
 #: Far below what a first sync under a scheduler takes (each of the 21 tasks starts its own process; the
 #: accounts -> contacts chain alone is ten of them in a row), so the miss does not depend on machine speed.

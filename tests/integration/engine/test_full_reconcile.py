@@ -11,7 +11,7 @@ from typing import Any
 
 from sage_sync.adapters.sage_odbc import SageOdbcSide
 from sage_sync.adapters.ssm_api import SsmApiSide
-from sage_sync.engine.run import RunResult, run_once
+from sage_sync.engine.pipeline import RunResult, run_once
 from sage_sync.hooks.sage50 import Sage50Hook
 from sage_sync.hooks.ssm import SalesManagementHook
 from tests.integration.engine.test_real_systems import (

@@ -1,6 +1,6 @@
 """The sync engine end to end on REAL parts, no Airflow scheduler: a stand-in Sage 50 FR dossier read and written
 through the unixODBC drivers (SQLite3; PostgreSQL WIN1252 through psqlODBC), the SSM simulator over HTTP, and the
-adapters of :mod:`sage_sync.adapters` between them and :func:`sage_sync.engine.run.run_once`.
+adapters of :mod:`sage_sync.adapters` between them and :func:`sage_sync.engine.pipeline.run_once`.
 
 Each scenario asserts the final state of BOTH systems, read directly: Sage through SQL on the dossier's database,
 SSM through its HTTP API with the integration key. Users' edits in SSM go through the API with the
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sage_sync.adapters.sage_odbc import SageOdbcSide
 from sage_sync.adapters.ssm_api import SsmApiSide
 from sage_sync.engine.config import SyncConfig
-from sage_sync.engine.run import RunResult, run_once
+from sage_sync.engine.pipeline import RunResult, run_once
 from sage_sync.engine.state import StateStore
 from sage_sync.hooks.sage50 import Sage50Hook
 from sage_sync.hooks.ssm import SalesManagementHook

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from sage_sync.engine.config import SyncConfig
-from sage_sync.engine.run import run_once
+from sage_sync.engine.pipeline import run_once
 from sage_sync.engine.state import SCHEMA_VERSION, StateStore
 from tests.support.memory import Fault, InMemorySage, InMemorySsm, account_row, contact_row
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401

@@ -19,6 +19,7 @@ from airflow.models.connection import Connection
 
 from sage_sync.hooks.sage50 import FETCH_PATHS, Sage50Hook
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401
+from tests.support.sage import read_entity
 
 KEYS = {
     "accounts": {"accounts": ["code"]},
@@ -93,7 +94,7 @@ def generated(
 
 def _read(d: Generated, entity: str, fetch_path: str) -> dict[str, pd.DataFrame]:
     hook = Sage50Hook(connection=d.connection, driver=d.driver, fetch_path=fetch_path)  # type: ignore[arg-type]
-    return hook.read_snapshot(entity, media_folder=d.media)
+    return read_entity(hook, entity, d.media)
 
 
 @pytest.mark.parametrize("entity", list(KEYS))

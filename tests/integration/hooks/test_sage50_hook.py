@@ -24,6 +24,7 @@ from sage_sync.hooks.sage50 import FETCH_PATHS, Sage50Hook
 from sage_sync.mapping.loader import load_mapping
 from sage_sync.simulators.standin import schema
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401
+from tests.support.sage import read_entity
 
 TRICKY = [
     "Crème brûlée & Cie",
@@ -263,8 +264,7 @@ def test_snapshots_exclude_suppliers_delivery_addresses_and_supplier_contacts(do
 def test_products_derived_fields_on_a_small_dossier(dossier: Dossier) -> None:
     """D2 stock over depots / "-" for non-stock, D6 sales VAT rate and TTC flag, D3 picture hash."""
     frames = {
-        p: Sage50Hook(fetch_path=p).read_snapshot("products", media_folder=dossier.media)["products"]
-        for p in FETCH_PATHS
+        p: read_entity(Sage50Hook(fetch_path=p), "products", dossier.media)["products"] for p in FETCH_PATHS
     }
     pd.testing.assert_frame_equal(frames["pyodbc"], frames["arrow"])
     products = frames["arrow"].set_index("ref")

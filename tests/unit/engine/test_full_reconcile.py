@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sage_sync.engine.config import SyncConfig
-from sage_sync.engine.run import RunResult
+from sage_sync.engine.pipeline import RunResult
 from tests.support.memory import (
     Fault,
     SyncWorld,

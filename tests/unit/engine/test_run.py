@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from sage_sync.engine.config import SyncConfig
+from sage_sync.engine.inputs import PlanInput
+from sage_sync.engine.pipeline import StepContext, commit, extract, load, plan, plan_entity, validate
 from sage_sync.engine.plan import Plan
-from sage_sync.engine.run import extract, plan_entity
 from sage_sync.engine.snapshot import assemble, sage_changes
+from sage_sync.engine.staging import Staging
 from tests.support.memory import Fault, SyncWorld, account_row, contact_row
 
 
@@ -55,7 +57,8 @@ def test_g6_a_run_without_change_writes_nothing_and_lists_only() -> None:
 def test_g6_changes_go_in_bulk_calls() -> None:
     w = seeded()
     calls = w.run().counts["accounts"].api_calls
-    assert calls == 3  # list changed, find by extId, one bulk create for the three accounts
+    # The run's value lists (read once, by the first entity), list changed, find by extId, one bulk create.
+    assert calls == 4
 
 
 def test_g7_each_run_records_counts_per_entity_and_what_happened_to_each_record(tmp_path: Path) -> None:
@@ -83,16 +86,21 @@ def test_g8_dry_run_reports_every_change_and_writes_nothing(tmp_path: Path) -> N
     assert w.run().counts["accounts"].created == 3
 
 
-def test_plan_round_trips_through_json() -> None:
+def _context(tmp_path: Path, entity: str, w: SyncWorld, run_id: str = "manual__test") -> StepContext:
+    """A step's context as an Airflow task builds it: a fresh object over the run's staging folder."""
+    return StepContext.of(run_id, entity, Staging(tmp_path / "staging" / run_id), config=w.config)
+
+
+def test_plan_round_trips_through_json(tmp_path: Path) -> None:
     w = seeded()
     w.ssm.user_create("accounts", {"name": "Lead", "statusId": 3})
-    inp = extract(
-        "accounts", w.sage, w.ssm, w.state, w.config, lists=w.ssm.value_lists(), run_at="2026-01-01T00:00Z"
-    )
+    ctx = _context(tmp_path, "accounts", w)
+    extract(ctx, w.sage, w.ssm, w.state)
+    inp = PlanInput.from_dict(ctx.staging.read_json("accounts", "extract.json")["input"])
+    assert type(inp).from_dict(inp.to_dict()) == inp
     plan = plan_entity(inp, w.config)
     again = Plan.from_json(plan.to_json())
     assert again == plan and again.ops and again.skipped
-    assert type(inp).from_dict(inp.to_dict()) == inp
 
 
 def test_sage_changes_classifies_against_the_committed_snapshot() -> None:
@@ -207,17 +215,15 @@ def test_g5_a_failed_account_update_does_not_hold_back_its_contacts() -> None:
     assert w.ssm_by_ext("accounts", "C001")[0]["city"] == "Lille"
 
 
-def test_steps_run_one_by_one_through_json_like_separate_tasks() -> None:
-    """The operators' path: extract, plan, then load + commit from the serialised plan and input."""
-    from sage_sync.engine.inputs import PlanInput
-    from sage_sync.engine.run import apply_and_commit
-
+def test_steps_run_one_by_one_through_the_staging_area_like_separate_tasks(tmp_path: Path) -> None:
+    """The operators' path: each step a fresh context, reading only what the previous step staged."""
     w = seeded()
-    lists = w.ssm.value_lists()
     for entity in ("accounts", "contacts"):
-        inp = extract(entity, w.sage, w.ssm, w.state, w.config, lists=lists, run_at="2026-01-01T00:00:00Z")
-        plan = plan_entity(PlanInput.from_dict(inp.to_dict()), w.config)
-        applied = apply_and_commit(inp, Plan.from_json(plan.to_json()), w.sage, w.ssm, w.state, "task-run")
-        assert all(o.ok for o in applied.outcomes) and len(applied.outcomes) == 3
+        extract(_context(tmp_path, entity, w), w.sage, w.ssm, w.state)
+        validate(_context(tmp_path, entity, w), w.state)
+        assert plan(_context(tmp_path, entity, w)).ops == 3
+        loaded = load(_context(tmp_path, entity, w), w.sage, w.ssm, w.state)
+        assert (loaded.applied, loaded.failed) == (3, 0)
+        assert commit(_context(tmp_path, entity, w), w.state).counts.created == 3
     assert len(w.ssm.live("contacts")) == 3
     assert w.run().planned_ops == 0

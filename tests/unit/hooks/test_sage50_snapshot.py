@@ -11,12 +11,7 @@ import pyarrow as pa
 
 from sage_sync.hooks.sage50_frames import arrow_to_frame, empty_frame, rows_to_frame
 from sage_sync.mapping.loader import load_mapping
-from sage_sync.mapping.sage_snapshot import (
-    assemble_products,
-    contacts_of_accounts,
-    picture_sha256,
-    stock_text,
-)
+from sage_sync.mapping.sage_snapshot import assemble_products, media_path, rows_within, stock_text
 
 PRODUCTS = load_mapping("products")
 
@@ -47,9 +42,12 @@ def test_products_derived_fields(tmp_path: Path) -> None:
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "a1.png").write_bytes(b"\x89PNG fake")
     (tmp_path.parent / "escape.png").write_bytes(b"outside")
-    products = assemble_products(_frames(), PRODUCTS, lambda rel: picture_sha256(tmp_path, rel)).set_index(
-        "ref"
-    )
+
+    def picture_sha256(rel: str) -> str | None:
+        path = media_path(tmp_path, rel)
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else None
+
+    products = assemble_products(_frames(), PRODUCTS, picture_sha256).set_index("ref")
     assert products.loc["A1", "stock_total"] == 12.5
     assert products.loc["A1", "stock_display"] == "12.5"
     assert pd.isna(products.loc["A2", "stock_total"])  # service: no stock management, even with a stock row
@@ -71,7 +69,7 @@ def test_products_derived_fields(tmp_path: Path) -> None:
 
 def test_without_media_folder_no_picture_is_hashed() -> None:
     assert assemble_products(_frames(), PRODUCTS)["picture_sha256"].isna().all()
-    assert picture_sha256(None, "a.png") is None
+    assert media_path(None, "a.png") is None
 
 
 def test_stock_text() -> None:
@@ -86,7 +84,7 @@ def test_stock_text() -> None:
 def test_contacts_of_suppliers_are_dropped() -> None:
     """K4 / SPEC section 1: only people of customer or prospect accounts are contacts."""
     contacts = pd.DataFrame({"account_code": ["C1", "S1", "C2"], "number": [1, 1, 1]})
-    kept = contacts_of_accounts(contacts, pd.Series(["C1", "C2"]))
+    kept = rows_within(contacts, "account_code", pd.Series(["C1", "C2"]))
     assert kept["account_code"].tolist() == ["C1", "C2"]
 
 

@@ -44,9 +44,7 @@ def test_the_planner_the_odbc_writes_and_the_quality_check_give_the_same_verdict
     spec = Spec.of(NAME)
     values = ["Cave", "Cave 🍷", "Cave\x00", "Cave\x1b", "x" * 70, "Œnologie"]
     planner = [check_sage_value("accounts", "C1", spec, v) is None for v in values]
-    writes = [
-        not validate_writes(ACCOUNTS, [{"code": "C1", "name": v}], insert=False) for v in values
-    ]
+    writes = [not validate_writes(ACCOUNTS, [{"code": "C1", "name": v}], insert=False) for v in values]
     quality = checks.cp1252_valid(pd.Series(values)).tolist()
     lengths = [len(v) <= 69 for v in values]
     assert planner == writes == [q and n for q, n in zip(quality, lengths, strict=True)]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sage_sync.engine.staging import Staging
 from sage_sync.errors import ConfigurationError
 from sage_sync.operators.deadline import (
     DEADLINE_ENV,
@@ -120,7 +121,9 @@ def test_no_alert_for_a_run_that_met_its_deadline(home: Path) -> None:
 
 def test_g1_report_says_deadline_missed_in_json_markdown_and_html(home: Path) -> None:
     run_overdue(context=_context(), deadline_minutes=0.25)
-    report = build_report(RUN_ID, home / "staging" / "none", dry_run=False, deadline_alert=read_alert(RUN_ID))
+    report = build_report(
+        RUN_ID, Staging(home / "staging" / "none"), dry_run=False, deadline_alert=read_alert(RUN_ID)
+    )
     assert report["deadline_missed"] is True
     assert report["deadline"]["deadline_minutes"] == 0.25
     assert report["deadline"]["path"] == str(alert_path(RUN_ID))
@@ -133,7 +136,7 @@ def test_g1_report_says_deadline_missed_in_json_markdown_and_html(home: Path) ->
 
 
 def test_g1_report_of_a_run_on_time_says_nothing_about_deadlines(home: Path) -> None:
-    report = build_report(RUN_ID, home / "staging" / "none", dry_run=False, deadline_alert=None)
+    report = build_report(RUN_ID, Staging(home / "staging" / "none"), dry_run=False, deadline_alert=None)
     assert report["deadline_missed"] is False
     assert report["deadline"] is None
     assert "Deadline" not in render_markdown(report)
@@ -142,7 +145,9 @@ def test_g1_report_of_a_run_on_time_says_nothing_about_deadlines(home: Path) -> 
 def test_g1_alert_firing_after_the_report_amends_it(home: Path) -> None:
     """The run ended between its deadline and the callback: the written report gains the miss."""
     reports = home / "reports"
-    write_report(build_report(RUN_ID, home / "staging", dry_run=False), reports, alert_path(RUN_ID).stem)
+    write_report(
+        build_report(RUN_ID, Staging(home / "staging"), dry_run=False), reports, alert_path(RUN_ID).stem
+    )
     run_overdue(context=_context(), deadline_minutes=12.0)
     for name in (f"{alert_path(RUN_ID).stem}.json", "latest.json"):
         amended = json.loads((reports / name).read_text(encoding="utf-8"))
@@ -155,9 +160,11 @@ def test_g1_alert_firing_after_the_report_amends_it(home: Path) -> None:
 def test_g1_late_alert_of_an_older_run_leaves_latest_alone(home: Path) -> None:
     reports = home / "reports"
     old_name = alert_path(RUN_ID).stem
-    write_report(build_report(RUN_ID, home / "staging", dry_run=False), reports, old_name)
+    write_report(build_report(RUN_ID, Staging(home / "staging"), dry_run=False), reports, old_name)
     newer = "scheduled__2026-11-29T07:15:00+00:00"
-    write_report(build_report(newer, home / "staging", dry_run=False), reports, alert_path(newer).stem)
+    write_report(
+        build_report(newer, Staging(home / "staging"), dry_run=False), reports, alert_path(newer).stem
+    )
     run_overdue(context=_context(), deadline_minutes=12.0)
     assert json.loads((reports / f"{old_name}.json").read_text(encoding="utf-8"))["deadline_missed"] is True
     latest = json.loads((reports / "latest.json").read_text(encoding="utf-8"))

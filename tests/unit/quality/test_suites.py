@@ -27,7 +27,7 @@ def test_every_packaged_suite_loads_with_known_gx_expectations() -> None:
         suite = load_suite(name)
         assert suite.expectations, name
         for spec in suite.expectations:
-            assert spec.severity in ("blocking", "warning", "table")
+            assert spec.severity in ("blocking", "warning", "table", "guard")
             gx_runner.expectation_class(spec.expect)  # raises when GX has no such expectation
 
 

@@ -107,32 +107,36 @@ def test_g3_each_accounts_blocking_expectation_catches_its_bad_row(
     assert report.passed.index.tolist() == [101, 102]
 
 
-def test_g4_empty_snapshot_stops_the_load_and_says_why() -> None:
+def test_g4_empty_snapshot_is_a_guard_finding_that_says_why_and_does_not_stop_the_load() -> None:
+    """G4 withholds deletions only: the finding is reported, creations and updates may still go."""
     report = validate_entity("accounts", accounts(0), previous_row_count=500)
-    assert report.stop_load
-    by_id = {t.expectation: t.reason for t in report.table_failures}
+    assert not report.stop_load and not report.table_failures
+    by_id = {t.expectation: t.reason for t in report.guard_findings}
     assert "has no account" in by_id["snapshot_not_empty"]
     assert "0 accounts, down from 500" in by_id["snapshot_not_shrunk"]
 
 
-def test_g4_shrink_beyond_the_ratio_stops_the_load() -> None:
+def test_g4_shrink_beyond_the_ratio_is_a_guard_finding() -> None:
     report = validate_entity(
         "accounts", accounts(40), previous_row_count=100, shrink_ratio=0.5, shrink_minimum=10
     )
-    assert report.stop_load
-    assert [t.expectation for t in report.table_failures] == ["snapshot_not_shrunk"]
-    assert report.table_failures[0].reason == (
+    assert not report.stop_load
+    assert [t.expectation for t in report.guard_findings] == ["snapshot_not_shrunk"]
+    assert report.guard_findings[0].reason == (
         "the Sage snapshot has 40 accounts, down from 100: below the 50 the guard allows (50% shrink), "
-        "so nothing is loaded or deleted (G4)"
+        "so no deletion is propagated (G4)"
     )
 
 
-def test_g4_shrink_within_the_ratio_or_first_run_does_not_stop() -> None:
-    assert not validate_entity("accounts", accounts(60), previous_row_count=100, shrink_ratio=0.5).stop_load
+def test_g4_shrink_within_the_ratio_or_first_run_finds_nothing() -> None:
+    within = validate_entity("accounts", accounts(60), previous_row_count=100, shrink_ratio=0.5)
+    assert not within.guard_findings
     # The minimum lets small dossiers lose a few rows whatever the ratio.
-    assert not validate_entity("accounts", accounts(5), previous_row_count=12, shrink_minimum=10).stop_load
+    assert not validate_entity(
+        "accounts", accounts(5), previous_row_count=12, shrink_minimum=10
+    ).guard_findings
     first = validate_entity("accounts", accounts(3))
-    assert not first.stop_load
+    assert not first.stop_load and not first.guard_findings
     assert any(s.startswith("snapshot_not_shrunk: no previous row count") for s in first.skipped)
 
 

@@ -1,3 +1,35 @@
-"""Business rules: one pure function per entity turns (Sage changes, SSM changes, state) into a plan."""
+"""Business rules: one pure function per entity turns (Sage changes, SSM changes, state) into a plan.
+
+:data:`RULES` is where entity-specific behaviour is looked up by entity name: the planner, and for entities whose
+records can be created in SSM (C4, K1) the step that reserves their Sage keys before any Sage insert.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sage_sync.engine.config import SyncConfig
+from sage_sync.engine.inputs import PlanInput
+from sage_sync.engine.plan import Plan
+from sage_sync.engine.rules.accounts import plan_accounts, reserve_codes
+from sage_sync.engine.rules.common import Reservations
+from sage_sync.engine.rules.contacts import plan_contacts, reserve_numbers
+from sage_sync.engine.rules.invoices import plan_invoices
+from sage_sync.engine.rules.products import plan_products
+
+
+@dataclass(frozen=True)
+class EntityRules:
+    """The rules of one entity: its planner, and its key reservation (entities created in SSM only)."""
+
+    plan: Callable[[PlanInput, SyncConfig], Plan]
+    reserve: Callable[[PlanInput, Reservations, SyncConfig], None] | None = None
+
+
+RULES: dict[str, EntityRules] = {
+    "accounts": EntityRules(plan_accounts, reserve_codes),
+    "contacts": EntityRules(plan_contacts, reserve_numbers),
+    "products": EntityRules(plan_products),
+    "invoices": EntityRules(plan_invoices),
+}

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sage_sync.engine.codec import Spec, UnmappedValue, from_ssm, mapping, synced_specs
+from sage_sync.engine.bindings import Binding, Pair, Record, Status
+from sage_sync.engine.codec import Spec, UnmappedValue, from_ssm, mapping, ssm_scalar, synced_specs
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.merge import differing, ssm_payload, three_way
 from sage_sync.engine.plan import Commit, Conflict, Note, Op, Plan
 from sage_sync.engine.rules.common import (
+    Reservations,
     describe,
     guard_deletions,
     insert_in_sage_and_write_back,
+    pair_ssm,
     quarantine_ssm_values,
     sage_problems,
     withheld,
@@ -119,71 +122,25 @@ class _Planner:
 
     # --- SSM-side pairing ----------------------------------------------------------------------------------
 
-    def pair_ssm(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """Attach each changed SSM record to a Sage key: bound (m), adoptable by extId (x), C4 reserved (n)."""
-        inp = self.inp
-        bound = {int(b["ssm_id"]): k for k, b in inp.bindings.items() if b.get("ssm_id") is not None}
-        reserved = {int(i): code for i, code in inp.reserved.items()}
-        pairs: dict[str, dict[str, dict[str, Any]]] = {}
-        for rec in inp.ssm:
-            rid = int(rec["id"])
-            ext = rec.get("extId") or None
-            if rid in bound:
-                binding = inp.bindings[bound[rid]]
-                if rec.get("dateUpdated") and rec.get("dateUpdated") == binding.get("ssm_date_updated"):
-                    continue  # the echo of our own last write (G2: no ping-pong)
-                pairs.setdefault(bound[rid], {})["m"] = rec
-            elif rid in reserved:
-                pairs.setdefault(reserved[rid], {})["n"] = rec
-            elif ext:
-                if rec.get("deleted"):
-                    continue
-                if ext in inp.sage and inp.live_binding(ext) is None:
-                    pairs.setdefault(ext, {})["x"] = rec
-                elif ext in inp.sage:
-                    other = inp.bindings[ext]["ssm_id"]
-                    self.note(
-                        self.plan.skipped,
-                        ext,
-                        "C1",
-                        f"SSM account {rid} also carries extId {ext}, which is bound to SSM account {other}; "
-                        "left untouched",
-                        rid,
-                    )
-                else:
-                    self.note(
-                        self.plan.skipped,
-                        ext,
-                        "C1",
-                        f"SSM account {rid} has extId {ext}, unknown to Sage",
-                        rid,
-                    )
-            elif not rec.get("deleted"):
-                try:
-                    tf_status = from_ssm(self._status_spec(), rec.get("statusId"), self.lists)
-                except UnmappedValue:
-                    tf_status = None
-                if tf_status is None:
-                    self.note(
-                        self.plan.skipped,
-                        f"ssm:{rid}",
-                        "C4",
-                        "company created in SSM with a status other than Client or Prospect stays in SSM only",
-                        rid,
-                    )
-                else:
-                    self.note(
-                        self.plan.deferred,
-                        f"ssm:{rid}",
-                        "C4",
-                        "company created in SSM has no reserved Sage code yet",
-                        rid,
-                    )
-                    self.plan.pending[rid] = "C4: no reserved code"
-        for key, found in inp.ssm_by_ext.items():
-            if inp.live_binding(key) is None and key in inp.sage:
-                pairs.setdefault(key, {}).setdefault("x", found)
-        return pairs
+    def new_in_ssm(self, rec: Record) -> None:
+        """A company created in SSM without extId: C4 once its code is reserved, or it stays in SSM only."""
+        rid = int(rec["id"])
+        try:
+            status = from_ssm(self._status_spec(), rec.get("statusId"), self.lists)
+        except UnmappedValue:
+            status = None
+        if status is None:
+            reason = "company created in SSM with a status other than Client or Prospect stays in SSM only"
+            self.note(self.plan.skipped, f"ssm:{rid}", "C4", reason, rid)
+            return
+        self.note(
+            self.plan.deferred,
+            f"ssm:{rid}",
+            "C4",
+            "company created in SSM has no reserved Sage code yet",
+            rid,
+        )
+        self.plan.pending[rid] = "C4: no reserved code"
 
     def _status_spec(self) -> Spec:
         return next(s for s in self.specs if s.name == "is_prospect")
@@ -192,18 +149,18 @@ class _Planner:
 
     def run(self) -> Plan:
         inp = self.inp
-        pairs = self.pair_ssm()
-        keys = sorted(set(inp.created) | set(inp.updated) | set(inp.deleted) | set(pairs))
+        pairs = pair_ssm(inp, self.plan, rule="C1", noun="account", on_new=self.new_in_ssm)
+        keys = sorted(set(inp.created) | set(inp.updated) | set(inp.deleted) | pairs.keyset())
         for key in keys:
-            self.plan_key(key, pairs.get(key, {}))
+            self.plan_key(key, pairs.get(key))
         return self.plan
 
-    def plan_key(self, key: str, pair: dict[str, dict[str, Any]]) -> None:
+    def plan_key(self, key: str, pair: Pair) -> None:
         inp = self.inp
         sage = inp.sage.get(key)
         live = inp.live_binding(key)
-        binding = inp.bindings.get(key)
-        m, x, n = pair.get("m"), pair.get("x"), pair.get("n")
+        binding = inp.binding(key)
+        m, x, n = pair.changed, pair.adoptable, pair.reserved
         if sage is None:
             if n is not None and key not in inp.deleted:
                 self.create_in_sage(key, n)
@@ -219,7 +176,7 @@ class _Planner:
         if m is not None and m.get("deleted"):
             self.deleted_in_ssm(key, sage, m)
             return
-        if binding and binding.get("status") == "ssm_deleted" and binding.get("ssm_id") is not None:
+        if binding.status == Status.SSM_DELETED and binding.ssm_id is not None:
             if sage.get("is_prospect") == 1:
                 self.note(
                     self.plan.skipped, key, "P3", "prospect deleted in SSM: not re-created, not propagated"
@@ -235,9 +192,7 @@ class _Planner:
             return
         self.update(key, sage, live, m)
 
-    def delete(
-        self, key: str, previous: dict[str, Any], live: dict[str, Any] | None, m: dict[str, Any] | None
-    ) -> None:
+    def delete(self, key: str, previous: Record, live: Binding | None, m: Record | None) -> None:
         rule = "P3" if previous.get("is_prospect") == 1 else "C3"
         if live is None or (m is not None and m.get("deleted")):
             self.plan.commits.append(
@@ -247,7 +202,7 @@ class _Planner:
         if not self.may_delete:
             withheld(self.plan, ENTITY, key, rule)
             return
-        sid = int(live["ssm_id"])
+        sid = int(live.ssm_id or 0)
         reason = f"{_kind(previous.get('is_prospect'))} {key} deleted in Sage: soft-delete SSM account {sid}"
         self.plan.ops.append(Op("ssm_delete", ENTITY, key, rule, reason, ssm_id=sid))
         self.plan.commits.append(Commit(ENTITY, key, delete_row=True, ssm_id=sid, binding="deleted"))
@@ -258,9 +213,15 @@ class _Planner:
             self.note(
                 self.plan.skipped, key, "P3", f"prospect deleted in SSM (account {sid}): not propagated", sid
             )
-            binding = self.inp.bindings.get(key) or {}
             self.plan.commits.append(
-                Commit(ENTITY, key, row=sage, synced=binding.get("synced"), ssm_id=sid, binding="ssm_deleted")
+                Commit(
+                    ENTITY,
+                    key,
+                    row=sage,
+                    synced=self.inp.binding(key).synced,
+                    ssm_id=sid,
+                    binding="ssm_deleted",
+                )
             )
             return
         self.note(
@@ -272,9 +233,9 @@ class _Planner:
         )
         self.create_op(key, sage, [sid])
 
-    def update(self, key: str, sage: dict[str, Any], live: dict[str, Any], m: dict[str, Any] | None) -> None:
-        lists, sid = self.lists, int(live["ssm_id"])
-        base = live.get("synced") or {}
+    def update(self, key: str, sage: Record, live: Binding, m: Record | None) -> None:
+        lists, sid = self.lists, int(live.ssm_id or 0)
+        base = live.base
         ssm_ids = [sid] if m is not None else []
         if base.get("is_prospect") != 1 and sage.get("is_prospect") != 1:
             # A customer at the last sync: Sage masters it (C7); SSM edits are never written back (C2).
@@ -438,6 +399,33 @@ def _differs(spec: Spec, a: dict[str, Any], b: dict[str, Any], lists: tf.ValueLi
     from sage_sync.engine.codec import same_canonical
 
     return not same_canonical(spec, a.get(spec.name), b.get(spec.name), lists)
+
+
+def reserve_codes(inp: PlanInput, keys: Reservations, config: SyncConfig) -> None:
+    """C4: reserve a Sage code for each new Client/Prospect company of SSM, BEFORE any Sage insert."""
+    bound = {b.ssm_id for b in inp.bindings.values() if b.ssm_id is not None}
+    taken = set(inp.sage) | set(inp.reserved.values())
+    template = config.code_template
+    counter = f"accounts:{template}"
+    for rec in inp.ssm:
+        rid = int(rec["id"])
+        if rec.get("extId") or rec.get("deleted") or rid in bound or str(rid) in inp.reserved:
+            continue
+        if tf.status_from_ssm(ssm_scalar(rec.get("statusId")), inp.lists) is None:
+            continue
+        if "{ssm_id" in template:
+            code = template.format(ssm_id=rid)
+            if code in taken:
+                continue  # someone else holds this code: the plan defers the company and says so
+        else:
+            seq = keys.next_number(counter, after=len(taken))
+            code = template.format(seq=seq)
+            while code in taken:
+                seq = keys.next_number(counter, after=seq)
+                code = template.format(seq=seq)
+        held = keys.reserve(rid, code)
+        inp.reserved[str(rid)] = held
+        taken.add(held)
 
 
 def plan_accounts(inp: PlanInput, config: SyncConfig) -> Plan:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from sage_sync.engine.bindings import Binding, Pairs, Record
 from sage_sync.engine.codec import Spec, check_sage_value
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Commit, Note, Op, Plan
+
+
+class Reservations(Protocol):
+    """Sage keys reserved for records created in SSM (C4, K1), held by the state store before any Sage insert."""
+
+    def reserve(self, ssm_id: int, key: str) -> str:
+        """Reserve ``key`` for SSM record ``ssm_id``; returns the key held for it (an earlier one wins)."""
+        ...
+
+    def next_number(self, counter: str, *, after: int) -> int:
+        """The next value of ``counter`` for a ``{seq}`` code template (``after``: the last one tried)."""
+        ...
 
 
 def guard_deletions(inp: PlanInput, config: SyncConfig, plan: Plan) -> bool:
@@ -40,7 +54,7 @@ def withheld(plan: Plan, entity: str, key: str, rule: str) -> None:
 def plan_sage_deletion(
     plan: Plan,
     key: str,
-    live: dict[str, Any] | None,
+    live: Binding | None,
     may_delete: bool,
     rule: str,
     names: tuple[str, str],
@@ -54,7 +68,7 @@ def plan_sage_deletion(
     elif not may_delete:
         withheld(plan, plan.entity, key, rule)
     else:
-        sid = int(live["ssm_id"])
+        sid = int(live.ssm_id or 0)
         sage_name, ssm_name = names
         reason = f"{sage_name} {key} deleted in Sage: soft-delete SSM {ssm_name} {sid}"
         plan.ops.append(Op("ssm_delete", plan.entity, key, rule, reason, ssm_id=sid))
@@ -122,3 +136,50 @@ def insert_in_sage_and_write_back(
     plan.commits.append(
         Commit(plan.entity, key, row=row, synced=synced, ssm_id=ssm_id, binding="ok", ssm_ids=[ssm_id])
     )
+
+
+def pair_ssm(inp: PlanInput, plan: Plan, *, rule: str, noun: str, on_new: Callable[[Record], None]) -> Pairs:
+    """Attach each SSM record read this run to a Sage key (two-way entities; see :class:`Pair`).
+
+    A record bound to a key is that key's ``changed`` record, unless it is the echo of our own last write (same
+    ``dateUpdated``: G2, no ping-pong). A record a key was reserved for (C4, K1) is that key's ``reserved`` record.
+    A live unbound record carrying a Sage key as ``extId`` is ``adoptable`` when that key has no live binding (C1,
+    K1: adopt instead of creating a duplicate); otherwise it is reported and left alone. A live record without
+    ``extId`` is new in SSM: ``on_new`` decides (defer, skip, or wait for a reserved key). Records found by
+    ``extId`` lookups (``inp.ssm_by_ext``) are offered last.
+    """
+    bound = {int(b.ssm_id): k for k, b in inp.bindings.items() if b.ssm_id is not None}
+    reserved = {int(i): key for i, key in inp.reserved.items()}
+    pairs = Pairs()
+    for rec in inp.ssm:
+        rid = int(rec["id"])
+        ext = rec.get("extId") or None
+        if rid in bound:
+            key = bound[rid]
+            if rec.get("dateUpdated") and rec.get("dateUpdated") == inp.bindings[key].ssm_date_updated:
+                continue  # the echo of our own last write (G2: no ping-pong)
+            pairs.attach(key, changed=rec)
+        elif rid in reserved:
+            pairs.attach(reserved[rid], reserved=rec)
+        elif rec.get("deleted"):
+            continue
+        elif ext:
+            ext = str(ext)
+            if ext in inp.sage and inp.live_binding(ext) is None:
+                pairs.attach(ext, adoptable=rec)
+            elif ext in inp.sage:
+                other = inp.bindings[ext].ssm_id
+                reason = (
+                    f"SSM {noun} {rid} also carries extId {ext}, which is bound to SSM {noun} {other}; "
+                    "left untouched"
+                )
+                plan.skipped.append(Note(plan.entity, ext, rule, reason, rid))
+            else:
+                reason = f"SSM {noun} {rid} has extId {ext}, unknown to Sage"
+                plan.skipped.append(Note(plan.entity, ext, rule, reason, rid))
+        else:
+            on_new(rec)
+    for key, found in inp.ssm_by_ext.items():
+        if inp.live_binding(key) is None and key in inp.sage:
+            pairs.offer(key, adoptable=found)
+    return pairs

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from sage_sync.engine.bindings import Binding, Pair, Record, Status
 from sage_sync.engine.codec import Spec, UnmappedValue, from_ssm, mapping, ssm_scalar, synced_specs
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.merge import differing, ssm_payload, three_way
 from sage_sync.engine.plan import Commit, Conflict, Note, Op, Plan
 from sage_sync.engine.rules.common import (
+    Reservations,
     describe,
     guard_deletions,
     insert_in_sage_and_write_back,
+    pair_ssm,
     quarantine_ssm_values,
     sage_problems,
     withheld,
@@ -49,94 +52,63 @@ class _Planner:
         self.specs = contact_specs()
         self.plan = Plan(ENTITY, unchanged=inp.unchanged)
         self.may_delete = guard_deletions(inp, config, self.plan)
-        self.parent_by_ssm = {
-            int(p["ssm_id"]): code
-            for code, p in inp.parents.items()
-            if p.get("ssm_id") is not None and p.get("live")
-        }
+        self.parent_by_ssm = {int(p.ssm_id): code for code, p in inp.parents.items() if p.ready and p.ssm_id}
 
     def note(self, bucket: list[Note], key: str, rule: str, reason: str, ssm_id: int | None = None) -> None:
         bucket.append(Note(ENTITY, key, rule, reason, ssm_id))
 
     def parent_block(self, code: str) -> tuple[str, str] | None:
         """Why a contact of account ``code`` cannot be synced now (rule, reason), or None."""
-        parent = self.inp.parents.get(code)
+        parent = self.inp.parent(code)
         if parent is None:
             return "K4", f"account {code} is not in Sage (or not synced yet)"
-        if parent.get("is_prospect") == 1:
+        if parent.is_prospect == 1:
             return "P5", f"account {code} is a prospect: its contacts wait for the conversion"
-        if parent.get("ssm_id") is None or not parent.get("live"):
+        if not parent.ready:
             return "K1", f"customer {code} is not in SSM yet"
         return None
 
-    def pair_ssm(self) -> dict[str, dict[str, dict[str, Any]]]:
-        inp = self.inp
-        bound = {int(b["ssm_id"]): k for k, b in inp.bindings.items() if b.get("ssm_id") is not None}
-        reserved = {int(i): k for i, k in inp.reserved.items()}
-        pairs: dict[str, dict[str, dict[str, Any]]] = {}
-        for rec in inp.ssm:
-            rid = int(rec["id"])
-            ext = rec.get("extId") or None
-            if rid in bound:
-                binding = inp.bindings[bound[rid]]
-                if rec.get("dateUpdated") and rec.get("dateUpdated") == binding.get("ssm_date_updated"):
-                    continue  # echo of our own write
-                pairs.setdefault(bound[rid], {})["m"] = rec
-            elif rid in reserved:
-                pairs.setdefault(reserved[rid], {})["n"] = rec
-            elif ext:
-                if not rec.get("deleted") and ext in inp.sage and inp.live_binding(ext) is None:
-                    pairs.setdefault(ext, {})["x"] = rec
-                elif not rec.get("deleted"):
-                    self.note(
-                        self.plan.skipped,
-                        ext,
-                        "K1",
-                        f"SSM contact {rid} has extId {ext}, not matched in Sage",
-                        rid,
-                    )
-            elif not rec.get("deleted"):
-                account = ssm_scalar(rec.get("accountId"))
-                code = self.parent_by_ssm.get(int(account)) if account is not None else None
-                if code is None:
-                    reason = f"contact {rid} is on SSM account {account}, unknown to Sage: waits for it"
-                    self.note(self.plan.deferred, f"ssm:{rid}", "K4", reason, rid)
-                    self.plan.pending[rid] = reason
-                    continue
-                block = self.parent_block(code)
-                if block is not None:
-                    self.note(self.plan.deferred, f"ssm:{rid}", block[0], block[1], rid)
-                    self.plan.pending[rid] = block[1]
-                    continue
-                self.note(self.plan.deferred, f"ssm:{rid}", "K1", "no Sage number reserved yet", rid)
-                self.plan.pending[rid] = "K1: no reserved number"
-        for key, found in inp.ssm_by_ext.items():
-            if inp.live_binding(key) is None and key in inp.sage:
-                pairs.setdefault(key, {}).setdefault("x", found)
-        return pairs
+    def new_in_ssm(self, rec: Record) -> None:
+        """A contact created in SSM without extId: K1 once its Sage number is reserved; else it waits (K4, P5)."""
+        rid = int(rec["id"])
+        account = ssm_scalar(rec.get("accountId"))
+        code = self.parent_by_ssm.get(int(account)) if account is not None else None
+        if code is None:
+            reason = f"contact {rid} is on SSM account {account}, unknown to Sage: waits for it"
+            self.note(self.plan.deferred, f"ssm:{rid}", "K4", reason, rid)
+            self.plan.pending[rid] = reason
+            return
+        block = self.parent_block(code)
+        if block is not None:
+            self.note(self.plan.deferred, f"ssm:{rid}", block[0], block[1], rid)
+            self.plan.pending[rid] = block[1]
+            return
+        self.note(self.plan.deferred, f"ssm:{rid}", "K1", "no Sage number reserved yet", rid)
+        self.plan.pending[rid] = "K1: no reserved number"
 
     def run(self) -> Plan:
         inp = self.inp
-        pairs = self.pair_ssm()
+        pairs = pair_ssm(inp, self.plan, rule="K1", noun="contact", on_new=self.new_in_ssm)
         # Contacts whose account now has another SSM record (C1 re-creation) follow it.
         moved = {
             key
             for key, b in inp.bindings.items()
-            if key in inp.sage
-            and inp.live_binding(key)
-            and (b.get("synced") or {}).get("_account")
-            != (inp.parents.get(split_key(key)[0]) or {}).get("ssm_id")
+            if key in inp.sage and b.live and b.base.get("_account") != self._parent_id(split_key(key)[0])
         }
-        for key in sorted(set(inp.created) | set(inp.updated) | set(inp.deleted) | set(pairs) | moved):
-            self.plan_key(key, pairs.get(key, {}))
+        for key in sorted(set(inp.created) | set(inp.updated) | set(inp.deleted) | pairs.keyset() | moved):
+            self.plan_key(key, pairs.get(key))
         return self.plan
 
-    def plan_key(self, key: str, pair: dict[str, dict[str, Any]]) -> None:
+    def _parent_id(self, code: str) -> int | None:
+        parent = self.inp.parent(code)
+        return parent.ssm_id if parent is not None else None
+
+    def plan_key(self, key: str, pair: Pair) -> None:
         inp = self.inp
         sage = inp.sage.get(key)
         live = inp.live_binding(key)
-        binding = inp.bindings.get(key) or {}
-        m, x, n = pair.get("m"), pair.get("x"), pair.get("n")
+        binding = inp.binding(key)
+        m, x, n = pair.changed, pair.adoptable, pair.reserved
         if sage is None:
             if n is not None and key not in inp.deleted:
                 self.create_in_sage(key, n)
@@ -176,10 +148,10 @@ class _Planner:
                 self.plan.skipped, key, "K3", f"contact deleted in SSM ({sid}): not propagated to Sage", sid
             )
             self.plan.commits.append(
-                Commit(ENTITY, key, row=sage, synced=binding.get("synced"), ssm_id=sid, binding="ssm_deleted")
+                Commit(ENTITY, key, row=sage, synced=binding.synced, ssm_id=sid, binding="ssm_deleted")
             )
             return
-        if binding.get("status") == "ssm_deleted":
+        if binding.status == Status.SSM_DELETED:
             self.note(self.plan.skipped, key, "K3", "contact deleted in SSM: not re-created, not propagated")
             self.plan.commits.append(Commit(ENTITY, key, row=sage))
             return
@@ -193,19 +165,21 @@ class _Planner:
 
     def synced(self, row: dict[str, Any]) -> dict[str, Any]:
         """The merge base: the synced fields plus ``_account``, the SSM account the contact hangs off."""
-        parent = self.inp.parents.get(str(row.get("account_code"))) or {}
-        return {**{s.name: row.get(s.name) for s in self.specs}, "_account": parent.get("ssm_id")}
+        return {
+            **{s.name: row.get(s.name) for s in self.specs},
+            "_account": self._parent_id(str(row.get("account_code"))),
+        }
 
     def create(self, key: str, sage: dict[str, Any]) -> None:
         payload, warnings = ssm_payload(self.specs, sage, self.lists)
         for w in warnings:
             self.note(self.plan.warnings, key, "G3", w)
-        parent = self.inp.parents[str(sage["account_code"])]
+        parent_id = int(self._parent_id(str(sage["account_code"])) or 0)
         fields = {k: v for k, v in payload.items() if v is not None}
-        fields.update(
-            {"extId": key, "accountId": int(parent["ssm_id"]), "salesRepId": self.config.admin_user_id}
+        fields.update({"extId": key, "accountId": parent_id, "salesRepId": self.config.admin_user_id})
+        reason = (
+            f"new Sage contact of customer {sage['account_code']}: create it in SSM on account {parent_id}"
         )
-        reason = f"new Sage contact of customer {sage['account_code']}: create it in SSM on account {parent['ssm_id']}"
         synced = self.synced(sage)
         self.plan.ops.append(Op("ssm_create", ENTITY, key, "K1", reason, fields=fields, synced=synced))
         self.plan.commits.append(Commit(ENTITY, key, row=sage, synced=synced, binding="ok"))
@@ -223,9 +197,9 @@ class _Planner:
             Commit(ENTITY, key, row=sage, synced=synced, ssm_id=fid, binding="ok", ssm_ids=[fid])
         )
 
-    def update(self, key: str, sage: dict[str, Any], live: dict[str, Any], m: dict[str, Any] | None) -> None:
-        sid = int(live["ssm_id"])
-        base = live.get("synced") or {}
+    def update(self, key: str, sage: Record, live: Binding, m: Record | None) -> None:
+        sid = int(live.ssm_id or 0)
+        base = live.base
         merged = three_way(self.specs, sage, m, base, self.lists, self.config.winner(ENTITY))
         for w in merged.warnings:
             self.note(self.plan.warnings, key, "G3", w)
@@ -233,7 +207,7 @@ class _Planner:
             self.plan.conflicts.append(Conflict(ENTITY, key, f, s_val, m_val, who))
         # The account link is Sage's: a move made in SSM is put back, and a contact follows its account when
         # the account's SSM record changed (C1 re-creation).
-        parent_id = (self.inp.parents.get(str(sage["account_code"])) or {}).get("ssm_id")
+        parent_id = self._parent_id(str(sage["account_code"]))
         current = ssm_scalar(m.get("accountId")) if m is not None else base.get("_account", parent_id)
         merged.merged["_account"] = parent_id
         if parent_id is not None and current is not None and int(current) != int(parent_id):
@@ -283,7 +257,7 @@ class _Planner:
             )
         )
 
-    def delete(self, key: str, live: dict[str, Any] | None, m: dict[str, Any] | None) -> None:
+    def delete(self, key: str, live: Binding | None, m: Record | None) -> None:
         if live is None or (m is not None and m.get("deleted")):
             self.plan.commits.append(
                 Commit(ENTITY, key, delete_row=True, binding="deleted" if live else None)
@@ -292,7 +266,7 @@ class _Planner:
         if not self.may_delete:
             withheld(self.plan, ENTITY, key, "K3")
             return
-        sid = int(live["ssm_id"])
+        sid = int(live.ssm_id or 0)
         self.plan.ops.append(
             Op(
                 "ssm_delete",
@@ -366,6 +340,26 @@ class _Planner:
         self.plan.commits.append(
             Commit(ENTITY, key, row=sage, synced=synced, ssm_id=rid, binding="ok", ssm_ids=[rid])
         )
+
+
+def reserve_numbers(inp: PlanInput, keys: Reservations, config: SyncConfig) -> None:
+    """K1: reserve the Sage key (account, next number) of each new SSM contact before the Sage insert."""
+    bound = {b.ssm_id for b in inp.bindings.values() if b.ssm_id is not None}
+    by_ssm = {int(p.ssm_id): c for c, p in inp.parents.items() if p.ready and p.ssm_id is not None}
+    numbers: dict[str, int] = {}
+    for key in [*inp.sage, *inp.reserved.values(), *inp.bindings]:
+        code, number = split_key(key)
+        numbers[code] = max(numbers.get(code, 0), number)
+    for rec in inp.ssm:
+        rid = int(rec["id"])
+        if rec.get("extId") or rec.get("deleted") or rid in bound or str(rid) in inp.reserved:
+            continue
+        account = ssm_scalar(rec.get("accountId"))
+        parent = by_ssm.get(int(account)) if account is not None else None
+        if parent is None or inp.parents[parent].is_prospect == 1:
+            continue
+        numbers[parent] = numbers.get(parent, 0) + 1
+        inp.reserved[str(rid)] = keys.reserve(rid, contact_key(parent, numbers[parent]))
 
 
 def plan_contacts(inp: PlanInput, config: SyncConfig) -> Plan:

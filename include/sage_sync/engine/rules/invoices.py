@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from sage_sync.engine.bindings import Binding, Record, Status
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Commit, Note, Op, Plan
 from sage_sync.engine.rules.common import describe, guard_deletions, plan_sage_deletion, withheld
-from sage_sync.engine.rules.products import compared_only
+from sage_sync.engine.rules.products import compared_only, drift_prefix
 from sage_sync.mapping import transforms as tf
+from sage_sync.mapping.registry import registry
 
 ENTITY = "invoices"
-LINES = "invoice_lines"
+#: The state's name for the bindings of invoice lines (from the entity registry).
+LINES = str(registry()[ENTITY].lines_entity)
 
 
 def header_payload(row: dict[str, Any], lists: tf.ValueLists) -> dict[str, Any]:
@@ -57,171 +60,55 @@ def line_payload(line: dict[str, Any], products: dict[str, int]) -> dict[str, An
 
 def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
     """Plan one run of invoices (see the module docstring)."""
-    plan = Plan(ENTITY, unchanged=inp.unchanged)
-    may_delete = guard_deletions(inp, config, plan)
-    stamp = {"Z_Synced": True, "Z_SyncedAt": inp.run_at}
-    # Line bindings grouped by invoice once: scanning them all per invoice is quadratic at 100k lines.
-    bound_lines: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for bound_key, binding in inp.line_bindings.items():
-        piece = (binding.get("synced") or {}).get("piece")
-        if piece is not None:
-            bound_lines.setdefault(str(piece), []).append((bound_key, binding))
-    scope = set(inp.created) | set(inp.updated) | set(inp.deleted)
-    for key in sorted(scope):
+    return _Planner(inp, config).run()
+
+
+class _Planner:
+    """One run of invoices: each invoice in scope is a header, its lines, and the lines it no longer has."""
+
+    def __init__(self, inp: PlanInput, config: SyncConfig) -> None:
+        self.inp, self.config = inp, config
+        self.plan = Plan(ENTITY, unchanged=inp.unchanged)
+        self.may_delete = guard_deletions(inp, config, self.plan)
+        self.stamp = {"Z_Synced": True, "Z_SyncedAt": inp.run_at}
+        # Line bindings grouped by invoice once: scanning them all per invoice is quadratic at 100k lines.
+        self.bound_lines: dict[str, list[tuple[str, Binding]]] = {}
+        for line_key, binding in inp.line_bindings.items():
+            piece = binding.base.get("piece")
+            if piece is not None:
+                self.bound_lines.setdefault(str(piece), []).append((line_key, binding))
+        self.scope = set(inp.created) | set(inp.updated) | set(inp.deleted)
+
+    def run(self) -> Plan:
+        for key in sorted(self.scope):
+            self.invoice(key)
+        for key, binding in sorted(self.inp.bindings.items()):
+            if key not in self.inp.sage and binding.stray_lines:
+                _plan_stray_lines(self.plan, key, binding, may_delete=self.may_delete)
+        _link_lines_to_new_products(self.plan, self.inp, self.scope)
+        return self.plan
+
+    def invoice(self, key: str) -> None:
+        inp, plan = self.inp, self.plan
         row = inp.sage.get(key)
         live = inp.live_binding(key)
-        ops_before = len(plan.ops)
         if row is None:
-            plan_sage_deletion(plan, key, live, may_delete, "I2", ("invoice", "sales order"))
-            if live is not None and may_delete:
-                # The header's commit waits for its lines: a failed line delete keeps the invoice in the
-                # snapshot, so the next run deletes again (deleting twice is harmless) until every line is gone.
-                header_commit = plan.commits[-1]
-                header_commit.depends = _delete_lines_of_deleted_invoice(plan, key, bound_lines.get(key, []))
-            continue
+            self.deleted(key, live)
+            return
         customer = str(row.get("customer_code"))
-        parent = inp.parents.get(customer) or {}
-        if parent.get("ssm_id") is None or not parent.get("live"):
+        parent = inp.parent(customer)
+        if parent is None or not parent.ready:
             plan.deferred.append(
                 Note(ENTITY, key, "I6", f"customer {customer} is not in SSM yet: invoice waits")
             )
-            continue
+            return
+        ops_before = len(plan.ops)
         payload = header_payload(row, inp.lists)
-        payload["accountId"] = int(parent["ssm_id"])
-        binding = inp.bindings.get(key) or {}
-        base = (live or {}).get("synced") or {}
-        depends: list[list[str]] = []
-        found = inp.ssm_by_ext.get(key)
-        header_ref = ["invoices", key]
-        if live is None and found is None:
-            fields = {
-                **payload,
-                **stamp,
-                "branchId": config.default_branch_id,
-                "salesRepId": config.admin_user_id,
-            }
-            kind = payload["Z_DocType"]
-            noun = "credit note" if kind == tf.CREDIT_NOTE else "invoice"
-            if binding.get("drift"):
-                reason = f"{noun} {key}: {_drift_prefix(binding)}re-create the read-only sales order (I5)"
-                rule = "I5"
-            else:
-                reason = f"new {noun} {key}: create the read-only sales order"
-                rule = "I1"
-            plan.ops.append(Op("ssm_create", ENTITY, key, rule, reason, fields=fields, synced=payload))
-            sid: int | None = None
-        else:
-            target = live if live is not None else found
-            assert target is not None
-            sid = int(target["ssm_id"] if live is not None else target["id"])
-            compare = base if live is not None else found or {}
-            fields = {k: v for k, v in payload.items() if _value(compare.get(k)) != v}
-            # I1 + I3: a header change with no SSM field of its own (posting 6 -> 7, a payment) still updates the
-            # sales order, so SSM shows when the invoice was last synced. Line-only changes go to the lines alone.
-            header_changes = [f for f in inp.updated.get(key, []) if f != "lines_digest"]
-            drifted = set(binding.get("drift_fields") or []) if live is not None else set()
-            if fields or header_changes:
-                what = (
-                    f"update {describe(fields)}"
-                    if fields
-                    else f"{', '.join(header_changes)} changed (no SSM field of its own)"
-                )
-                in_sage = {k: v for k, v in fields.items() if k not in drifted}
-                if drifted:
-                    reason = f"invoice {key}: {_drift_prefix(binding)}restore it (I5)"
-                    if in_sage or header_changes:
-                        reason += f"; changed in Sage: update {describe(in_sage)}"
-                    reason += "; mark synced (I3)"
-                elif found is not None and live is None and binding.get("drift"):
-                    reason = f"invoice {key}: {_drift_prefix(binding)}adopt sales order {sid}: {what}; mark synced (I3)"
-                else:
-                    reason = f"invoice {key} changed in Sage: {what}; mark synced (I3)"
-                plan.ops.append(
-                    Op(
-                        "ssm_update",
-                        ENTITY,
-                        key,
-                        "I5" if drifted else "I1",
-                        reason,
-                        ssm_id=sid,
-                        fields={**fields, **stamp},
-                        synced=payload,
-                    )
-                )
-        lines = {str(line["line_id"]): line for line in row.get("lines") or []}
-        for line_key, line in sorted(lines.items()):
-            lp = line_payload(line, inp.products)
-            lb = inp.line_bindings.get(line_key)
-            lsynced = {**lp, "piece": key}
-            found_line = inp.lines_by_ext.get(line_key)
-            if (lb is None or lb.get("ssm_id") is None) and found_line is not None:
-                # A line created by a run whose response was lost: adopt it instead of creating a duplicate.
-                lb = {"ssm_id": int(found_line["id"]), "synced": {k: _value(found_line.get(k)) for k in lp}}
-                lp = {**lp, "salesOrderId": sid} if sid is not None else lp
-            if lb is None or lb.get("ssm_id") is None:
-                line_drift = (lb or {}).get("drift")
-                plan.ops.append(
-                    Op(
-                        "ssm_create",
-                        LINES,
-                        line_key,
-                        "I5" if line_drift else "I1",
-                        f"line {line_key} of invoice {key}: "
-                        + (f"{_drift_prefix(lb or {})}re-create it" if line_drift else "create"),
-                        # The sales order's id when known; else it comes from this run's create.
-                        fields=lp if sid is None else {**lp, "salesOrderId": sid},
-                        refs={"salesOrderId": header_ref} if sid is None else {},
-                        synced=lsynced,
-                    )
-                )
-            else:
-                changed = {k: v for k, v in lp.items() if (lb.get("synced") or {}).get(k) != v}
-                if not changed:
-                    if found_line is not None and inp.line_bindings.get(line_key) is None:
-                        plan.commits.append(
-                            Commit(LINES, line_key, synced=lsynced, ssm_id=int(lb["ssm_id"]), binding="ok")
-                        )
-                    continue
-                line_drifted = set(lb.get("drift_fields") or [])
-                plan.ops.append(
-                    Op(
-                        "ssm_update",
-                        LINES,
-                        line_key,
-                        "I5" if line_drifted else "I1",
-                        f"line {line_key} of invoice {key}: {_drift_prefix(lb)}restore it"
-                        if line_drifted
-                        else f"line {line_key} of invoice {key} changed",
-                        ssm_id=int(lb["ssm_id"]),
-                        fields=changed,
-                        synced=lsynced,
-                    )
-                )
-            plan.commits.append(
-                Commit(
-                    LINES,
-                    line_key,
-                    synced=lsynced,
-                    ssm_id=None if lb is None else lb.get("ssm_id"),
-                    binding="ok",
-                    depends=[header_ref],
-                )
-            )
-            depends.append([LINES, line_key])
-        for line_key, old in sorted(bound_lines.get(key, []), key=lambda item: item[0]):
-            if line_key not in lines and old.get("status") != "deleted":
-                plan.ops.append(
-                    Op(
-                        "ssm_delete",
-                        LINES,
-                        line_key,
-                        "I1",
-                        f"line {line_key} removed from invoice {key}",
-                        ssm_id=int(old["ssm_id"]),
-                    )
-                )
-                plan.commits.append(Commit(LINES, line_key, ssm_id=int(old["ssm_id"]), binding="deleted"))
-                depends.append([LINES, line_key])
+        payload["accountId"] = int(parent.ssm_id or 0)
+        sid = self.header(key, payload, live)
+        depends = self.lines(key, row, sid)
+        depends += self.removed_lines(key, row)
+        binding = inp.binding(key)
         # Stray lines are deleted independently: a failed delete must not undo the header's (re-)creation.
         _plan_stray_lines(plan, key, binding, may_delete=True)
         plan.commits.append(
@@ -229,11 +116,168 @@ def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
         )
         if compared_only(inp, key) and len(plan.ops) == ops_before:
             plan.unchanged += 1  # compared with the live SSM records by a full reconcile: no drift
-    for key, binding in sorted(inp.bindings.items()):
-        if key not in inp.sage and binding.get("stray_lines"):
-            _plan_stray_lines(plan, key, binding, may_delete=may_delete)
-    _link_lines_to_new_products(plan, inp, scope)
-    return plan
+
+    def deleted(self, key: str, live: Binding | None) -> None:
+        """I2: the sales order is soft-deleted, and its lines with it."""
+        plan_sage_deletion(self.plan, key, live, self.may_delete, "I2", ("invoice", "sales order"))
+        if live is not None and self.may_delete:
+            # The header's commit waits for its lines: a failed line delete keeps the invoice in the snapshot, so
+            # the next run deletes again (deleting twice is harmless) until every line is gone.
+            header_commit = self.plan.commits[-1]
+            header_commit.depends = _delete_lines_of_deleted_invoice(
+                self.plan, key, self.bound_lines.get(key, [])
+            )
+
+    def header(self, key: str, payload: Record, live: Binding | None) -> int | None:
+        """Create or update the sales order (I1, I3, I4, I5); returns its SSM id when known before the load."""
+        inp, plan = self.inp, self.plan
+        binding = inp.binding(key)
+        found = inp.ssm_by_ext.get(key)
+        if live is None and found is None:
+            fields = {
+                **payload,
+                **self.stamp,
+                "branchId": self.config.default_branch_id,
+                "salesRepId": self.config.admin_user_id,
+            }
+            noun = "credit note" if payload["Z_DocType"] == tf.CREDIT_NOTE else "invoice"
+            if binding.drift:
+                reason = f"{noun} {key}: {drift_prefix(binding)}re-create the read-only sales order (I5)"
+                rule = "I5"
+            else:
+                reason = f"new {noun} {key}: create the read-only sales order"
+                rule = "I1"
+            plan.ops.append(Op("ssm_create", ENTITY, key, rule, reason, fields=fields, synced=payload))
+            return None
+        if live is not None:
+            sid, compare = int(live.ssm_id or 0), live.base
+        else:
+            assert found is not None
+            sid, compare = int(found["id"]), found
+        fields = {k: v for k, v in payload.items() if _value(compare.get(k)) != v}
+        # I1 + I3: a header change with no SSM field of its own (posting 6 -> 7, a payment) still updates the sales
+        # order, so SSM shows when the invoice was last synced. Line-only changes go to the lines alone.
+        header_changes = [f for f in inp.updated.get(key, []) if f != "lines_digest"]
+        if not fields and not header_changes:
+            return sid
+        drifted = set(binding.drift_fields) if live is not None else set()
+        what = (
+            f"update {describe(fields)}"
+            if fields
+            else f"{', '.join(header_changes)} changed (no SSM field of its own)"
+        )
+        in_sage = {k: v for k, v in fields.items() if k not in drifted}
+        if drifted:
+            reason = f"invoice {key}: {drift_prefix(binding)}restore it (I5)"
+            if in_sage or header_changes:
+                reason += f"; changed in Sage: update {describe(in_sage)}"
+            reason += "; mark synced (I3)"
+        elif found is not None and live is None and binding.drift:
+            reason = (
+                f"invoice {key}: {drift_prefix(binding)}adopt sales order {sid}: {what}; mark synced (I3)"
+            )
+        else:
+            reason = f"invoice {key} changed in Sage: {what}; mark synced (I3)"
+        rule = "I5" if drifted else "I1"
+        plan.ops.append(
+            Op(
+                "ssm_update",
+                ENTITY,
+                key,
+                rule,
+                reason,
+                ssm_id=sid,
+                fields={**fields, **self.stamp},
+                synced=payload,
+            )
+        )
+        return sid
+
+    def lines(self, key: str, row: Record, sid: int | None) -> list[list[str]]:
+        """Create or update each line of invoice ``key``; returns the ``depends`` entries of the header's commit."""
+        depends: list[list[str]] = []
+        lines = {str(line["line_id"]): line for line in row.get("lines") or []}
+        for line_key, line in sorted(lines.items()):
+            if self.line(key, line_key, line, sid):
+                depends.append([LINES, line_key])
+        return depends
+
+    def line(self, key: str, line_key: str, line: Record, sid: int | None) -> bool:
+        """Plan one line (I1); True when its commit is planned (the header then waits for it)."""
+        inp, plan = self.inp, self.plan
+        header_ref = [ENTITY, key]
+        lp = line_payload(line, inp.products)
+        lb = inp.line_bindings.get(line_key)
+        lsynced = {**lp, "piece": key}
+        found_line = inp.lines_by_ext.get(line_key)
+        if (lb is None or lb.ssm_id is None) and found_line is not None:
+            # A line created by a run whose response was lost: adopt it instead of creating a duplicate.
+            lb = Binding(int(found_line["id"]), {k: _value(found_line.get(k)) for k in lp})
+            lp = {**lp, "salesOrderId": sid} if sid is not None else lp
+        if lb is None or lb.ssm_id is None:
+            drift = lb.drift if lb is not None else None
+            plan.ops.append(
+                Op(
+                    "ssm_create",
+                    LINES,
+                    line_key,
+                    "I5" if drift else "I1",
+                    f"line {line_key} of invoice {key}: "
+                    + (f"{drift_prefix(lb)}re-create it" if drift else "create"),
+                    # The sales order's id when known; else it comes from this run's create.
+                    fields=lp if sid is None else {**lp, "salesOrderId": sid},
+                    refs={"salesOrderId": header_ref} if sid is None else {},
+                    synced=lsynced,
+                )
+            )
+        else:
+            changed = {k: v for k, v in lp.items() if lb.base.get(k) != v}
+            if not changed:
+                if found_line is not None and inp.line_bindings.get(line_key) is None:
+                    plan.commits.append(
+                        Commit(LINES, line_key, synced=lsynced, ssm_id=lb.ssm_id, binding="ok")
+                    )
+                return False
+            drifted = bool(lb.drift_fields)
+            plan.ops.append(
+                Op(
+                    "ssm_update",
+                    LINES,
+                    line_key,
+                    "I5" if drifted else "I1",
+                    f"line {line_key} of invoice {key}: {drift_prefix(lb)}restore it"
+                    if drifted
+                    else f"line {line_key} of invoice {key} changed",
+                    ssm_id=lb.ssm_id,
+                    fields=changed,
+                    synced=lsynced,
+                )
+            )
+        plan.commits.append(
+            Commit(
+                LINES,
+                line_key,
+                synced=lsynced,
+                ssm_id=None if lb is None else lb.ssm_id,
+                binding="ok",
+                depends=[header_ref],
+            )
+        )
+        return True
+
+    def removed_lines(self, key: str, row: Record) -> list[list[str]]:
+        """Soft-delete the bound lines invoice ``key`` no longer has (I1); returns their ``depends`` entries."""
+        present = {str(line["line_id"]) for line in row.get("lines") or []}
+        depends: list[list[str]] = []
+        for line_key, old in sorted(self.bound_lines.get(key, []), key=lambda item: item[0]):
+            if line_key in present or old.status == Status.DELETED:
+                continue
+            sid = int(old.ssm_id or 0)
+            reason = f"line {line_key} removed from invoice {key}"
+            self.plan.ops.append(Op("ssm_delete", LINES, line_key, "I1", reason, ssm_id=sid))
+            self.plan.commits.append(Commit(LINES, line_key, ssm_id=sid, binding="deleted"))
+            depends.append([LINES, line_key])
+        return depends
 
 
 def _link_lines_to_new_products(plan: Plan, inp: PlanInput, scope: set[str]) -> None:
@@ -250,45 +294,34 @@ def _link_lines_to_new_products(plan: Plan, inp: PlanInput, scope: set[str]) -> 
             ref = line.get("article_ref")
             product = inp.products.get(str(ref)) if ref else None
             line_key = str(line["line_id"])
-            lb = inp.line_bindings.get(line_key) or {}
-            synced = lb.get("synced") or {}
-            if product is None or lb.get("ssm_id") is None or lb.get("status") != "ok":
+            lb = inp.line_bindings.get(line_key) or Binding()
+            synced = lb.base
+            if product is None or lb.ssm_id is None or lb.status != Status.OK:
                 continue
             if synced.get("productId") == product:
                 continue
             reason = f"line {line_key} of invoice {key}: product {ref} is now in SSM: link it"
-            sid = int(lb["ssm_id"])
+            sid = int(lb.ssm_id)
             fields = {"productId": product}
             plan.ops.append(Op("ssm_update", LINES, line_key, "I1", reason, ssm_id=sid, fields=fields))
             lsynced = {**synced, "productId": product}
             plan.commits.append(Commit(LINES, line_key, synced=lsynced, ssm_id=sid, binding="ok"))
 
 
-def _plan_stray_lines(plan: Plan, key: str, binding: dict[str, Any], *, may_delete: bool) -> None:
+def _plan_stray_lines(plan: Plan, key: str, binding: Binding, *, may_delete: bool) -> None:
     """Full reconcile: delete the live SSM lines no Sage line of invoice ``key`` accounts for (I1, I5).
 
     Lines without an ``extId`` were not written by the sync: they are reported, not deleted (ADR 0010).
     """
-    for stray in binding.get("stray_lines") or []:
-        sid = int(stray["ssm_id"])
-        if not stray.get("delete"):
-            reason = (
-                f"drift in SSM: line {sid} of the sales order of invoice {key}: {stray['reason']}: left alone"
-            )
-            plan.skipped.append(Note(LINES, str(stray["key"]), "I5", reason, ssm_id=sid))
+    for stray in binding.stray_lines:
+        sid = stray.ssm_id
+        where = f"drift in SSM: line {sid} of the sales order of invoice {key}: {stray.reason}"
+        if not stray.delete:
+            plan.skipped.append(Note(LINES, stray.key, "I5", f"{where}: left alone", ssm_id=sid))
         elif not may_delete:
-            withheld(plan, LINES, str(stray["key"]), "I1")
+            withheld(plan, LINES, stray.key, "I1")
         else:
-            reason = (
-                f"drift in SSM: line {sid} of the sales order of invoice {key}: {stray['reason']}: delete it"
-            )
-            plan.ops.append(Op("ssm_delete", LINES, str(stray["key"]), "I5", reason, ssm_id=sid))
-
-
-def _drift_prefix(binding: dict[str, Any]) -> str:
-    """``"drift in SSM: total 120.0 -> 100.0: "`` when a full reconcile found drift on this record, else ``""``."""
-    drift = binding.get("drift")
-    return f"drift in SSM: {drift}: " if drift else ""
+            plan.ops.append(Op("ssm_delete", LINES, stray.key, "I5", f"{where}: delete it", ssm_id=sid))
 
 
 def _value(value: Any) -> Any:
@@ -298,7 +331,7 @@ def _value(value: Any) -> Any:
 
 
 def _delete_lines_of_deleted_invoice(
-    plan: Plan, key: str, lines: list[tuple[str, dict[str, Any]]]
+    plan: Plan, key: str, lines: list[tuple[str, Binding]]
 ) -> list[list[str]]:
     """I2: the lines of an invoice deleted in Sage are soft-deleted with their sales order, not left live under it.
 
@@ -306,9 +339,9 @@ def _delete_lines_of_deleted_invoice(
     """
     deleted: list[list[str]] = []
     for line_key, old in sorted(lines, key=lambda item: item[0]):
-        if old.get("ssm_id") is None or old.get("status") in ("deleted", "ssm_deleted"):
+        if not old.live:
             continue
-        sid = int(old["ssm_id"])
+        sid = int(old.ssm_id or 0)
         reason = f"line {line_key} of invoice {key} deleted in Sage: soft-delete SSM line {sid}"
         plan.ops.append(Op("ssm_delete", LINES, line_key, "I2", reason, ssm_id=sid))
         plan.commits.append(Commit(LINES, line_key, ssm_id=sid, binding="deleted"))

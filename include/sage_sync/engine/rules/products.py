@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sage_sync.engine.bindings import Binding
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Commit, Note, Op, Plan
@@ -44,7 +45,7 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
     for key in sorted(set(inp.created) | set(inp.updated) | set(inp.deleted)):
         row = inp.sage.get(key)
         live = inp.live_binding(key)
-        binding = inp.bindings.get(key) or {}
+        binding = inp.binding(key)
         ops_before = len(plan.ops)
         if row is None:
             plan_sage_deletion(plan, key, live, may_delete, "D4", ("article", "product"))
@@ -58,7 +59,7 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
         synced = {**payload, "family": family, "picture_sha256": row.get("picture_sha256")}
         refs = {"familyId": ["productFamilies", str(family)]} if family else {}
         picture = None
-        base = (live or {}).get("synced") or {}
+        base = live.base if live is not None else {}
         if (
             row.get("picture")
             and row.get("picture_sha256")
@@ -70,7 +71,7 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
             if found is not None:
                 fid = int(found["id"])
                 fields = {k: v for k, v in payload.items() if found.get(k) != v}
-                reason = _drift_prefix(binding) + f"SSM product {fid} already carries extId {key}: adopt it"
+                reason = drift_prefix(binding) + f"SSM product {fid} already carries extId {key}: adopt it"
                 plan.ops.append(
                     Op(
                         "ssm_update",
@@ -89,8 +90,8 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
             else:
                 reason = (
                     f"new article {key}: create the read-only SSM product"
-                    if not binding.get("drift")
-                    else _drift_prefix(binding) + f"re-create the read-only SSM product of article {key}"
+                    if not binding.drift
+                    else drift_prefix(binding) + f"re-create the read-only SSM product of article {key}"
                 ) + (" with its picture (D3)" if picture else "")
                 plan.ops.append(
                     Op(
@@ -108,18 +109,18 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
                 )
                 plan.commits.append(Commit(ENTITY, key, row=row, synced=synced, binding="ok"))
             continue
-        sid = int(live["ssm_id"])
+        sid = int(live.ssm_id or 0)
         fields = {k: v for k, v in payload.items() if base.get(k) != v}
         op_refs = refs if family != base.get("family") else {}
         if fields or op_refs or picture:
             rules = sorted({FIELD_RULES.get(f, "D1") for f in fields} | ({"D3"} if picture else set()))
             rule = rules[0] if len(rules) == 1 else "D1"
             # The family drifts as a name and is sent as the familyId reference.
-            drifted = {"familyId" if f == "family" else f for f in live.get("drift_fields") or []}
+            drifted = {"familyId" if f == "family" else f for f in live.drift_fields}
             in_sage = {k: v for k, v in (fields | op_refs).items() if k not in drifted}
             if drifted:
                 rule = "D1"  # drift on a read-only product: Sage is the only master
-                reason = f"article {key}: {_drift_prefix(live)}restore it"
+                reason = f"article {key}: {drift_prefix(live)}restore it"
                 if in_sage:
                     sage_rules = sorted({FIELD_RULES.get(f, "D1") for f in in_sage})
                     reason += f"; changed in Sage ({', '.join(sage_rules)}): update {describe(in_sage)}"
@@ -154,7 +155,7 @@ def compared_only(inp: PlanInput, key: str) -> bool:
     return key in inp.updated and not inp.updated[key]
 
 
-def _drift_prefix(binding: dict[str, Any]) -> str:
+def drift_prefix(binding: Binding | None) -> str:
     """``"drift in SSM: price 12.0 -> 10.5: "`` when a full reconcile found drift on this record, else ``""``."""
-    drift = binding.get("drift")
+    drift = binding.drift if binding is not None else None
     return f"drift in SSM: {drift}: " if drift else ""

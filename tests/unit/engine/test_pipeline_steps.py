@@ -1,16 +1,14 @@
-"""Step helpers of the operators: quarantine hand-off (G3/G5), stale-plan token (full reconcile: the engine's tests)."""
+"""Step helpers of the pipeline: quarantine hand-off (G3/G5), stale-plan token, the to-Sage quality check (G3)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
+from sage_sync.engine.bindings import Binding
 from sage_sync.engine.inputs import PlanInput
+from sage_sync.engine.pipeline.validate_step import hold_quarantined
 from sage_sync.engine.state import StateStore
 from sage_sync.mapping.transforms import ValueLists
-from sage_sync.operators.staging import state_token
-from sage_sync.operators.steps import _hold_quarantined
 
 
 def _input(entity: str = "accounts") -> PlanInput:
@@ -25,15 +23,15 @@ def _input(entity: str = "accounts") -> PlanInput:
         ssm=[{"id": 11, "extId": "C1", "dateUpdated": "2026-11-29T06:59:00.000Z"}],
         ssm_by_ext={"C3": {"id": 13}},
         bindings={
-            "C1": {"ssm_id": 11, "synced": {"name": "A0"}, "status": "ok", "ssm_date_updated": "x"},
-            "C2": {"ssm_id": 12, "synced": {"name": "B"}, "status": "ok", "ssm_date_updated": "y"},
+            "C1": Binding(11, {"name": "A0"}, ssm_date_updated="x"),
+            "C2": Binding(12, {"name": "B"}, ssm_date_updated="y"),
         },
     )
 
 
 def test_g3_quarantined_rows_leave_the_plan_and_their_ssm_change_stays_pending() -> None:
     inp = _input()
-    held = _hold_quarantined(inp, {"C1", "C3"})
+    held = hold_quarantined(inp, {"C1", "C3"})
     assert set(inp.sage) == {"C2"}
     assert inp.created == [] and inp.updated == {} and inp.ssm_by_ext == {}
     # C1's SSM record was read this run: it must be fetched again once the watermark moves past it (G5).
@@ -43,23 +41,22 @@ def test_g3_quarantined_rows_leave_the_plan_and_their_ssm_change_stays_pending()
 def test_state_token_moves_when_another_run_commits(tmp_path: Path) -> None:
     state = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     state.migrate()
-    before = state_token(state, "accounts")
-    assert state_token(state, "accounts") == before
+    before = state.token("accounts")
+    assert state.token("accounts") == before
     state.commit_rows("accounts", {"C1": ("h", {"code": "C1"})})
-    after_commit = state_token(state, "accounts")
+    after_commit = state.token("accounts")
     assert after_commit != before
     state.set_watermark("accounts", "2026-11-29T07:00:00.000Z")
-    assert state_token(state, "accounts") != after_commit
-    assert state_token(state, "contacts") == "None|0|0"
+    assert state.token("accounts") != after_commit
+    assert state.token("contacts") == "None|0|0"
 
 
-def test_g3_ssm_company_failing_the_to_sage_suite_is_not_written_to_sage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_g3_ssm_company_failing_the_to_sage_suite_is_not_written_to_sage(tmp_path: Path) -> None:
     """C4 + G3: a company created in SSM whose name Sage cannot store (cp1252) is quarantined, not written."""
+    from sage_sync.engine.pipeline import StepContext
+    from sage_sync.engine.pipeline.plan_step import check_writes_to_sage
     from sage_sync.engine.plan import Commit, Op, Plan
-    from sage_sync.operators.steps import _check_writes_to_sage
-    from sage_sync.settings import load_settings
+    from sage_sync.engine.staging import Staging
 
     plan = Plan("accounts")
     for code, name, sid in (("C000101", "Cave Saint-Vincent", 101), ("C000102", "Vins 🍷 du Sud", 102)):
@@ -79,9 +76,7 @@ def test_g3_ssm_company_failing_the_to_sage_suite_is_not_written_to_sage(
         plan.commits.append(
             Commit("accounts", code, row={"code": code}, ssm_id=sid, binding="ok", ssm_ids=[sid])
         )
-    monkeypatch.delenv("SAGE_SYNC_CONFIG", raising=False)
-    settings = load_settings(home=tmp_path)
-    _check_writes_to_sage(plan, settings, "manual__test")
+    check_writes_to_sage(plan, StepContext.of("manual__test", "accounts", Staging(tmp_path)))
     assert {op.key for op in plan.ops} == {"C000101"}
     assert [c.key for c in plan.commits] == ["C000101"]
     assert [n.key for n in plan.quarantined] == ["C000102"]

@@ -1,0 +1,71 @@
+"""Step 5, commit: advance the state for confirmed records only (snapshot, bindings, watermark, quarantine, G5, G7).
+
+In a dry run nothing is recorded: the counts are those of the plan. The SSM watermark of a two-way entity moves
+to the newest ``dateUpdated`` read, unless its load was stopped by a table failure (its changes were not looked
+at); records the run could not finish are on the pending list, so moving past them loses nothing. Stages
+``commit.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sage_sync.engine.apply import ApplyResult
+from sage_sync.engine.commit import EntityCounts, commit_plan, count_plan
+from sage_sync.engine.inputs import PlanInput
+from sage_sync.engine.pipeline.context import StepContext
+from sage_sync.engine.pipeline.plan_step import staged_plan
+from sage_sync.engine.state import StateStore
+
+
+@dataclass(frozen=True)
+class CommitSummary:
+    """The entity's G7 counts for the run (the task's XCom)."""
+
+    entity: str
+    counts: EntityCounts
+    dry_run: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the entity, the counts, and whether it was a dry run."""
+        return {"entity": self.entity, "dry_run": self.dry_run, **self.counts.to_dict()}
+
+
+def seen_dates(inp: PlanInput) -> dict[int, str]:
+    """SSM id -> ``dateUpdated`` of every SSM record the extract read (remembered at commit for echo detection)."""
+    return {int(r["id"]): str(r["dateUpdated"]) for r in inp.ssm if r.get("dateUpdated")}
+
+
+def commit(ctx: StepContext, state: StateStore) -> CommitSummary:
+    """Record what the load confirmed; return the G7 counts."""
+    extracted = ctx.staging.read_json(ctx.name, "extract.json")
+    inp = PlanInput.from_dict(extracted["input"])
+    current = staged_plan(ctx)
+    quality = ctx.staging.read_json(ctx.name, "quality.json")
+    applied = ApplyResult.from_dict(ctx.staging.read_json(ctx.name, "apply.json"))
+    duration = time.time() - float(extracted.get("started") or time.time())
+    api_calls = int(extracted.get("api_calls") or 0) + applied.api_calls
+    if ctx.flags.dry_run:
+        counts = count_plan(current, None)
+        counts.api_calls = api_calls
+        ctx.staging.write_json(
+            ctx.name, "commit.json", {"counts": counts.to_dict(), "dry_run": True, "log": []}
+        )
+        return CommitSummary(ctx.name, counts, True)
+    seen = seen_dates(inp)
+    result = commit_plan(current, applied, state, ctx.run_name, seen)
+    for sid, reason in (quality.get("held_ssm_ids") or {}).items():
+        state.set_pending(ctx.name, int(sid), "G3", reason)
+    if ctx.entity.two_way and seen and not quality["stop_load"]:
+        state.set_watermark(ctx.name, max(seen.values()))
+    counts = result.counts
+    counts.api_calls = api_calls
+    state.record_entity(ctx.run_name, ctx.name, counts.to_dict(), api_calls, duration)
+    ctx.staging.write_json(
+        ctx.name,
+        "commit.json",
+        {"counts": counts.to_dict(), "dry_run": False, "duration_s": duration, "log": result.log[:500]},
+    )
+    return CommitSummary(ctx.name, counts, False)

@@ -1,0 +1,69 @@
+"""What every step of an entity's pipeline is given: the run, the entity, the staging area, the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sage_sync.engine.config import SyncConfig
+from sage_sync.engine.staging import Staging, run_name
+from sage_sync.mapping.registry import EntitySpec, registry
+
+__all__ = ["RunFlags", "StepContext", "run_name"]
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """How a run was started.
+
+    ``dry_run`` plans and writes nothing (G8); ``full_reconcile`` compares both live sides instead of the changes
+    since the last run (drift repair, ADR 0010).
+    """
+
+    dry_run: bool = False
+    full_reconcile: bool = False
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> RunFlags:
+        """The flags from a run's parameters (booleans, or text such as "true" from a form)."""
+        params = params or {}
+        return cls(_flag(params.get("dry_run")), _flag(params.get("full_reconcile")))
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """One entity's step in one run.
+
+    ``run_id`` is the run's own id (Airflow's run id, or one :func:`~.run.run_once` makes); the ledger, the staging
+    folder and the report use its :func:`run_name`. ``data_docs`` is where Great Expectations builds its Data Docs
+    (None: not built).
+    """
+
+    run_id: str
+    entity: EntitySpec
+    staging: Staging
+    config: SyncConfig = field(default_factory=SyncConfig.from_mappings)
+    flags: RunFlags = RunFlags()
+    data_docs: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """The entity's name."""
+        return self.entity.name
+
+    @property
+    def run_name(self) -> str:
+        """The run's file-safe name."""
+        return run_name(self.run_id)
+
+    @classmethod
+    def of(cls, run_id: str, entity: str, staging: Staging, **kwargs: Any) -> StepContext:
+        """The context of ``entity`` (a name of the entity registry)."""
+        return cls(run_id, registry()[entity], staging, **kwargs)

@@ -1,0 +1,209 @@
+"""Step 1, extract: read the entity's Sage snapshot and its SSM changes, and stage them with the state's view.
+
+The Sage snapshot is read whole (ODBC) and diffed against the committed snapshot; SSM is read since the watermark
+(by ``dateUpdated``, ``overlap_seconds`` early against clock skew), plus the records the state still waits for.
+Unbound Sage keys are looked up by ``extId`` (C1 adoption), and C4/K1 keys are reserved (except in a dry run).
+``full_reconcile`` reads every SSM record and bases the plan on the live records (:mod:`~sage_sync.engine.reconcile`).
+
+Stages ``sage.parquet`` (the assembled snapshot; an entity's lines in ``lines.parquet``) and ``extract.json``
+(the plan input, the state token, the API calls, the start time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from sage_sync.engine.bindings import Parent
+from sage_sync.engine.inputs import PlanInput
+from sage_sync.engine.pipeline.context import StepContext
+from sage_sync.engine.reconcile import reconcile_live, reconcile_summary
+from sage_sync.engine.rules import RULES
+from sage_sync.engine.sides import SageSide, SsmSide
+from sage_sync.engine.snapshot import KEY, assemble, records, sage_changes
+from sage_sync.engine.state import StateStore, now_iso
+from sage_sync.mapping.transforms import ValueLists
+
+
+@dataclass(frozen=True)
+class ExtractSummary:
+    """What the extract read (the task's XCom)."""
+
+    entity: str
+    sage_rows: int
+    created: int
+    updated: int
+    deleted: int
+    unchanged: int
+    ssm_records: int
+    api_calls: int
+    full_reconcile: dict[str, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+class StateReservations:
+    """C4/K1 keys held by the state store; a dry run only shows the keys a real run would reserve."""
+
+    def __init__(self, state: StateStore, entity: str, *, dry_run: bool) -> None:
+        """Reserve in ``state`` for ``entity``, or only pretend to when ``dry_run``."""
+        self.state, self.entity, self.dry_run = state, entity, dry_run
+
+    def reserve(self, ssm_id: int, key: str) -> str:
+        """Hold ``key`` for SSM record ``ssm_id`` (an earlier reservation wins)."""
+        return key if self.dry_run else self.state.reserve(self.entity, ssm_id, key)
+
+    def next_number(self, counter: str, *, after: int) -> int:
+        """The next value of ``counter`` (a dry run counts on from ``after`` without touching the state)."""
+        return after + 1 if self.dry_run else self.state.next_sequence(counter)
+
+
+def value_lists(ctx: StepContext, ssm: SsmSide) -> ValueLists:
+    """The SSM value lists, read once per run and shared by the entities' extract steps (fewer API reads)."""
+    if ctx.staging.has(None, "value_lists.json"):
+        return ValueLists.from_dict(ctx.staging.read_json(None, "value_lists.json"))
+    lists = ssm.value_lists()
+    ctx.staging.write_json(None, "value_lists.json", lists.to_dict())
+    return lists
+
+
+def _since(watermark: str | None, overlap_seconds: int) -> str | None:
+    """The ``dateUpdated`` lower bound of the next SSM read: the watermark minus the overlap margin."""
+    if watermark is None:
+        return None
+    moment = datetime.fromisoformat(watermark.replace("Z", "+00:00")) - timedelta(seconds=overlap_seconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parents(ctx: StepContext, sage: SageSide, state: StateStore) -> dict[str, Parent]:
+    """The accounts as contacts and invoices see them: as last committed (after this run's accounts step).
+
+    A contact or an invoice only goes to SSM under an account both sides agree on. A dry run committed nothing,
+    so it shows what a real run would do: the accounts Sage has now.
+    """
+    accounts = {k: v for k, (_, v) in state.snapshot("accounts").items()}
+    if ctx.flags.dry_run:
+        if ctx.staging.has("accounts", "sage.parquet"):
+            frame = ctx.staging.read_frame("accounts", "sage.parquet")
+        else:
+            frame = assemble("accounts", sage.read_snapshot("accounts"))
+        accounts.update(records(frame, "accounts"))
+    binds = state.bindings("accounts")
+    out: dict[str, Parent] = {}
+    for code, rec in accounts.items():
+        b = binds.get(code)
+        out[code] = Parent(b.ssm_id if b else None, rec.get("is_prospect"), b is not None and b.live)
+    return out
+
+
+def read_plan_input(
+    ctx: StepContext, frame: pd.DataFrame, sage: SageSide, ssm: SsmSide, state: StateStore, lists: ValueLists
+) -> PlanInput:
+    """Everything the entity's planner needs: the Sage changes, the SSM changes, the state's bindings."""
+    spec, entity = ctx.entity, ctx.name
+    committed = state.snapshot(entity)
+    changes = sage_changes(entity, frame, committed)
+    inp = PlanInput(
+        entity=entity,
+        run_at=now_iso(),
+        lists=lists,
+        sage=changes.records,
+        created=changes.created,
+        updated=changes.updated,
+        deleted=changes.deleted,
+        unchanged=changes.unchanged,
+        previous_size=len(committed),
+        bindings=state.bindings(entity),
+        reserved={str(k): v for k, v in state.reserved(entity).items()},
+        quarantined=state.quarantined(entity),
+    )
+    if spec.two_way:
+        watermark = None if ctx.flags.full_reconcile else state.watermark(entity)
+        listed = ssm.list_changed(spec.endpoint, _since(watermark, ctx.config.overlap_seconds))
+        have = {int(r["id"]) for r in listed}
+        bound_codes = {k for k, b in inp.bindings.items() if b.ssm_id is not None and b.status == "ok"}
+        wanted = set(state.pending(entity)) | {
+            int(i) for i, code in inp.reserved.items() if code not in bound_codes
+        }
+        extra = sorted(wanted - have)
+        inp.ssm = listed + (ssm.get_by_ids(spec.endpoint, extra) if extra else [])
+    if "accounts" in spec.depends_on:
+        inp.parents = _parents(ctx, sage, state)
+    if "products" in spec.depends_on:
+        inp.products = state.live_ssm_ids("products")
+    if spec.lines is not None and spec.lines_entity is not None:
+        inp.line_bindings = state.bindings(spec.lines_entity)
+        unbound_lines = [
+            str(line["line_id"])
+            for k in [*inp.created, *inp.updated]
+            for line in inp.sage.get(k, {}).get("lines") or []
+            if (lb := inp.line_bindings.get(str(line["line_id"]))) is None or lb.ssm_id is None
+        ]
+        if unbound_lines:
+            found_lines = ssm.find_by_ext_ids(spec.lines.endpoint, unbound_lines)
+            inp.lines_by_ext = {str(r["extId"]): r for r in found_lines if not r.get("deleted")}
+    unbound = [k for k in [*inp.created, *inp.updated] if inp.live_binding(k) is None]
+    if unbound:
+        found = ssm.find_by_ext_ids(spec.endpoint, unbound)
+        inp.ssm_by_ext = {str(r["extId"]): r for r in found if not r.get("deleted")}
+    reserve = RULES[entity].reserve
+    # An empty read of a dossier that had rows is a broken read (G4): no Sage key is reserved on it.
+    if reserve is not None and (inp.sage or not inp.previous_size):
+        reserve(inp, StateReservations(state, entity, dry_run=ctx.flags.dry_run), ctx.config)
+    if ctx.flags.full_reconcile:
+        reconcile_live(inp, ssm)
+    return inp
+
+
+def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -> ExtractSummary:
+    """Read both sides for the entity, stage the snapshot and the plan input; return what was read."""
+    started = time.time()
+    calls_before = ssm.api_calls()
+    token = state.token(ctx.name)
+    lists = value_lists(ctx, ssm)
+
+    def picture_hash(path: str) -> str | None:
+        content = sage.read_picture(path)
+        return hashlib.sha256(content).hexdigest() if content is not None else None
+
+    frames = sage.read_snapshot(ctx.name)
+    frame = assemble(ctx.name, frames, picture_hash)
+    inp = read_plan_input(ctx, frame, sage, ssm, state, lists)
+    ctx.staging.write_frame(ctx.name, "sage.parquet", frame.drop(columns=["lines"], errors="ignore"))
+    lines = ctx.entity.lines
+    if lines is not None and lines.source in frames:
+        ctx.staging.write_frame(ctx.name, "lines.parquet", frames[lines.source])
+    api_calls = ssm.api_calls() - calls_before
+    ctx.staging.write_json(
+        ctx.name,
+        "extract.json",
+        {
+            "input": inp.to_dict(),
+            "token": token,
+            "api_calls": api_calls,
+            "started": started,
+            "dry_run": ctx.flags.dry_run,
+            "full_reconcile": ctx.flags.full_reconcile,
+        },
+    )
+    return ExtractSummary(
+        entity=ctx.name,
+        sage_rows=len(frame),
+        created=len(inp.created),
+        updated=len(inp.updated),
+        deleted=len(inp.deleted),
+        unchanged=inp.unchanged,
+        ssm_records=len(inp.ssm),
+        api_calls=api_calls,
+        full_reconcile=reconcile_summary(inp) if ctx.flags.full_reconcile else None,
+    )
+
+
+__all__ = ["KEY", "ExtractSummary", "StateReservations", "extract", "read_plan_input", "value_lists"]

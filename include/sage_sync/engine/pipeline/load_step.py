@@ -1,0 +1,69 @@
+"""Step 4, load: apply the staged plan, Sage write-back first, then SSM bulk writes with per-item outcomes (G5, G6).
+
+A dry run (G8) and an empty plan open no connection and make no call. A plan made before another run committed
+the entity is stale and never applied (the state token taken at extract time no longer matches): re-running an
+old interval re-plans on current data instead of writing older data over newer. Stages ``apply.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sage_sync.engine.apply import ApplyResult, apply_plan
+from sage_sync.engine.pipeline.context import StepContext
+from sage_sync.engine.pipeline.plan_step import staged_plan
+from sage_sync.engine.plan import Plan
+from sage_sync.engine.sides import SageSide, SsmSide
+from sage_sync.engine.state import StateStore
+from sage_sync.errors import FatalSyncError
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """What the load wrote (the task's XCom)."""
+
+    entity: str
+    ops: int
+    applied: int
+    failed: int
+    api_calls: int
+    skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def known_ids(plan: Plan, state: StateStore) -> dict[str, int]:
+    """SSM ids the plan's references point at (``"entity|key"`` -> id), from the live bindings."""
+    wanted = {ref[0] for op in plan.ops for ref in op.refs.values() if ref[0] != "productFamilies"}
+    return {f"{entity}|{key}": sid for entity in wanted for key, sid in state.live_ssm_ids(entity).items()}
+
+
+def load(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -> LoadSummary:
+    """Apply the staged plan (unless a dry run or an empty plan); return the outcome counts."""
+    current = staged_plan(ctx)
+    if ctx.flags.dry_run or current.is_empty:
+        skipped = "dry run" if ctx.flags.dry_run else "no op"
+        ctx.staging.write_json(
+            ctx.name, "apply.json", {**ApplyResult(ctx.name).to_dict(), "skipped": skipped}
+        )
+        return LoadSummary(ctx.name, len(current.ops), 0, 0, 0, skipped)
+    token = ctx.staging.read_json(ctx.name, "extract.json")["token"]
+    if state.token(ctx.name) != token:
+        raise FatalSyncError(
+            f"{ctx.name}: another run committed since this plan was made; clear the whole {ctx.name} task "
+            "group to re-plan on current data (the staged plan is never re-sent)"
+        )
+    applied = apply_plan(current, sage, ssm, known_ids(current, state))
+    ctx.staging.write_json(ctx.name, "apply.json", applied.to_dict())
+    failed = sum(1 for o in applied.outcomes if not o.ok)
+    return LoadSummary(ctx.name, len(current.ops), len(applied.outcomes) - failed, failed, applied.api_calls)
+
+
+def failures(ctx: StepContext, limit: int = 20) -> list[str]:
+    """The first failed writes of the staged load, as sentences (for the task log)."""
+    raw = ctx.staging.read_json(ctx.name, "apply.json")
+    bad = [o for o in raw.get("outcomes") or [] if not o.get("ok")]
+    return [f"{o['entity']} {o['kind']} {o['key']} failed: {o.get('error')}" for o in bad[:limit]]

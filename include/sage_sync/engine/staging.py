@@ -1,0 +1,128 @@
+"""The staging area of one run: each step's output, one folder per entity, under a root every task can reach.
+
+A step reads what the previous one wrote and writes its own result, so a re-run of one step reads exactly what
+its upstream step produced, and XCom carries only paths and counts. The root is passed in: a local folder for the
+demo and the tests, or any path-like object with ``/``, ``open``, ``exists`` and ``mkdir`` (Airflow's
+``ObjectStoragePath`` on a shared location when the tasks run on several machines).
+
+Files of an entity: ``extract.json`` (the plan input and the state token), ``sage.parquet`` (the Sage snapshot as
+validated; invoice lines in ``lines.parquet``), ``quality.json``, ``input.json`` (the plan input less quarantined
+rows), ``plan.json``, ``apply.json``, ``commit.json``. Run-wide: ``value_lists.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sage_sync.errors import FatalSyncError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def run_name(run_id: str) -> str:
+    """A file-name-safe form of a run id, at most 40 characters (the ledger's key length)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("_") or "run"
+    if len(name) <= 40:
+        return name
+    return f"{name[:31]}_{hashlib.sha1(run_id.encode()).hexdigest()[:8]}"
+
+
+class Location(Protocol):
+    """What the staging needs of a path: ``pathlib.Path`` and Airflow's ``ObjectStoragePath`` both have it."""
+
+    def __truediv__(self, other: str) -> Location: ...
+
+    def exists(self) -> bool:
+        """True when the file or folder exists."""
+        ...
+
+    def mkdir(self, parents: bool = ..., exist_ok: bool = ...) -> None:
+        """Create the folder."""
+        ...
+
+    def open(self, mode: str = ...) -> Any:
+        """Open the file."""
+        ...
+
+
+class Staging:
+    """The step files of one run under ``root`` (``<staging location>/<run name>``)."""
+
+    def __init__(self, root: Location | Path) -> None:
+        """Use ``root`` as the run's folder; entity folders are created when a step first writes."""
+        self.root = root
+
+    def folder(self, entity: str | None) -> Any:
+        """The folder of ``entity`` (None: the run's own folder)."""
+        return self.root if entity is None else self.root / entity
+
+    def path(self, entity: str | None, name: str) -> Any:
+        """Where the file ``name`` of ``entity`` lives."""
+        return self.folder(entity) / name
+
+    def has(self, entity: str | None, name: str) -> bool:
+        """True when a step wrote ``name`` for ``entity`` in this run."""
+        return bool(self.path(entity, name).exists())
+
+    def _writable(self, entity: str | None, name: str) -> Any:
+        folder = self.folder(entity)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+
+    def write_json(self, entity: str | None, name: str, data: Any) -> Any:
+        """Write ``data`` as compact JSON; on a local disk atomically (a crash never leaves half a file)."""
+        target = self._writable(entity, name)
+        # Compact: the step files of a medium dossier hold hundreds of thousands of records.
+        text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
+        if isinstance(target, Path):
+            tmp = target.with_suffix(target.suffix + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(target)
+        else:  # an object store writes an object whole or not at all
+            with target.open("w") as fh:
+                fh.write(text)
+        return target
+
+    def read_json(self, entity: str | None, name: str) -> Any:
+        """Read a step file; a missing one means its step did not run in this run (a clear, fatal error)."""
+        target = self.path(entity, name)
+        if not target.exists():
+            raise FatalSyncError(f"{target} is missing: its upstream step did not complete in this run")
+        with target.open("r") as fh:
+            return json.loads(fh.read())
+
+    def read_json_or_none(self, entity: str | None, name: str) -> Any:
+        """Read a step file, or None when its step did not run (the report reads what exists)."""
+        return self.read_json(entity, name) if self.has(entity, name) else None
+
+    def write_frame(self, entity: str, name: str, frame: pd.DataFrame) -> Any:
+        """Stage a frame as Parquet; object columns Arrow cannot type (mixed values) are staged as text."""
+        import pyarrow as pa
+
+        target = self._writable(entity, name)
+        try:
+            self._to_parquet(frame, target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            mixed = [c for c in frame.columns if frame[c].dtype == object]
+            self._to_parquet(frame.astype({c: "string" for c in mixed}), target)
+        return target
+
+    @staticmethod
+    def _to_parquet(frame: pd.DataFrame, target: Any) -> None:
+        with target.open("wb") as fh:
+            frame.to_parquet(fh, index=False)
+
+    def read_frame(self, entity: str, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Read a staged frame (only ``columns`` when given)."""
+        import pandas as pd
+
+        target = self.path(entity, name)
+        if not target.exists():
+            raise FatalSyncError(f"{target} is missing: its upstream step did not complete in this run")
+        with target.open("rb") as fh:
+            return pd.read_parquet(fh, columns=columns)

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote, urljoin
+from urllib.parse import urljoin
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
@@ -52,7 +52,7 @@ from sage_sync.hooks.ssm_types import (
     api_base_url,
     validated_number,
 )
-from sage_sync.hooks.where import where_in
+from sage_sync.hooks.where import Literal, where_in_batches
 
 try:  # msgspec comes with Airflow (task SDK); it decodes a 1000-record page about 30 % faster than json
     from msgspec.json import decode as _decode_json
@@ -552,6 +552,15 @@ class SalesManagementHook(HttpHook):
         """Every item of a value list (``users``, ``branches``, ``accountStatuses``, ...), deleted ones included."""
         return self.list_all(name)
 
+    def iter_records_in(self, entity: str, field: str, values: Sequence[Literal]) -> Iterator[dict[str, Any]]:
+        """Yield the records whose ``field`` is one of ``values``, deleted ones included.
+
+        The values go in batched ``(field = v1 OR field = v2 ...)`` filters, each within
+        :attr:`MAX_WHERE_URL_CHARS` once URL-encoded; records come batch by batch, page by page.
+        """
+        for _, where in where_in_batches(field, values, self.MAX_WHERE_URL_CHARS):
+            yield from self.iter_records(entity, where=where)
+
     def find_by_ext_ids(self, entity: str, ext_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Look records up by ``extId``, in batches whose ``where`` stays within a safe URL length.
 
@@ -561,26 +570,14 @@ class SalesManagementHook(HttpHook):
         """
         wanted = list(dict.fromkeys(e for e in ext_ids if e is not None))
         found: dict[str, dict[str, Any]] = {}
-        for batch in self._ext_id_batches(wanted):
-            for record in self.iter_records(entity, where=where_in("extId", batch)):
-                ext = record.get("extId")
-                if ext is None:
-                    continue
-                current = found.get(ext)
-                if current is None or _preferred(record, current):
-                    found[ext] = record
+        for record in self.iter_records_in(entity, "extId", wanted):
+            ext = record.get("extId")
+            if ext is None:
+                continue
+            current = found.get(ext)
+            if current is None or _preferred(record, current):
+                found[ext] = record
         return found
-
-    def _ext_id_batches(self, ext_ids: list[str]) -> Iterator[list[str]]:
-        batch: list[str] = []
-        for ext in ext_ids:
-            candidate = [*batch, ext]
-            if batch and len(quote(where_in("extId", candidate), safe="")) > self.MAX_WHERE_URL_CHARS:
-                yield batch
-                candidate = [ext]
-            batch = candidate
-        if batch:
-            yield batch
 
     # ------------------------------------------------------------------------------------ single records
 

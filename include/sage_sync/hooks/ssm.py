@@ -32,15 +32,10 @@ from urllib.parse import urljoin
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 
-from sage_sync.errors import ConfigurationError, FatalSyncError, RetriableSyncError
+from sage_sync.errors import ConfigurationError, RetriableSyncError
 from sage_sync.hooks.ratelimit import TokenBucket
-from sage_sync.hooks.retry import (
-    RetryPolicy,
-    is_retriable_status,
-    is_transient_transport_error,
-    parse_retry_after,
-    request_was_not_sent,
-)
+from sage_sync.hooks.retry import RetryPolicy
+from sage_sync.hooks.ssm_transport import SsmTransport, decode_json
 from sage_sync.hooks.ssm_types import (
     API_CODE_BAD_WHERE,
     API_CODE_NOT_FOUND,
@@ -53,11 +48,6 @@ from sage_sync.hooks.ssm_types import (
     validated_number,
 )
 from sage_sync.hooks.where import Literal, where_in_batches
-
-try:  # msgspec comes with Airflow (task SDK); it decodes a 1000-record page about 30 % faster than json
-    from msgspec.json import decode as _decode_json
-except ImportError:  # pragma: no cover - Airflow always installs it
-    from json import loads as _decode_json  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from requests.adapters import HTTPAdapter
@@ -76,7 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_QUERY_STRING = re.compile(r"\?[^\s'\")]*")
 _ENTITY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
@@ -145,7 +134,7 @@ class SalesManagementHook(HttpHook):
         self._backoff = (backoff_base, backoff_max, retry_after_max)
         self._lock = threading.RLock()
         self._session: requests.Session | None = None
-        self._token: str | None = None
+        self._transport: SsmTransport | None = None
         self._keys: tuple[str, str] | None = None
         self._secrets: set[str] = set()
         self.calls = ApiCallCounts()
@@ -238,7 +227,7 @@ class SalesManagementHook(HttpHook):
             if self._session is not None:
                 self._session.close()
             self._session = None
-            self._token = None
+            self._transport = None  # its session key goes with it
 
     # ------------------------------------------------------------------------------------ secrets
 
@@ -260,194 +249,27 @@ class SalesManagementHook(HttpHook):
             text = text.replace(secret, "***")
         return text
 
-    # ------------------------------------------------------------------------------------ session
-
-    def _session_key(self) -> str:
-        """The cached session key, logging in first when there is none."""
-        with self._lock:
-            if self._token is None:
-                self._token = self._login()
-            return self._token
-
-    def _forget_session_key(self, token: str) -> None:
-        with self._lock:
-            if self._token == token:
-                self._token = None
-
-    def _credentials(self) -> tuple[str, str]:
-        """The (public, private) key pair; reading the settings loads it from the connection."""
-        _ = self.settings
-        if self._keys is None:  # pragma: no cover - settings always sets the keys or raises
-            raise ConfigurationError(f"connection {self.ssm_conn_id!r}: no API keys")
-        return self._keys
-
-    def _login(self) -> str:
-        """``POST /login`` with the key pair; returns the session key (registered as a secret)."""
-        public_key, private_key = self._credentials()
-        response = self._send(
-            "POST",
-            "/login",
-            json_body={"username": public_key, "password": private_key},
-            authenticated=False,
-            counter="logins",
-        )
-        token = None
-        try:
-            payload = response.json()
-            token = payload.get("token") if isinstance(payload, dict) else None
-        except ValueError:
-            pass
-        if not isinstance(token, str) or not token:
-            raise SsmApiError(response.status_code, None, "login answered without a token", "POST", "/login")
-        self._register_secret(token)
-        log.info("Logged in to the SSM API at %s", self.settings.base_url)
-        return token
-
     # ------------------------------------------------------------------------------------ transport
 
-    def _url(self, path: str) -> str:
-        return self.settings.base_url + path
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json_body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool = True,
-        authenticated: bool = True,
-        counter: str | None = None,
-        url: str | None = None,
-        data: bytes | None = None,
-    ) -> requests.Response:
-        """Send one API call with rate limiting, one re-login on 401 and retries of transient failures.
-
-        Args:
-            method: HTTP method.
-            path: path under the base URL (used in messages; also the URL unless ``url`` is given).
-            params: query parameters.
-            json_body: JSON body.
-            headers: extra headers.
-            idempotent: whether re-sending after an unknown outcome is harmless. When False, a failure that
-                may have reached the server raises :class:`WriteOutcomeUnknown` instead of re-sending.
-            authenticated: whether to send ``X-Session-Key``.
-            counter: which call counter to increment (default: reads for GET, writes otherwise).
-            url: an absolute URL to call instead of base URL + path (upload locators).
-            data: raw body bytes.
-
-        Returns:
-            The response, always 2xx or 3xx.
-
-        Raises:
-            SsmApiError: the API answered 4xx (after one re-login on 401).
-            WriteOutcomeUnknown: a non-idempotent call failed after it may have been applied.
-            RetriableSyncError: a transient failure persisted through every retry.
-        """
-        session = self.get_conn()
-        policy = self.retry_policy
-        counter = counter or ("reads" if method == "GET" else "writes")
-        relogged = False
-        attempt = 0
-        while True:
-            call_headers = dict(headers or {})
-            token = self._session_key() if authenticated else None
-            if token is not None:
-                call_headers["X-Session-Key"] = token
-            self.rate_limiter.acquire()
-            self.calls.add(counter)
-            retry_after: float | None = None
-            try:
-                response = session.request(
-                    method,
-                    url or self._url(path),
-                    params=params,
-                    json=json_body,
-                    data=data,
-                    headers=call_headers,
-                    timeout=self.settings.timeout,
+    @property
+    def transport(self) -> SsmTransport:
+        """The transport of this hook's session: session key, rate limit, retries (created on first use)."""
+        with self._lock:
+            if self._transport is None:
+                settings = self.settings
+                assert self._keys is not None  # settings sets the keys or raises
+                self._transport = SsmTransport(
+                    session=self.get_conn(),
+                    base_url=settings.base_url,
+                    timeout=settings.timeout,
+                    credentials=self._keys,
+                    policy=self.retry_policy,
+                    limiter=self.rate_limiter,
+                    calls=self.calls,
+                    scrub=self.scrub,
+                    register_secret=self._register_secret,
                 )
-            except requests.RequestException as exc:
-                problem = self._describe(exc)
-                if not is_transient_transport_error(exc):
-                    raise FatalSyncError(f"SSM API {method} {path}: {problem}") from None
-                if not idempotent and not request_was_not_sent(exc):
-                    raise WriteOutcomeUnknown(
-                        f"SSM API {method} {path}: the outcome is unknown ({problem}); not re-sent blindly"
-                    ) from None
-            else:
-                status = response.status_code
-                if status < 400:
-                    return response
-                if status == 401 and authenticated and not relogged and token is not None:
-                    # Session keys expire (3600 s by default): log in again once, then give up.
-                    relogged = True
-                    self.calls.add("relogins")
-                    self._forget_session_key(token)
-                    log.info("SSM API %s %s answered 401; logging in again once", method, path)
-                    continue
-                if not is_retriable_status(status):
-                    raise self._api_error(response, method, path)
-                if status == 429:
-                    self.calls.add("throttled")
-                elif not idempotent:
-                    # A 5xx may come after the server applied the write (a lost response).
-                    raise WriteOutcomeUnknown(
-                        f"SSM API {method} {path}: answered {status}; the write may have been applied"
-                    )
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                problem = f"HTTP {status}: {self._error_fields(response)[1]}"
-            if attempt >= policy.max_retries:
-                raise RetriableSyncError(
-                    f"SSM API {method} {path} still failing after {attempt + 1} attempt(s); last error: {problem}"
-                )
-            delay = policy.delay(attempt, retry_after)
-            attempt += 1
-            self.calls.add("retries")
-            log.warning(
-                "SSM API %s %s: %s; retry %d/%d in %.2f s",
-                method,
-                path,
-                problem,
-                attempt,
-                policy.max_retries,
-                delay,
-            )
-            time.sleep(delay)
-
-    def _describe(self, exc: BaseException) -> str:
-        """A transport error as text, without secrets and without query strings (filters may name customers)."""
-        return _QUERY_STRING.sub("?...", self.scrub(f"{type(exc).__name__}: {exc}"))
-
-    def _error_fields(self, response: requests.Response) -> tuple[int | None, str]:
-        """The API code and message of an error response (tolerating ``Message``/``message`` and plain text)."""
-        code: int | None = None
-        message = ""
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict):
-            raw_code = payload.get("code")
-            if isinstance(raw_code, int) and not isinstance(raw_code, bool):
-                code = raw_code
-            elif isinstance(raw_code, str) and raw_code.isdigit():
-                code = int(raw_code)
-            message = str(payload.get("message") or payload.get("Message") or payload.get("error") or "")
-        if not message:
-            message = (response.text or response.reason or "").strip()[:500]
-        return code, self.scrub(message)
-
-    def _api_error(self, response: requests.Response, method: str, path: str) -> SsmApiError:
-        code, message = self._error_fields(response)
-        return SsmApiError(response.status_code, code, message, method, path)
-
-    def _json(self, response: requests.Response, method: str, path: str) -> Any:
-        try:
-            return _decode_json(response.content)
-        except ValueError:  # msgspec.DecodeError is a ValueError too
-            raise SsmApiError(response.status_code, None, "the response is not JSON", method, path) from None
+            return self._transport
 
     @staticmethod
     def _entity(entity: str) -> str:
@@ -503,10 +325,12 @@ class SalesManagementHook(HttpHook):
             base_params["order"] = order
 
         def fetch(page: int) -> requests.Response:
-            return self._send("GET", path, params={**base_params, "page": page}, headers={"Count": str(size)})
+            return self.transport.send(
+                "GET", path, params={**base_params, "page": page}, headers={"Count": str(size)}
+            )
 
         def decode(response: requests.Response) -> list[dict[str, Any]]:
-            items = self._json(response, "GET", path)
+            items = decode_json(response, "GET", path)
             if not isinstance(items, list):
                 raise SsmApiError(
                     response.status_code, None, "a list call did not answer a JSON array", "GET", path
@@ -584,7 +408,7 @@ class SalesManagementHook(HttpHook):
     def get(self, entity: str, record_id: int) -> dict[str, Any]:
         """``GET /<entity>/{id}`` (soft-deleted records too); unknown id → SsmApiError 400 code 910."""
         path = f"/{self._entity(entity)}/{self._record_id(record_id, entity)}"
-        result = self._json(self._send("GET", path), "GET", path)
+        result = decode_json(self.transport.send("GET", path), "GET", path)
         if not isinstance(result, dict):
             raise SsmApiError(200, None, "expected a JSON object", "GET", path)
         return result
@@ -609,12 +433,12 @@ class SalesManagementHook(HttpHook):
         """``PUT /<entity>/{id}``, a partial update: send only the fields to change."""
         path = f"/{self._entity(entity)}/{self._record_id(record_id, entity)}"
         # A partial update with the same values is idempotent, so it is retried like a read.
-        self._send("PUT", path, json_body=dict(data))
+        self.transport.send("PUT", path, json_body=dict(data))
 
     def delete(self, entity: str, record_id: int) -> None:
         """``DELETE /<entity>/{id}``, a soft delete (deleting twice is harmless)."""
         path = f"/{self._entity(entity)}/{self._record_id(record_id, entity)}"
-        self._send("DELETE", path)
+        self.transport.send("DELETE", path)
 
     # ------------------------------------------------------------------------------------ bulk
 
@@ -669,8 +493,10 @@ class SalesManagementHook(HttpHook):
                 if single:
                     path = f"/{entity}"
                     index = pending[0]
-                    response = self._send("POST", path, json_body=dict(items[index]), idempotent=False)
-                    payload = self._json(response, "POST", path)
+                    response = self.transport.send(
+                        "POST", path, json_body=dict(items[index]), idempotent=False
+                    )
+                    payload = decode_json(response, "POST", path)
                     new_id = _as_id(payload.get("id")) if isinstance(payload, dict) else None
                     if new_id is None:
                         raise SsmApiError(
@@ -681,7 +507,7 @@ class SalesManagementHook(HttpHook):
                 else:
                     path = f"/{entity}/bulk"
                     body = [{"guid": keys[i], "data": dict(items[i])} for i in pending]
-                    response = self._send("POST", path, json_body=body, idempotent=False)
+                    response = self.transport.send("POST", path, json_body=body, idempotent=False)
                     self._fill_outcomes(response, path, pending, keys, outcomes)
                 return
             except WriteOutcomeUnknown as exc:
@@ -739,7 +565,7 @@ class SalesManagementHook(HttpHook):
         outcomes: list[BulkOutcome | None],
     ) -> None:
         method = (response.request.method if response.request is not None else None) or "POST"
-        results = self._json(response, method, path)
+        results = decode_json(response, method, path)
         if not isinstance(results, list) or len(results) != len(sent):
             raise SsmApiError(
                 response.status_code,
@@ -785,7 +611,7 @@ class SalesManagementHook(HttpHook):
         limit = self.bulk_limit(entity)
         for start in range(0, len(body_items), limit):
             sent = list(range(start, min(start + limit, len(body_items))))
-            response = self._send("PUT", path, json_body=[body_items[i] for i in sent])
+            response = self.transport.send("PUT", path, json_body=[body_items[i] for i in sent])
             self._fill_outcomes(response, path, sent, keys, outcomes)
         return [o for o in outcomes if o is not None]
 
@@ -799,8 +625,8 @@ class SalesManagementHook(HttpHook):
         """
         path = "/procedure/zapier_schema"
         # A read in POST clothing: safe to retry, counted as a read.
-        response = self._send("POST", path, json_body={"entity": entity_code}, counter="reads")
-        items = self._json(response, "POST", path)
+        response = self.transport.send("POST", path, json_body={"entity": entity_code}, counter="reads")
+        items = decode_json(response, "POST", path)
         if not isinstance(items, list):
             raise SsmApiError(
                 response.status_code, None, "zapier_schema did not answer a JSON array", "POST", path
@@ -821,10 +647,10 @@ class SalesManagementHook(HttpHook):
         """
         pid = self._record_id(product_id, "products")
         path = f"/products/{pid}/documents"
-        response = self._send(
+        response = self.transport.send(
             "POST", path, json_body={"name": name, "isCarrousel": True, "folderId": "-1"}, idempotent=False
         )
-        payload = self._json(response, "POST", path)
+        payload = decode_json(response, "POST", path)
         doc_id = payload.get("id") if isinstance(payload, dict) else None
         locator = payload.get("locator") if isinstance(payload, dict) else None
         if doc_id is None or not isinstance(locator, str) or not locator:
@@ -835,7 +661,7 @@ class SalesManagementHook(HttpHook):
         # send it the session key (it may point outside the API host).
         self._register_secret(locator)
         target = locator if "://" in locator else urljoin(self.settings.base_url + "/", locator)
-        self._send(
+        self.transport.send(
             "PUT",
             f"/products/{pid}/documents/{doc_id} (upload)",
             url=target,
@@ -848,7 +674,7 @@ class SalesManagementHook(HttpHook):
     def list_product_documents(self, product_id: int) -> list[dict[str, Any]]:
         """``GET /products/{id}/documents``."""
         path = f"/products/{self._record_id(product_id, 'products')}/documents"
-        result = self._json(self._send("GET", path), "GET", path)
+        result = decode_json(self.transport.send("GET", path), "GET", path)
         if not isinstance(result, list):
             raise SsmApiError(200, None, "expected a JSON array", "GET", path)
         return result
@@ -858,7 +684,7 @@ class SalesManagementHook(HttpHook):
         pid = self._record_id(product_id, "products")
         if not re.fullmatch(r"[A-Za-z0-9_-]+", str(doc_id)):
             raise ValueError(f"products {pid}: document id {doc_id!r} is not a plain identifier")
-        self._send("DELETE", f"/products/{pid}/documents/{doc_id}")
+        self.transport.send("DELETE", f"/products/{pid}/documents/{doc_id}")
 
     # ------------------------------------------------------------------------------------ connection test
 
@@ -866,8 +692,8 @@ class SalesManagementHook(HttpHook):
         """Log in and read one user; returns (ok, message) and never includes keys or tokens."""
         try:
             base_url = self.settings.base_url
-            self._session_key()
-            self._send("GET", "/users", params={"page": 0}, headers={"Count": "1"})
+            self.transport.session_key()
+            self.transport.send("GET", "/users", params={"page": 0}, headers={"Count": "1"})
         except Exception as exc:  # the UI wants a message, not a traceback
             return False, self.scrub(f"{type(exc).__name__}: {exc}")
         return True, f"Connected to the SSM API at {base_url}"

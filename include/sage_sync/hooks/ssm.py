@@ -23,8 +23,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin
@@ -286,7 +286,7 @@ class SalesManagementHook(HttpHook):
 
     # ------------------------------------------------------------------------------------ lists
 
-    def iter_records(
+    def iter_pages(
         self,
         entity: str,
         where: str | None = None,
@@ -294,11 +294,12 @@ class SalesManagementHook(HttpHook):
         page_size: int | None = None,
         *,
         prefetch: bool = False,
-    ) -> Iterator[dict[str, Any]]:
-        """Yield every record of a list call, page by page (``page`` 0-based, page size in header ``Count``).
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the pages of a list call: ``page`` 0, 1, ... with the page size in the ``Count`` header.
 
-        Paging stops on a page shorter than the page size, or an empty one. Soft-deleted records are included
-        (``"deleted": true``), as the API returns them.
+        A page shorter than the page size is the last one; an empty page ends paging too and is not yielded, so
+        an empty list yields nothing. Every listing of the hook goes through here. Soft-deleted records are
+        included (``"deleted": true``), as the API returns them.
 
         Args:
             entity: the list, e.g. ``accounts`` or ``users``.
@@ -310,7 +311,7 @@ class SalesManagementHook(HttpHook):
                 rate limit is not the bottleneck (large listings, or the simulator with its limit lifted).
 
         Raises:
-            SsmApiError: e.g. code 901 for a bad ``where``.
+            SsmApiError: e.g. code 901 for a bad ``where``, or a page that is not a JSON array.
         """
         path = f"/{self._entity(entity)}"
         size = self.settings.page_size if page_size is None else page_size
@@ -318,15 +319,15 @@ class SalesManagementHook(HttpHook):
             raise ValueError(
                 f"{entity}: page_size must be an integer from 1 to {self.MAX_PAGE_SIZE}, got {size!r}"
             )
-        base_params: dict[str, Any] = {}
+        params: dict[str, Any] = {}
         if where:
-            base_params["where"] = where
+            params["where"] = where
         if order:
-            base_params["order"] = order
+            params["order"] = order
 
         def fetch(page: int) -> requests.Response:
             return self.transport.send(
-                "GET", path, params={**base_params, "page": page}, headers={"Count": str(size)}
+                "GET", path, params={**params, "page": page}, headers={"Count": str(size)}
             )
 
         def decode(response: requests.Response) -> list[dict[str, Any]]:
@@ -337,26 +338,43 @@ class SalesManagementHook(HttpHook):
                 )
             return items
 
-        page = 0
+        def pages(get: Callable[[int], list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+            page = 0
+            while True:
+                items = get(page)
+                if items:
+                    yield items
+                if len(items) < size:
+                    return
+                page += 1
+
         if not prefetch:
-            while True:
-                items = decode(fetch(page))
-                yield from items
-                if len(items) < size:
-                    return
-                page += 1
-        # One worker thread fetches ahead; leaving the ``with`` waits for a speculative fetch still in flight,
-        # whose result (or error) is then ignored.
+            yield from pages(lambda page: decode(fetch(page)))
+            return
+        # One worker thread fetches one page ahead; leaving the ``with`` waits for a speculative fetch still in
+        # flight, whose result (or error) is then ignored.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssm-prefetch") as pool:
-            pending = pool.submit(fetch, page)
-            while True:
-                response = pending.result()
-                pending = pool.submit(fetch, page + 1)
-                items = decode(response)
-                yield from items
-                if len(items) < size:
-                    return
-                page += 1
+            ahead: dict[int, Future[requests.Response]] = {}
+
+            def get_ahead(page: int) -> list[dict[str, Any]]:
+                current = ahead.pop(page, None) or pool.submit(fetch, page)
+                ahead[page + 1] = pool.submit(fetch, page + 1)
+                return decode(current.result())
+
+            yield from pages(get_ahead)
+
+    def iter_records(
+        self,
+        entity: str,
+        where: str | None = None,
+        order: str | None = None,
+        page_size: int | None = None,
+        *,
+        prefetch: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every record of a list call, page by page (see :meth:`iter_pages` for the arguments)."""
+        for page in self.iter_pages(entity, where=where, order=order, page_size=page_size, prefetch=prefetch):
+            yield from page
 
     def list_all(
         self,
@@ -367,7 +385,7 @@ class SalesManagementHook(HttpHook):
         *,
         prefetch: bool = False,
     ) -> list[dict[str, Any]]:
-        """Every record of a list call as a list (see :meth:`iter_records`)."""
+        """Every record of a list call as a list (see :meth:`iter_pages` for the arguments)."""
         return list(
             self.iter_records(entity, where=where, order=order, page_size=page_size, prefetch=prefetch)
         )

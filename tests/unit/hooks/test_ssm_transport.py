@@ -385,26 +385,6 @@ def test_bulk_update_sends_id_and_changed_fields(connection: Callable[..., None]
 # ------------------------------------------------------------------------------------ lists
 
 
-@pytest.mark.parametrize(
-    ("total", "page_size", "expected_calls"), [(0, 3, 1), (1, 3, 1), (3, 3, 2), (4, 3, 2), (7, 3, 3)]
-)
-def test_paging_stops_on_a_short_or_empty_page(
-    connection: Callable[..., None], total: int, page_size: int, expected_calls: int
-) -> None:
-    records = [{"id": n} for n in range(total)]
-
-    def handler(r: requests.PreparedRequest) -> Reply:
-        size, page = int(r.headers["Count"]), int(query(r)["page"])
-        return (200, records[page * size : (page + 1) * size])
-
-    hook, transport = make_hook(handler)
-    assert hook.list_all("accounts", page_size=page_size, order="dateUpdated") == records
-    gets = transport.calls("GET")
-    assert len(gets) == expected_calls
-    assert [query(g)["page"] for g in gets] == [str(n) for n in range(expected_calls)]
-    assert all(query(g)["order"] == "dateUpdated" for g in gets)
-
-
 def test_list_arguments_are_validated(connection: Callable[..., None]) -> None:
     hook, transport = make_hook(lambda r: (200, []))
     with pytest.raises(ValueError, match="page_size"):
@@ -504,34 +484,6 @@ def test_session_key_and_keys_are_registered_with_airflows_masker(connection: Ca
     hook.list_all("users")
     line = f"token session-token-0000-abcdef keys {PUBLIC} {PRIVATE}"
     assert redact(line) == "token *** keys *** ***"
-
-
-@pytest.mark.parametrize(("total", "expected_calls"), [(0, 2), (2, 2), (3, 3), (7, 4)])
-def test_prefetch_reads_one_page_ahead_and_yields_the_same_records(
-    connection: Callable[..., None], total: int, expected_calls: int
-) -> None:
-    records = [{"id": n} for n in range(total)]
-
-    def handler(r: requests.PreparedRequest) -> Reply:
-        size, page = int(r.headers["Count"]), int(query(r)["page"])
-        return (200, records[page * size : (page + 1) * size])
-
-    hook, transport = make_hook(handler)
-    assert hook.list_all("accounts", page_size=3, prefetch=True) == records
-    assert sorted(int(query(g)["page"]) for g in transport.calls("GET")) == list(range(expected_calls))
-
-
-def test_prefetch_surfaces_errors_of_pages_it_needs(connection: Callable[..., None]) -> None:
-    def handler(r: requests.PreparedRequest) -> Reply:
-        if query(r)["page"] == "1":
-            return (400, {"code": 901, "message": "bad page"})
-        return (200, [{"id": 1}, {"id": 2}])
-
-    hook, _ = make_hook(handler)
-    records = hook.iter_records("accounts", page_size=2, prefetch=True)
-    assert [next(records), next(records)] == [{"id": 1}, {"id": 2}]
-    with pytest.raises(SsmApiError, match="bad page"):
-        next(records)
 
 
 def test_transport_errors_hide_query_strings(connection: Callable[..., None]) -> None:

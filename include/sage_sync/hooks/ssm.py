@@ -15,6 +15,9 @@ Connection (``ssm_default``, type ``http``)::
 ``host`` is the API base URL; a bare host name (with ``schema`` http/https, default https, and ``port``) gets
 ``/api/v4`` appended. Every setting follows one precedence: constructor argument, then connection extra, then
 the class default.
+
+The hook is a plain Airflow ``BaseHook`` that owns its ``requests`` session; it reads the ``http`` connection
+type but does not inherit ``HttpHook`` (docs/adr/0012-ssm-hook-shape.md).
 """
 
 from __future__ import annotations
@@ -30,12 +33,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin
 
 import requests
-from airflow.providers.http.hooks.http import HttpHook
+from airflow.sdk import BaseHook
 
 from sage_sync.errors import ConfigurationError, RetriableSyncError
 from sage_sync.hooks.ratelimit import TokenBucket
 from sage_sync.hooks.retry import RetryPolicy
-from sage_sync.hooks.ssm_transport import SsmTransport, decode_json
+from sage_sync.hooks.ssm_transport import SsmTransport, build_session, decode_json
 from sage_sync.hooks.ssm_types import (
     API_CODE_BAD_WHERE,
     API_CODE_NOT_FOUND,
@@ -50,7 +53,7 @@ from sage_sync.hooks.ssm_types import (
 from sage_sync.hooks.where import Literal, where_in_batches
 
 if TYPE_CHECKING:
-    from requests.adapters import HTTPAdapter
+    from requests.adapters import BaseAdapter
 
 __all__ = [
     "API_CODE_BAD_WHERE",
@@ -69,7 +72,7 @@ log = logging.getLogger(__name__)
 _ENTITY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
-class SalesManagementHook(HttpHook):
+class SalesManagementHook(BaseHook):
     """Talk to the Sage Sales Management API v4 (or its simulator) through an Airflow connection.
 
     Args:
@@ -83,8 +86,6 @@ class SalesManagementHook(HttpHook):
         backoff_max: the largest backoff ceiling in seconds.
         retry_after_max: the longest ``Retry-After`` honoured, in seconds.
         adapter: a ``requests`` transport adapter mounted on the session (tests fake the transport with it).
-
-    Use the typed methods below; the inherited ``run()`` sends no session key and is not this hook's interface.
 
     Example::
 
@@ -121,10 +122,11 @@ class SalesManagementHook(HttpHook):
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         retry_after_max: float = 60.0,
-        adapter: HTTPAdapter | None = None,
+        adapter: BaseAdapter | None = None,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=ssm_conn_id, adapter=adapter)
+        super().__init__()
         self.ssm_conn_id = ssm_conn_id
+        self._adapter = adapter
         self._overrides: dict[str, Any] = {
             "requests_per_second": requests_per_second,
             "page_size": page_size,
@@ -200,25 +202,15 @@ class SalesManagementHook(HttpHook):
         """The client-side token bucket (shared by every thread using this hook)."""
         return TokenBucket(self.settings.requests_per_second)
 
-    def get_conn(
-        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
-    ) -> requests.Session:
-        """Return the hook's ``requests`` session (created once).
+    def get_conn(self) -> requests.Session:
+        """Return the hook's ``requests`` session (created once; :meth:`close` ends it).
 
-        Unlike ``HttpHook.get_conn``, the keys are never attached as basic auth (they travel only in the login
-        body) and the connection's extras are settings, not headers.
+        The keys are never attached to the session (they travel only in the login body), and the connection's
+        extras are settings, not headers. The ``adapter`` given to the constructor serves every URL.
         """
         with self._lock:
             if self._session is None:
-                settings = self.settings
-                self.base_url = settings.base_url
-                self._base_url_initialized = True
-                session = requests.Session()
-                session.headers.update({"Accept": "application/json"})
-                self._configure_session_from_mount_adapters(session)
-                self._session = session
-            if headers:
-                self._session.headers.update(headers)
+                self._session = build_session(self._adapter)
             return self._session
 
     def close(self) -> None:

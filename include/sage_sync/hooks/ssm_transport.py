@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
+from urllib3.connection import HTTPConnection
 
 from sage_sync.errors import FatalSyncError, RetriableSyncError
 from sage_sync.hooks.ratelimit import TokenBucket
@@ -47,9 +50,11 @@ __all__ = [
     "Fail",
     "Relogin",
     "Retry",
+    "KeepAliveAdapter",
     "SsmTransport",
     "Success",
     "Verdict",
+    "build_session",
     "classify",
     "decode_json",
 ]
@@ -211,6 +216,45 @@ def decode_json(response: requests.Response, method: str, path: str) -> Any:
         return _decode_json(response.content)
     except ValueError:  # msgspec.DecodeError is a ValueError too
         raise SsmApiError(response.status_code, None, "the response is not JSON", method, path) from None
+
+
+class KeepAliveAdapter(HTTPAdapter):
+    """The default transport: connections that send TCP keep-alive probes.
+
+    A call may wait up to ``timeout`` (60 s) for its answer, and pooled connections sit idle between calls;
+    firewalls and NAT gateways silently drop idle TCP connections, which then fail mid-call. Probes after 120 s
+    of silence, every 30 s, 20 times, keep them open (the values ``HttpHook`` used before docs/adr/0012).
+    """
+
+    #: (option level, option, value) set on every new socket; options the platform lacks are left out.
+    SOCKET_OPTIONS: list[tuple[int, int, int]] = [
+        *HTTPConnection.default_socket_options,
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        *(
+            (socket.IPPROTO_TCP, getattr(socket, name), value)
+            for name, value in (("TCP_KEEPIDLE", 120), ("TCP_KEEPINTVL", 30), ("TCP_KEEPCNT", 20))
+            if hasattr(socket, name)
+        ),
+    ]
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """Create the pool manager with the keep-alive socket options."""
+        kwargs["socket_options"] = self.SOCKET_OPTIONS
+        super().init_poolmanager(*args, **kwargs)
+
+
+def build_session(adapter: BaseAdapter | None = None) -> requests.Session:
+    """A ``requests`` session for the API: JSON accepted, ``adapter`` (or keep-alive) mounted for http and https.
+
+    Only the public ``Session.mount`` is used; a given adapter serves every URL, so a test's fake transport
+    also receives the upload to a locator on another host.
+    """
+    session = requests.Session()
+    session.headers.update({"Accept": "application/json"})
+    transport = adapter if adapter is not None else KeepAliveAdapter()
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, transport)
+    return session
 
 
 class SsmTransport:

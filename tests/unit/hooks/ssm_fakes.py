@@ -96,5 +96,5 @@ def refused() -> requests.ConnectionError:
 def make_hook(handler: Handler, **kwargs: Any) -> tuple[SalesManagementHook, FakeTransport]:
     transport = FakeTransport(handler)
     kwargs.setdefault("requests_per_second", 0)
-    hook = SalesManagementHook(adapter=transport, backoff_base=0.001, backoff_max=0.002, **kwargs)  # type: ignore[arg-type]
+    hook = SalesManagementHook(adapter=transport, backoff_base=0.001, backoff_max=0.002, **kwargs)
     return hook, transport

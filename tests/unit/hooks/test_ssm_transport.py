@@ -207,7 +207,7 @@ def test_429_honours_retry_after_and_5xx_and_drops_are_retried_for_reads(
 def test_retry_after_is_capped(connection: Callable[..., None], caplog: pytest.LogCaptureFixture) -> None:
     replies: list[Reply] = [(429, {}, {"Retry-After": "3600"}), (200, {"id": 1})]
     transport = FakeTransport(lambda r: replies.pop(0))
-    hook = SalesManagementHook(adapter=transport, requests_per_second=0, retry_after_max=0.01)  # type: ignore[arg-type]
+    hook = SalesManagementHook(adapter=transport, requests_per_second=0, retry_after_max=0.01)
     caplog.set_level(logging.WARNING, logger="sage_sync.hooks.ssm")
     assert hook.get("accounts", 1) == {"id": 1}
     assert "retry 1/6 in 0.01 s" in caplog.text
@@ -468,7 +468,7 @@ def test_login_refused_is_fatal_and_names_no_key(connection: Callable[..., None]
             return response
 
     transport = Refusing(lambda r: (200, None))
-    hook = SalesManagementHook(adapter=transport, requests_per_second=0)  # type: ignore[arg-type]
+    hook = SalesManagementHook(adapter=transport, requests_per_second=0)
     with pytest.raises(SsmApiError) as info:
         hook.list_all("users")
     assert info.value.status == 401 and info.value.path == "/login"

@@ -38,6 +38,7 @@ from airflow.sdk import BaseHook
 from sage_sync.errors import ConfigurationError, RetriableSyncError
 from sage_sync.hooks.ratelimit import TokenBucket
 from sage_sync.hooks.retry import RetryPolicy
+from sage_sync.hooks.ssm_secrets import HookSecrets
 from sage_sync.hooks.ssm_transport import SsmTransport, build_session, decode_json
 from sage_sync.hooks.ssm_types import (
     API_CODE_BAD_WHERE,
@@ -138,7 +139,7 @@ class SalesManagementHook(BaseHook):
         self._session: requests.Session | None = None
         self._transport: SsmTransport | None = None
         self._keys: tuple[str, str] | None = None
-        self._secrets: set[str] = set()
+        self._secrets = HookSecrets()
         self.calls = ApiCallCounts()
 
     # ------------------------------------------------------------------------------------ configuration
@@ -153,8 +154,8 @@ class SalesManagementHook(BaseHook):
                 f"connection {cid!r}: login (public API key) and password (private API key) are required"
             )
         self._keys = (conn.login, conn.password)
-        self._register_secret(conn.login)
-        self._register_secret(conn.password)
+        self._secrets.register(conn.login)
+        self._secrets.register(conn.password)
         try:
             base_url = api_base_url(conn.host or "", conn.schema, conn.port)
         except ValueError as exc:
@@ -223,23 +224,9 @@ class SalesManagementHook(BaseHook):
 
     # ------------------------------------------------------------------------------------ secrets
 
-    def _register_secret(self, value: str | None) -> None:
-        """Remember a secret for scrubbing and register it with Airflow's masker so logs never show it."""
-        if not value:
-            return
-        self._secrets.add(value)
-        try:
-            from airflow.sdk.log import mask_secret
-
-            mask_secret(value)
-        except Exception:  # masking is best effort outside a task; our own scrubbing still applies
-            log.debug("could not register a secret with Airflow's masker")
-
     def scrub(self, text: str) -> str:
-        """Remove every key, session key and upload locator this hook knows from ``text``."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        """Remove every key, session key and recent upload locator this hook knows from ``text``."""
+        return self._secrets.scrub(text)
 
     # ------------------------------------------------------------------------------------ transport
 
@@ -259,7 +246,7 @@ class SalesManagementHook(BaseHook):
                     limiter=self.rate_limiter,
                     calls=self.calls,
                     scrub=self.scrub,
-                    register_secret=self._register_secret,
+                    register_secret=self._secrets.register,
                 )
             return self._transport
 
@@ -667,18 +654,18 @@ class SalesManagementHook(BaseHook):
             raise SsmApiError(
                 response.status_code, None, "document creation answered no id or locator", "POST", path
             )
-        # The locator authorises the upload by itself, like a pre-signed URL: treat it as a secret, and never
-        # send it the session key (it may point outside the API host).
-        self._register_secret(locator)
         target = locator if "://" in locator else urljoin(self.settings.base_url + "/", locator)
-        self.transport.send(
-            "PUT",
-            f"/products/{pid}/documents/{doc_id} (upload)",
-            url=target,
-            data=bytes(data),
-            headers={"Content-Type": "application/octet-stream"},
-            authenticated=False,
-        )
+        # The locator authorises the upload by itself, like a pre-signed URL: it is kept out of every message and
+        # log (ssm_secrets), and never gets the session key (it may point outside the API host).
+        with self._secrets.upload_locator(locator, target):
+            self.transport.send(
+                "PUT",
+                f"/products/{pid}/documents/{doc_id} (upload)",
+                url=target,
+                data=bytes(data),
+                headers={"Content-Type": "application/octet-stream"},
+                authenticated=False,
+            )
         return str(doc_id)
 
     def list_product_documents(self, product_id: int) -> list[dict[str, Any]]:

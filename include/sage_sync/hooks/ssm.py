@@ -443,14 +443,26 @@ class SalesManagementHook(BaseHook):
         """The API's maximum items per bulk call for ``entity`` (200; products 100)."""
         return self.BULK_LIMITS.get(entity, self.BULK_LIMIT)
 
+    def _chunks(self, entity: str, count: int, chunk_size: int | None) -> Iterator[list[int]]:
+        """The item indexes of each bulk call: ``chunk_size`` per call, never more than the API's maximum."""
+        limit = self.bulk_limit(entity)
+        if chunk_size is not None:
+            if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+                raise ValueError(f"{entity}: chunk_size must be a positive integer, got {chunk_size!r}")
+            # The contract's cap wins over a larger request: the API would refuse the whole call.
+            limit = min(limit, chunk_size)
+        for start in range(0, count, limit):
+            yield list(range(start, min(start + limit, count)))
+
     def bulk_create(
         self,
         entity: str,
         items: Sequence[Mapping[str, Any]],
         *,
         guids: Sequence[str] | None = None,
+        chunk_size: int | None = None,
     ) -> list[BulkOutcome]:
-        """Create records with ``POST /<entity>/bulk`` in chunks of the API maximum; one outcome per item, in order.
+        """Create records with ``POST /<entity>/bulk`` in chunks; one outcome per item, in order.
 
         Items fail one by one (status 400/403 with the API's message); the others are applied. A chunk whose
         response is lost is reconciled by ``extId`` before anything is re-sent (ADR 0003), so items with an
@@ -460,15 +472,14 @@ class SalesManagementHook(BaseHook):
             entity: e.g. ``accounts``.
             items: the records' data, as for a single create.
             guids: the client's key of each item (default: its position as text).
+            chunk_size: items per call (default and ceiling: :meth:`bulk_limit`, the API's maximum).
         """
         self._entity(entity)
         keys = [str(g) for g in guids] if guids is not None else [str(i) for i in range(len(items))]
         if len(keys) != len(items):
             raise ValueError(f"{entity}: {len(keys)} guids for {len(items)} items")
         outcomes: list[BulkOutcome | None] = [None] * len(items)
-        limit = self.bulk_limit(entity)
-        for start in range(0, len(items), limit):
-            indexes = list(range(start, min(start + limit, len(items))))
+        for indexes in self._chunks(entity, len(items), chunk_size):
             self._create_chunk(entity, indexes, items, keys, outcomes, single=False)
         return [o for o in outcomes if o is not None]
 
@@ -582,13 +593,16 @@ class SalesManagementHook(BaseHook):
                 message=self.scrub(str(result.get("message") or result.get("Message") or "")),
             )
 
-    def bulk_update(self, entity: str, items: Sequence[Mapping[str, Any]]) -> list[BulkOutcome]:
-        """Partially update records with ``PUT /<entity>/bulk`` in chunks of the API maximum.
+    def bulk_update(
+        self, entity: str, items: Sequence[Mapping[str, Any]], *, chunk_size: int | None = None
+    ) -> list[BulkOutcome]:
+        """Partially update records with ``PUT /<entity>/bulk`` in chunks.
 
         Args:
             entity: e.g. ``accounts``.
             items: ``{"id": <record id>, "data": {<changed fields>}}``, optionally with ``"guid"`` (default:
                 the position as text).
+            chunk_size: items per call (default and ceiling: :meth:`bulk_limit`, the API's maximum).
 
         Returns:
             One outcome per item, in order. Partial updates are idempotent, so lost responses are re-sent.
@@ -605,9 +619,7 @@ class SalesManagementHook(BaseHook):
             body_items.append(
                 {"guid": key, "id": self._record_id(item["id"], entity), "data": dict(item["data"])}
             )
-        limit = self.bulk_limit(entity)
-        for start in range(0, len(body_items), limit):
-            sent = list(range(start, min(start + limit, len(body_items))))
+        for sent in self._chunks(entity, len(body_items), chunk_size):
             response = self.transport.send("PUT", path, json_body=[body_items[i] for i in sent])
             self._fill_outcomes(response, path, sent, keys, outcomes)
         return [o for o in outcomes if o is not None]

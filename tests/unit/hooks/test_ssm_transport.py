@@ -300,6 +300,57 @@ def test_bulk_create_chunks_at_the_api_maximum(connection: Callable[..., None]) 
     assert body(sent[0])[0] == {"guid": "AR0", "data": {"model": "M0"}}
 
 
+def test_callers_may_ask_for_smaller_chunks_never_larger(connection: Callable[..., None]) -> None:
+    """chunk_size lowers the items per call; the contract's caps (200, products 100) still bound it."""
+    hook, transport = make_hook(bulk_echo)
+    outcomes = hook.bulk_create("accounts", [{"name": f"A{n}"} for n in range(120)], chunk_size=50)
+    assert [len(body(r)) for r in transport.calls("POST", "/accounts/bulk")] == [50, 50, 20]
+    assert [o.guid for o in outcomes] == [str(n) for n in range(120)] and all(o.ok for o in outcomes)
+    hook.bulk_create("products", [{"model": f"M{n}"} for n in range(150)], chunk_size=500)
+    assert [len(body(r)) for r in transport.calls("POST", "/products/bulk")] == [100, 50]
+
+    def echo_updates(r: requests.PreparedRequest) -> Reply:
+        return (200, [{"guid": it["guid"], "id": it["id"], "status": 200, "message": "ok"} for it in body(r)])
+
+    hook, transport = make_hook(echo_updates)
+    updated = hook.bulk_update(
+        "contacts", [{"id": n, "data": {"phone1": "1"}} for n in range(1, 6)], chunk_size=2
+    )
+    assert [len(body(p)) for p in transport.calls("PUT", "/contacts/bulk")] == [2, 2, 1]
+    assert [o.id for o in updated] == [1, 2, 3, 4, 5]
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+            hook.bulk_update("contacts", [{"id": 1, "data": {}}], chunk_size=bad)  # type: ignore[arg-type]
+    assert len(transport.calls("PUT")) == 3  # nothing sent for a bad chunk size
+
+
+def test_a_lost_chunk_is_reconciled_alone(connection: Callable[..., None]) -> None:
+    """With chunks of 2, only the chunk whose response was lost is looked up by extId; the others are untouched."""
+    posts = {"n": 0}
+
+    def handler(r: requests.PreparedRequest) -> Reply:
+        if r.method == "POST":
+            posts["n"] += 1
+            return (500, {"message": "applied, then failed"}) if posts["n"] == 2 else bulk_echo(r)
+        return (
+            200,
+            [{"id": 77, "extId": "E2", "deleted": False}, {"id": 78, "extId": "E3", "deleted": False}],
+        )
+
+    hook, transport = make_hook(handler)
+    outcomes = hook.bulk_create(
+        "accounts", [{"name": f"A{n}", "extId": f"E{n}"} for n in range(5)], chunk_size=2
+    )
+    assert [(o.id, o.recovered) for o in outcomes] == [
+        (100, False),
+        (101, False),
+        (77, True),
+        (78, True),
+        (100, False),
+    ]
+    assert len(transport.calls("GET")) == 1 and len(transport.calls("POST", "/accounts/bulk")) == 3
+
+
 def test_bulk_per_item_failures_keep_order(connection: Callable[..., None]) -> None:
     def handler(r: requests.PreparedRequest) -> Reply:
         items = body(r)

@@ -22,10 +22,8 @@ type but does not inherit ``HttpHook`` (docs/adr/0012-ssm-hook-shape.md).
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
@@ -35,9 +33,10 @@ from urllib.parse import urljoin
 import requests
 from airflow.sdk import BaseHook
 
-from sage_sync.errors import ConfigurationError, RetriableSyncError
+from sage_sync.errors import ConfigurationError
 from sage_sync.hooks.ratelimit import TokenBucket
 from sage_sync.hooks.retry import RetryPolicy
+from sage_sync.hooks.ssm_bulk import ExactlyOnceCreates, as_id, fill_outcomes
 from sage_sync.hooks.ssm_secrets import HookSecrets
 from sage_sync.hooks.ssm_transport import SsmTransport, build_session, decode_json
 from sage_sync.hooks.ssm_types import (
@@ -67,8 +66,6 @@ __all__ = [
     "WriteOutcomeUnknown",
     "api_base_url",
 ]
-
-log = logging.getLogger(__name__)
 
 _ENTITY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
@@ -419,9 +416,9 @@ class SalesManagementHook(BaseHook):
         """
         outcomes: list[BulkOutcome | None] = [None]
         self._entity(entity)
-        self._create_chunk(entity, [0], [data], ["0"], outcomes, single=True)
+        self._creates.send(entity, [0], [data], ["0"], outcomes, single=True)
         outcome = outcomes[0]
-        assert outcome is not None  # _create_chunk fills every index it is given, or raises
+        assert outcome is not None  # send fills every index it is given, or raises
         if outcome.id is None:
             raise WriteOutcomeUnknown(f"SSM API POST /{entity}: {outcome.message}")
         return outcome.id
@@ -438,6 +435,10 @@ class SalesManagementHook(BaseHook):
         self.transport.send("DELETE", path)
 
     # ------------------------------------------------------------------------------------ bulk
+
+    @property
+    def _creates(self) -> ExactlyOnceCreates:
+        return ExactlyOnceCreates(self.transport, self.find_by_ext_ids, self.retry_policy, self.scrub)
 
     def bulk_limit(self, entity: str) -> int:
         """The API's maximum items per bulk call for ``entity`` (200; products 100)."""
@@ -479,119 +480,10 @@ class SalesManagementHook(BaseHook):
         if len(keys) != len(items):
             raise ValueError(f"{entity}: {len(keys)} guids for {len(items)} items")
         outcomes: list[BulkOutcome | None] = [None] * len(items)
+        creates = self._creates
         for indexes in self._chunks(entity, len(items), chunk_size):
-            self._create_chunk(entity, indexes, items, keys, outcomes, single=False)
+            creates.send(entity, indexes, items, keys, outcomes, single=False)
         return [o for o in outcomes if o is not None]
-
-    def _create_chunk(
-        self,
-        entity: str,
-        indexes: list[int],
-        items: Sequence[Mapping[str, Any]],
-        keys: list[str],
-        outcomes: list[BulkOutcome | None],
-        *,
-        single: bool,
-    ) -> None:
-        pending = list(indexes)
-        policy = self.retry_policy
-        lost = 0
-        while pending:
-            try:
-                if single:
-                    path = f"/{entity}"
-                    index = pending[0]
-                    response = self.transport.send(
-                        "POST", path, json_body=dict(items[index]), idempotent=False
-                    )
-                    payload = decode_json(response, "POST", path)
-                    new_id = _as_id(payload.get("id")) if isinstance(payload, dict) else None
-                    if new_id is None:
-                        raise SsmApiError(
-                            response.status_code, None, "a create answered without an id", "POST", path
-                        )
-                    message = str(payload.get("Message") or payload.get("message") or "entity created")
-                    outcomes[index] = BulkOutcome(keys[index], new_id, 200, message)
-                else:
-                    path = f"/{entity}/bulk"
-                    body = [{"guid": keys[i], "data": dict(items[i])} for i in pending]
-                    response = self.transport.send("POST", path, json_body=body, idempotent=False)
-                    self._fill_outcomes(response, path, pending, keys, outcomes)
-                return
-            except WriteOutcomeUnknown as exc:
-                lost += 1
-                if lost > policy.max_retries:
-                    raise RetriableSyncError(
-                        f"SSM API POST /{entity}: {len(pending)} item(s) still unconfirmed after {lost} lost "
-                        f"response(s); last: {exc}"
-                    ) from None
-                log.warning("%s; checking by extId before re-sending", exc)
-                time.sleep(policy.delay(lost - 1))
-                pending = self._reconcile_created(entity, pending, items, keys, outcomes)
-
-    def _reconcile_created(
-        self,
-        entity: str,
-        pending: list[int],
-        items: Sequence[Mapping[str, Any]],
-        keys: list[str],
-        outcomes: list[BulkOutcome | None],
-    ) -> list[int]:
-        """After a lost create response: mark items found by extId as created, return those to re-send."""
-        ext_of = {i: items[i].get("extId") for i in pending}
-        found = self.find_by_ext_ids(entity, [e for e in ext_of.values() if isinstance(e, str)])
-        still: list[int] = []
-        for i in pending:
-            ext = ext_of[i]
-            if not isinstance(ext, str):
-                outcomes[i] = BulkOutcome(
-                    keys[i],
-                    None,
-                    0,
-                    "outcome unknown after a lost response and no extId to check it; not re-sent to avoid a duplicate",
-                )
-                continue
-            record = found.get(ext)
-            if record is not None and not record.get("deleted"):
-                outcomes[i] = BulkOutcome(
-                    keys[i],
-                    _as_id(record.get("id")),
-                    200,
-                    "entity created (confirmed by extId after a lost response)",
-                    recovered=True,
-                )
-            else:
-                still.append(i)
-        return still
-
-    def _fill_outcomes(
-        self,
-        response: requests.Response,
-        path: str,
-        sent: list[int],
-        keys: list[str],
-        outcomes: list[BulkOutcome | None],
-    ) -> None:
-        method = (response.request.method if response.request is not None else None) or "POST"
-        results = decode_json(response, method, path)
-        if not isinstance(results, list) or len(results) != len(sent):
-            raise SsmApiError(
-                response.status_code,
-                None,
-                f"a bulk call answered {len(results) if isinstance(results, list) else 'no list'} result(s) "
-                f"for {len(sent)} item(s)",
-                method,
-                path,
-            )
-        for i, result in zip(sent, results, strict=True):
-            result = result if isinstance(result, dict) else {}
-            status = result.get("status")
-            outcomes[i] = BulkOutcome(
-                guid=keys[i],
-                id=_as_id(result.get("id")),
-                status=status if isinstance(status, int) and not isinstance(status, bool) else 0,
-                message=self.scrub(str(result.get("message") or result.get("Message") or "")),
-            )
 
     def bulk_update(
         self, entity: str, items: Sequence[Mapping[str, Any]], *, chunk_size: int | None = None
@@ -621,7 +513,7 @@ class SalesManagementHook(BaseHook):
             )
         for sent in self._chunks(entity, len(body_items), chunk_size):
             response = self.transport.send("PUT", path, json_body=[body_items[i] for i in sent])
-            self._fill_outcomes(response, path, sent, keys, outcomes)
+            fill_outcomes(response, path, sent, keys, outcomes, self.scrub)
         return [o for o in outcomes if o is not None]
 
     # ------------------------------------------------------------------------------------ metadata
@@ -708,20 +600,9 @@ class SalesManagementHook(BaseHook):
         return True, f"Connected to the SSM API at {base_url}"
 
 
-def _as_id(value: Any) -> int | None:
-    """An API id as int (ids are ints; tolerate numeric strings)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
 def _preferred(candidate: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
     """Whether ``candidate`` should replace ``current`` for the same extId: live beats deleted, then lowest id."""
     cand_live, cur_live = not candidate.get("deleted"), not current.get("deleted")
     if cand_live != cur_live:
         return cand_live
-    return (_as_id(candidate.get("id")) or 0) < (_as_id(current.get("id")) or 0)
+    return (as_id(candidate.get("id")) or 0) < (as_id(current.get("id")) or 0)

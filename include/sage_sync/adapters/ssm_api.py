@@ -10,10 +10,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from sage_sync.engine.sides import ItemOutcome
 from sage_sync.errors import RetriableSyncError
@@ -24,7 +22,7 @@ from sage_sync.hooks.ssm import (
     SsmApiError,
     WriteOutcomeUnknown,
 )
-from sage_sync.hooks.where import Literal, where_ge, where_in
+from sage_sync.hooks.where import where_ge
 from sage_sync.mapping.transforms import ValueLists
 
 log = logging.getLogger(__name__)
@@ -111,28 +109,12 @@ class SsmApiSide:
     def get_by_ids(self, endpoint: str, ids: list[int]) -> list[dict[str, Any]]:
         """The records with these ids, deleted ones included; unknown ids are left out."""
         wanted = list(dict.fromkeys(int(i) for i in ids))
-        out: list[dict[str, Any]] = []
-        for batch in self._where_batches("id", wanted):
-            out.extend(self.hook.list_all(endpoint, where=where_in("id", batch)))
-        return out
+        return list(self.hook.iter_records_in(endpoint, "id", wanted))
 
     def find_by_ext_ids(self, endpoint: str, ext_ids: list[str]) -> list[dict[str, Any]]:
         """The live records whose ``extId`` is one of ``ext_ids`` (batched lookups; C1 adoption)."""
         found = self.hook.find_by_ext_ids(endpoint, [str(e) for e in ext_ids])
         return [r for r in found.values() if not r.get("deleted")]
-
-    def _where_batches(self, field: str, values: Sequence[Literal]) -> Iterator[list[Literal]]:
-        """Split ``values`` so each ``field IN (...)`` filter stays within the hook's safe URL length."""
-        batch: list[Literal] = []
-        for value in values:
-            candidate = [*batch, value]
-            too_long = len(quote(where_in(field, candidate), safe="")) > self.hook.MAX_WHERE_URL_CHARS
-            if batch and too_long:
-                yield batch
-                candidate = [value]
-            batch = candidate
-        if batch:
-            yield batch
 
     # --- writes --------------------------------------------------------------------------------------------
 

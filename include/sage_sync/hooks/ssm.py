@@ -15,32 +15,30 @@ Connection (``ssm_default``, type ``http``)::
 ``host`` is the API base URL; a bare host name (with ``schema`` http/https, default https, and ``port``) gets
 ``/api/v4`` appended. Every setting follows one precedence: constructor argument, then connection extra, then
 the class default.
+
+The hook is a plain Airflow ``BaseHook`` that owns its ``requests`` session; it reads the ``http`` connection
+type but does not inherit ``HttpHook`` (docs/adr/0012-ssm-hook-shape.md).
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote, urljoin
+from urllib.parse import urljoin
 
 import requests
-from airflow.providers.http.hooks.http import HttpHook
+from airflow.sdk import BaseHook
 
-from sage_sync.errors import ConfigurationError, FatalSyncError, RetriableSyncError
+from sage_sync.errors import ConfigurationError
 from sage_sync.hooks.ratelimit import TokenBucket
-from sage_sync.hooks.retry import (
-    RetryPolicy,
-    is_retriable_status,
-    is_transient_transport_error,
-    parse_retry_after,
-    request_was_not_sent,
-)
+from sage_sync.hooks.retry import RetryPolicy
+from sage_sync.hooks.ssm_bulk import ExactlyOnceCreates, as_id, fill_outcomes
+from sage_sync.hooks.ssm_secrets import HookSecrets
+from sage_sync.hooks.ssm_transport import SsmTransport, build_session, decode_json
 from sage_sync.hooks.ssm_types import (
     API_CODE_BAD_WHERE,
     API_CODE_NOT_FOUND,
@@ -52,15 +50,10 @@ from sage_sync.hooks.ssm_types import (
     api_base_url,
     validated_number,
 )
-from sage_sync.hooks.where import where_in
-
-try:  # msgspec comes with Airflow (task SDK); it decodes a 1000-record page about 30 % faster than json
-    from msgspec.json import decode as _decode_json
-except ImportError:  # pragma: no cover - Airflow always installs it
-    from json import loads as _decode_json  # type: ignore[no-redef]
+from sage_sync.hooks.where import Literal, where_in_batches
 
 if TYPE_CHECKING:
-    from requests.adapters import HTTPAdapter
+    from requests.adapters import BaseAdapter
 
 __all__ = [
     "API_CODE_BAD_WHERE",
@@ -74,13 +67,10 @@ __all__ = [
     "api_base_url",
 ]
 
-log = logging.getLogger(__name__)
-
-_QUERY_STRING = re.compile(r"\?[^\s'\")]*")
 _ENTITY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
-class SalesManagementHook(HttpHook):
+class SalesManagementHook(BaseHook):
     """Talk to the Sage Sales Management API v4 (or its simulator) through an Airflow connection.
 
     Args:
@@ -94,8 +84,6 @@ class SalesManagementHook(HttpHook):
         backoff_max: the largest backoff ceiling in seconds.
         retry_after_max: the longest ``Retry-After`` honoured, in seconds.
         adapter: a ``requests`` transport adapter mounted on the session (tests fake the transport with it).
-
-    Use the typed methods below; the inherited ``run()`` sends no session key and is not this hook's interface.
 
     Example::
 
@@ -132,10 +120,11 @@ class SalesManagementHook(HttpHook):
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         retry_after_max: float = 60.0,
-        adapter: HTTPAdapter | None = None,
+        adapter: BaseAdapter | None = None,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=ssm_conn_id, adapter=adapter)
+        super().__init__()
         self.ssm_conn_id = ssm_conn_id
+        self._adapter = adapter
         self._overrides: dict[str, Any] = {
             "requests_per_second": requests_per_second,
             "page_size": page_size,
@@ -145,9 +134,9 @@ class SalesManagementHook(HttpHook):
         self._backoff = (backoff_base, backoff_max, retry_after_max)
         self._lock = threading.RLock()
         self._session: requests.Session | None = None
-        self._token: str | None = None
+        self._transport: SsmTransport | None = None
         self._keys: tuple[str, str] | None = None
-        self._secrets: set[str] = set()
+        self._secrets = HookSecrets()
         self.calls = ApiCallCounts()
 
     # ------------------------------------------------------------------------------------ configuration
@@ -162,8 +151,8 @@ class SalesManagementHook(HttpHook):
                 f"connection {cid!r}: login (public API key) and password (private API key) are required"
             )
         self._keys = (conn.login, conn.password)
-        self._register_secret(conn.login)
-        self._register_secret(conn.password)
+        self._secrets.register(conn.login)
+        self._secrets.register(conn.password)
         try:
             base_url = api_base_url(conn.host or "", conn.schema, conn.port)
         except ValueError as exc:
@@ -211,25 +200,15 @@ class SalesManagementHook(HttpHook):
         """The client-side token bucket (shared by every thread using this hook)."""
         return TokenBucket(self.settings.requests_per_second)
 
-    def get_conn(
-        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
-    ) -> requests.Session:
-        """Return the hook's ``requests`` session (created once).
+    def get_conn(self) -> requests.Session:
+        """Return the hook's ``requests`` session (created once; :meth:`close` ends it).
 
-        Unlike ``HttpHook.get_conn``, the keys are never attached as basic auth (they travel only in the login
-        body) and the connection's extras are settings, not headers.
+        The keys are never attached to the session (they travel only in the login body), and the connection's
+        extras are settings, not headers. The ``adapter`` given to the constructor serves every URL.
         """
         with self._lock:
             if self._session is None:
-                settings = self.settings
-                self.base_url = settings.base_url
-                self._base_url_initialized = True
-                session = requests.Session()
-                session.headers.update({"Accept": "application/json"})
-                self._configure_session_from_mount_adapters(session)
-                self._session = session
-            if headers:
-                self._session.headers.update(headers)
+                self._session = build_session(self._adapter)
             return self._session
 
     def close(self) -> None:
@@ -238,216 +217,35 @@ class SalesManagementHook(HttpHook):
             if self._session is not None:
                 self._session.close()
             self._session = None
-            self._token = None
+            self._transport = None  # its session key goes with it
 
     # ------------------------------------------------------------------------------------ secrets
 
-    def _register_secret(self, value: str | None) -> None:
-        """Remember a secret for scrubbing and register it with Airflow's masker so logs never show it."""
-        if not value:
-            return
-        self._secrets.add(value)
-        try:
-            from airflow.sdk.log import mask_secret
-
-            mask_secret(value)
-        except Exception:  # masking is best effort outside a task; our own scrubbing still applies
-            log.debug("could not register a secret with Airflow's masker")
-
     def scrub(self, text: str) -> str:
-        """Remove every key, session key and upload locator this hook knows from ``text``."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
-
-    # ------------------------------------------------------------------------------------ session
-
-    def _session_key(self) -> str:
-        """The cached session key, logging in first when there is none."""
-        with self._lock:
-            if self._token is None:
-                self._token = self._login()
-            return self._token
-
-    def _forget_session_key(self, token: str) -> None:
-        with self._lock:
-            if self._token == token:
-                self._token = None
-
-    def _credentials(self) -> tuple[str, str]:
-        """The (public, private) key pair; reading the settings loads it from the connection."""
-        _ = self.settings
-        if self._keys is None:  # pragma: no cover - settings always sets the keys or raises
-            raise ConfigurationError(f"connection {self.ssm_conn_id!r}: no API keys")
-        return self._keys
-
-    def _login(self) -> str:
-        """``POST /login`` with the key pair; returns the session key (registered as a secret)."""
-        public_key, private_key = self._credentials()
-        response = self._send(
-            "POST",
-            "/login",
-            json_body={"username": public_key, "password": private_key},
-            authenticated=False,
-            counter="logins",
-        )
-        token = None
-        try:
-            payload = response.json()
-            token = payload.get("token") if isinstance(payload, dict) else None
-        except ValueError:
-            pass
-        if not isinstance(token, str) or not token:
-            raise SsmApiError(response.status_code, None, "login answered without a token", "POST", "/login")
-        self._register_secret(token)
-        log.info("Logged in to the SSM API at %s", self.settings.base_url)
-        return token
+        """Remove every key, session key and recent upload locator this hook knows from ``text``."""
+        return self._secrets.scrub(text)
 
     # ------------------------------------------------------------------------------------ transport
 
-    def _url(self, path: str) -> str:
-        return self.settings.base_url + path
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json_body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool = True,
-        authenticated: bool = True,
-        counter: str | None = None,
-        url: str | None = None,
-        data: bytes | None = None,
-    ) -> requests.Response:
-        """Send one API call with rate limiting, one re-login on 401 and retries of transient failures.
-
-        Args:
-            method: HTTP method.
-            path: path under the base URL (used in messages; also the URL unless ``url`` is given).
-            params: query parameters.
-            json_body: JSON body.
-            headers: extra headers.
-            idempotent: whether re-sending after an unknown outcome is harmless. When False, a failure that
-                may have reached the server raises :class:`WriteOutcomeUnknown` instead of re-sending.
-            authenticated: whether to send ``X-Session-Key``.
-            counter: which call counter to increment (default: reads for GET, writes otherwise).
-            url: an absolute URL to call instead of base URL + path (upload locators).
-            data: raw body bytes.
-
-        Returns:
-            The response, always 2xx or 3xx.
-
-        Raises:
-            SsmApiError: the API answered 4xx (after one re-login on 401).
-            WriteOutcomeUnknown: a non-idempotent call failed after it may have been applied.
-            RetriableSyncError: a transient failure persisted through every retry.
-        """
-        session = self.get_conn()
-        policy = self.retry_policy
-        counter = counter or ("reads" if method == "GET" else "writes")
-        relogged = False
-        attempt = 0
-        while True:
-            call_headers = dict(headers or {})
-            token = self._session_key() if authenticated else None
-            if token is not None:
-                call_headers["X-Session-Key"] = token
-            self.rate_limiter.acquire()
-            self.calls.add(counter)
-            retry_after: float | None = None
-            try:
-                response = session.request(
-                    method,
-                    url or self._url(path),
-                    params=params,
-                    json=json_body,
-                    data=data,
-                    headers=call_headers,
-                    timeout=self.settings.timeout,
+    @property
+    def transport(self) -> SsmTransport:
+        """The transport of this hook's session: session key, rate limit, retries (created on first use)."""
+        with self._lock:
+            if self._transport is None:
+                settings = self.settings
+                assert self._keys is not None  # settings sets the keys or raises
+                self._transport = SsmTransport(
+                    session=self.get_conn(),
+                    base_url=settings.base_url,
+                    timeout=settings.timeout,
+                    credentials=self._keys,
+                    policy=self.retry_policy,
+                    limiter=self.rate_limiter,
+                    calls=self.calls,
+                    scrub=self.scrub,
+                    register_secret=self._secrets.register,
                 )
-            except requests.RequestException as exc:
-                problem = self._describe(exc)
-                if not is_transient_transport_error(exc):
-                    raise FatalSyncError(f"SSM API {method} {path}: {problem}") from None
-                if not idempotent and not request_was_not_sent(exc):
-                    raise WriteOutcomeUnknown(
-                        f"SSM API {method} {path}: the outcome is unknown ({problem}); not re-sent blindly"
-                    ) from None
-            else:
-                status = response.status_code
-                if status < 400:
-                    return response
-                if status == 401 and authenticated and not relogged and token is not None:
-                    # Session keys expire (3600 s by default): log in again once, then give up.
-                    relogged = True
-                    self.calls.add("relogins")
-                    self._forget_session_key(token)
-                    log.info("SSM API %s %s answered 401; logging in again once", method, path)
-                    continue
-                if not is_retriable_status(status):
-                    raise self._api_error(response, method, path)
-                if status == 429:
-                    self.calls.add("throttled")
-                elif not idempotent:
-                    # A 5xx may come after the server applied the write (a lost response).
-                    raise WriteOutcomeUnknown(
-                        f"SSM API {method} {path}: answered {status}; the write may have been applied"
-                    )
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                problem = f"HTTP {status}: {self._error_fields(response)[1]}"
-            if attempt >= policy.max_retries:
-                raise RetriableSyncError(
-                    f"SSM API {method} {path} still failing after {attempt + 1} attempt(s); last error: {problem}"
-                )
-            delay = policy.delay(attempt, retry_after)
-            attempt += 1
-            self.calls.add("retries")
-            log.warning(
-                "SSM API %s %s: %s; retry %d/%d in %.2f s",
-                method,
-                path,
-                problem,
-                attempt,
-                policy.max_retries,
-                delay,
-            )
-            time.sleep(delay)
-
-    def _describe(self, exc: BaseException) -> str:
-        """A transport error as text, without secrets and without query strings (filters may name customers)."""
-        return _QUERY_STRING.sub("?...", self.scrub(f"{type(exc).__name__}: {exc}"))
-
-    def _error_fields(self, response: requests.Response) -> tuple[int | None, str]:
-        """The API code and message of an error response (tolerating ``Message``/``message`` and plain text)."""
-        code: int | None = None
-        message = ""
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict):
-            raw_code = payload.get("code")
-            if isinstance(raw_code, int) and not isinstance(raw_code, bool):
-                code = raw_code
-            elif isinstance(raw_code, str) and raw_code.isdigit():
-                code = int(raw_code)
-            message = str(payload.get("message") or payload.get("Message") or payload.get("error") or "")
-        if not message:
-            message = (response.text or response.reason or "").strip()[:500]
-        return code, self.scrub(message)
-
-    def _api_error(self, response: requests.Response, method: str, path: str) -> SsmApiError:
-        code, message = self._error_fields(response)
-        return SsmApiError(response.status_code, code, message, method, path)
-
-    def _json(self, response: requests.Response, method: str, path: str) -> Any:
-        try:
-            return _decode_json(response.content)
-        except ValueError:  # msgspec.DecodeError is a ValueError too
-            raise SsmApiError(response.status_code, None, "the response is not JSON", method, path) from None
+            return self._transport
 
     @staticmethod
     def _entity(entity: str) -> str:
@@ -464,7 +262,7 @@ class SalesManagementHook(HttpHook):
 
     # ------------------------------------------------------------------------------------ lists
 
-    def iter_records(
+    def iter_pages(
         self,
         entity: str,
         where: str | None = None,
@@ -472,11 +270,12 @@ class SalesManagementHook(HttpHook):
         page_size: int | None = None,
         *,
         prefetch: bool = False,
-    ) -> Iterator[dict[str, Any]]:
-        """Yield every record of a list call, page by page (``page`` 0-based, page size in header ``Count``).
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the pages of a list call: ``page`` 0, 1, ... with the page size in the ``Count`` header.
 
-        Paging stops on a page shorter than the page size, or an empty one. Soft-deleted records are included
-        (``"deleted": true``), as the API returns them.
+        A page shorter than the page size is the last one; an empty page ends paging too and is not yielded, so
+        an empty list yields nothing. Every listing of the hook goes through here. Soft-deleted records are
+        included (``"deleted": true``), as the API returns them.
 
         Args:
             entity: the list, e.g. ``accounts`` or ``users``.
@@ -488,7 +287,7 @@ class SalesManagementHook(HttpHook):
                 rate limit is not the bottleneck (large listings, or the simulator with its limit lifted).
 
         Raises:
-            SsmApiError: e.g. code 901 for a bad ``where``.
+            SsmApiError: e.g. code 901 for a bad ``where``, or a page that is not a JSON array.
         """
         path = f"/{self._entity(entity)}"
         size = self.settings.page_size if page_size is None else page_size
@@ -496,43 +295,62 @@ class SalesManagementHook(HttpHook):
             raise ValueError(
                 f"{entity}: page_size must be an integer from 1 to {self.MAX_PAGE_SIZE}, got {size!r}"
             )
-        base_params: dict[str, Any] = {}
+        params: dict[str, Any] = {}
         if where:
-            base_params["where"] = where
+            params["where"] = where
         if order:
-            base_params["order"] = order
+            params["order"] = order
 
         def fetch(page: int) -> requests.Response:
-            return self._send("GET", path, params={**base_params, "page": page}, headers={"Count": str(size)})
+            return self.transport.send(
+                "GET", path, params={**params, "page": page}, headers={"Count": str(size)}
+            )
 
         def decode(response: requests.Response) -> list[dict[str, Any]]:
-            items = self._json(response, "GET", path)
+            items = decode_json(response, "GET", path)
             if not isinstance(items, list):
                 raise SsmApiError(
                     response.status_code, None, "a list call did not answer a JSON array", "GET", path
                 )
             return items
 
-        page = 0
+        def pages(get: Callable[[int], list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+            page = 0
+            while True:
+                items = get(page)
+                if items:
+                    yield items
+                if len(items) < size:
+                    return
+                page += 1
+
         if not prefetch:
-            while True:
-                items = decode(fetch(page))
-                yield from items
-                if len(items) < size:
-                    return
-                page += 1
-        # One worker thread fetches ahead; leaving the ``with`` waits for a speculative fetch still in flight,
-        # whose result (or error) is then ignored.
+            yield from pages(lambda page: decode(fetch(page)))
+            return
+        # One worker thread fetches one page ahead; leaving the ``with`` waits for a speculative fetch still in
+        # flight, whose result (or error) is then ignored.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssm-prefetch") as pool:
-            pending = pool.submit(fetch, page)
-            while True:
-                response = pending.result()
-                pending = pool.submit(fetch, page + 1)
-                items = decode(response)
-                yield from items
-                if len(items) < size:
-                    return
-                page += 1
+            ahead: dict[int, Future[requests.Response]] = {}
+
+            def get_ahead(page: int) -> list[dict[str, Any]]:
+                current = ahead.pop(page, None) or pool.submit(fetch, page)
+                ahead[page + 1] = pool.submit(fetch, page + 1)
+                return decode(current.result())
+
+            yield from pages(get_ahead)
+
+    def iter_records(
+        self,
+        entity: str,
+        where: str | None = None,
+        order: str | None = None,
+        page_size: int | None = None,
+        *,
+        prefetch: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every record of a list call, page by page (see :meth:`iter_pages` for the arguments)."""
+        for page in self.iter_pages(entity, where=where, order=order, page_size=page_size, prefetch=prefetch):
+            yield from page
 
     def list_all(
         self,
@@ -543,7 +361,7 @@ class SalesManagementHook(HttpHook):
         *,
         prefetch: bool = False,
     ) -> list[dict[str, Any]]:
-        """Every record of a list call as a list (see :meth:`iter_records`)."""
+        """Every record of a list call as a list (see :meth:`iter_pages` for the arguments)."""
         return list(
             self.iter_records(entity, where=where, order=order, page_size=page_size, prefetch=prefetch)
         )
@@ -551,6 +369,15 @@ class SalesManagementHook(HttpHook):
     def value_list(self, name: str) -> list[dict[str, Any]]:
         """Every item of a value list (``users``, ``branches``, ``accountStatuses``, ...), deleted ones included."""
         return self.list_all(name)
+
+    def iter_records_in(self, entity: str, field: str, values: Sequence[Literal]) -> Iterator[dict[str, Any]]:
+        """Yield the records whose ``field`` is one of ``values``, deleted ones included.
+
+        The values go in batched ``(field = v1 OR field = v2 ...)`` filters, each within
+        :attr:`MAX_WHERE_URL_CHARS` once URL-encoded; records come batch by batch, page by page.
+        """
+        for _, where in where_in_batches(field, values, self.MAX_WHERE_URL_CHARS):
+            yield from self.iter_records(entity, where=where)
 
     def find_by_ext_ids(self, entity: str, ext_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Look records up by ``extId``, in batches whose ``where`` stays within a safe URL length.
@@ -561,33 +388,21 @@ class SalesManagementHook(HttpHook):
         """
         wanted = list(dict.fromkeys(e for e in ext_ids if e is not None))
         found: dict[str, dict[str, Any]] = {}
-        for batch in self._ext_id_batches(wanted):
-            for record in self.iter_records(entity, where=where_in("extId", batch)):
-                ext = record.get("extId")
-                if ext is None:
-                    continue
-                current = found.get(ext)
-                if current is None or _preferred(record, current):
-                    found[ext] = record
+        for record in self.iter_records_in(entity, "extId", wanted):
+            ext = record.get("extId")
+            if ext is None:
+                continue
+            current = found.get(ext)
+            if current is None or _preferred(record, current):
+                found[ext] = record
         return found
-
-    def _ext_id_batches(self, ext_ids: list[str]) -> Iterator[list[str]]:
-        batch: list[str] = []
-        for ext in ext_ids:
-            candidate = [*batch, ext]
-            if batch and len(quote(where_in("extId", candidate), safe="")) > self.MAX_WHERE_URL_CHARS:
-                yield batch
-                candidate = [ext]
-            batch = candidate
-        if batch:
-            yield batch
 
     # ------------------------------------------------------------------------------------ single records
 
     def get(self, entity: str, record_id: int) -> dict[str, Any]:
         """``GET /<entity>/{id}`` (soft-deleted records too); unknown id → SsmApiError 400 code 910."""
         path = f"/{self._entity(entity)}/{self._record_id(record_id, entity)}"
-        result = self._json(self._send("GET", path), "GET", path)
+        result = decode_json(self.transport.send("GET", path), "GET", path)
         if not isinstance(result, dict):
             raise SsmApiError(200, None, "expected a JSON object", "GET", path)
         return result
@@ -601,9 +416,9 @@ class SalesManagementHook(HttpHook):
         """
         outcomes: list[BulkOutcome | None] = [None]
         self._entity(entity)
-        self._create_chunk(entity, [0], [data], ["0"], outcomes, single=True)
+        self._creates.send(entity, [0], [data], ["0"], outcomes, single=True)
         outcome = outcomes[0]
-        assert outcome is not None  # _create_chunk fills every index it is given, or raises
+        assert outcome is not None  # send fills every index it is given, or raises
         if outcome.id is None:
             raise WriteOutcomeUnknown(f"SSM API POST /{entity}: {outcome.message}")
         return outcome.id
@@ -612,18 +427,33 @@ class SalesManagementHook(HttpHook):
         """``PUT /<entity>/{id}``, a partial update: send only the fields to change."""
         path = f"/{self._entity(entity)}/{self._record_id(record_id, entity)}"
         # A partial update with the same values is idempotent, so it is retried like a read.
-        self._send("PUT", path, json_body=dict(data))
+        self.transport.send("PUT", path, json_body=dict(data))
 
     def delete(self, entity: str, record_id: int) -> None:
         """``DELETE /<entity>/{id}``, a soft delete (deleting twice is harmless)."""
         path = f"/{self._entity(entity)}/{self._record_id(record_id, entity)}"
-        self._send("DELETE", path)
+        self.transport.send("DELETE", path)
 
     # ------------------------------------------------------------------------------------ bulk
+
+    @property
+    def _creates(self) -> ExactlyOnceCreates:
+        return ExactlyOnceCreates(self.transport, self.find_by_ext_ids, self.retry_policy, self.scrub)
 
     def bulk_limit(self, entity: str) -> int:
         """The API's maximum items per bulk call for ``entity`` (200; products 100)."""
         return self.BULK_LIMITS.get(entity, self.BULK_LIMIT)
+
+    def _chunks(self, entity: str, count: int, chunk_size: int | None) -> Iterator[list[int]]:
+        """The item indexes of each bulk call: ``chunk_size`` per call, never more than the API's maximum."""
+        limit = self.bulk_limit(entity)
+        if chunk_size is not None:
+            if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+                raise ValueError(f"{entity}: chunk_size must be a positive integer, got {chunk_size!r}")
+            # The contract's cap wins over a larger request: the API would refuse the whole call.
+            limit = min(limit, chunk_size)
+        for start in range(0, count, limit):
+            yield list(range(start, min(start + limit, count)))
 
     def bulk_create(
         self,
@@ -631,8 +461,9 @@ class SalesManagementHook(HttpHook):
         items: Sequence[Mapping[str, Any]],
         *,
         guids: Sequence[str] | None = None,
+        chunk_size: int | None = None,
     ) -> list[BulkOutcome]:
-        """Create records with ``POST /<entity>/bulk`` in chunks of the API maximum; one outcome per item, in order.
+        """Create records with ``POST /<entity>/bulk`` in chunks; one outcome per item, in order.
 
         Items fail one by one (status 400/403 with the API's message); the others are applied. A chunk whose
         response is lost is reconciled by ``extId`` before anything is re-sent (ADR 0003), so items with an
@@ -642,133 +473,28 @@ class SalesManagementHook(HttpHook):
             entity: e.g. ``accounts``.
             items: the records' data, as for a single create.
             guids: the client's key of each item (default: its position as text).
+            chunk_size: items per call (default and ceiling: :meth:`bulk_limit`, the API's maximum).
         """
         self._entity(entity)
         keys = [str(g) for g in guids] if guids is not None else [str(i) for i in range(len(items))]
         if len(keys) != len(items):
             raise ValueError(f"{entity}: {len(keys)} guids for {len(items)} items")
         outcomes: list[BulkOutcome | None] = [None] * len(items)
-        limit = self.bulk_limit(entity)
-        for start in range(0, len(items), limit):
-            indexes = list(range(start, min(start + limit, len(items))))
-            self._create_chunk(entity, indexes, items, keys, outcomes, single=False)
+        creates = self._creates
+        for indexes in self._chunks(entity, len(items), chunk_size):
+            creates.send(entity, indexes, items, keys, outcomes, single=False)
         return [o for o in outcomes if o is not None]
 
-    def _create_chunk(
-        self,
-        entity: str,
-        indexes: list[int],
-        items: Sequence[Mapping[str, Any]],
-        keys: list[str],
-        outcomes: list[BulkOutcome | None],
-        *,
-        single: bool,
-    ) -> None:
-        pending = list(indexes)
-        policy = self.retry_policy
-        lost = 0
-        while pending:
-            try:
-                if single:
-                    path = f"/{entity}"
-                    index = pending[0]
-                    response = self._send("POST", path, json_body=dict(items[index]), idempotent=False)
-                    payload = self._json(response, "POST", path)
-                    new_id = _as_id(payload.get("id")) if isinstance(payload, dict) else None
-                    if new_id is None:
-                        raise SsmApiError(
-                            response.status_code, None, "a create answered without an id", "POST", path
-                        )
-                    message = str(payload.get("Message") or payload.get("message") or "entity created")
-                    outcomes[index] = BulkOutcome(keys[index], new_id, 200, message)
-                else:
-                    path = f"/{entity}/bulk"
-                    body = [{"guid": keys[i], "data": dict(items[i])} for i in pending]
-                    response = self._send("POST", path, json_body=body, idempotent=False)
-                    self._fill_outcomes(response, path, pending, keys, outcomes)
-                return
-            except WriteOutcomeUnknown as exc:
-                lost += 1
-                if lost > policy.max_retries:
-                    raise RetriableSyncError(
-                        f"SSM API POST /{entity}: {len(pending)} item(s) still unconfirmed after {lost} lost "
-                        f"response(s); last: {exc}"
-                    ) from None
-                log.warning("%s; checking by extId before re-sending", exc)
-                time.sleep(policy.delay(lost - 1))
-                pending = self._reconcile_created(entity, pending, items, keys, outcomes)
-
-    def _reconcile_created(
-        self,
-        entity: str,
-        pending: list[int],
-        items: Sequence[Mapping[str, Any]],
-        keys: list[str],
-        outcomes: list[BulkOutcome | None],
-    ) -> list[int]:
-        """After a lost create response: mark items found by extId as created, return those to re-send."""
-        ext_of = {i: items[i].get("extId") for i in pending}
-        found = self.find_by_ext_ids(entity, [e for e in ext_of.values() if isinstance(e, str)])
-        still: list[int] = []
-        for i in pending:
-            ext = ext_of[i]
-            if not isinstance(ext, str):
-                outcomes[i] = BulkOutcome(
-                    keys[i],
-                    None,
-                    0,
-                    "outcome unknown after a lost response and no extId to check it; not re-sent to avoid a duplicate",
-                )
-                continue
-            record = found.get(ext)
-            if record is not None and not record.get("deleted"):
-                outcomes[i] = BulkOutcome(
-                    keys[i],
-                    _as_id(record.get("id")),
-                    200,
-                    "entity created (confirmed by extId after a lost response)",
-                    recovered=True,
-                )
-            else:
-                still.append(i)
-        return still
-
-    def _fill_outcomes(
-        self,
-        response: requests.Response,
-        path: str,
-        sent: list[int],
-        keys: list[str],
-        outcomes: list[BulkOutcome | None],
-    ) -> None:
-        method = (response.request.method if response.request is not None else None) or "POST"
-        results = self._json(response, method, path)
-        if not isinstance(results, list) or len(results) != len(sent):
-            raise SsmApiError(
-                response.status_code,
-                None,
-                f"a bulk call answered {len(results) if isinstance(results, list) else 'no list'} result(s) "
-                f"for {len(sent)} item(s)",
-                method,
-                path,
-            )
-        for i, result in zip(sent, results, strict=True):
-            result = result if isinstance(result, dict) else {}
-            status = result.get("status")
-            outcomes[i] = BulkOutcome(
-                guid=keys[i],
-                id=_as_id(result.get("id")),
-                status=status if isinstance(status, int) and not isinstance(status, bool) else 0,
-                message=self.scrub(str(result.get("message") or result.get("Message") or "")),
-            )
-
-    def bulk_update(self, entity: str, items: Sequence[Mapping[str, Any]]) -> list[BulkOutcome]:
-        """Partially update records with ``PUT /<entity>/bulk`` in chunks of the API maximum.
+    def bulk_update(
+        self, entity: str, items: Sequence[Mapping[str, Any]], *, chunk_size: int | None = None
+    ) -> list[BulkOutcome]:
+        """Partially update records with ``PUT /<entity>/bulk`` in chunks.
 
         Args:
             entity: e.g. ``accounts``.
             items: ``{"id": <record id>, "data": {<changed fields>}}``, optionally with ``"guid"`` (default:
                 the position as text).
+            chunk_size: items per call (default and ceiling: :meth:`bulk_limit`, the API's maximum).
 
         Returns:
             One outcome per item, in order. Partial updates are idempotent, so lost responses are re-sent.
@@ -785,11 +511,9 @@ class SalesManagementHook(HttpHook):
             body_items.append(
                 {"guid": key, "id": self._record_id(item["id"], entity), "data": dict(item["data"])}
             )
-        limit = self.bulk_limit(entity)
-        for start in range(0, len(body_items), limit):
-            sent = list(range(start, min(start + limit, len(body_items))))
-            response = self._send("PUT", path, json_body=[body_items[i] for i in sent])
-            self._fill_outcomes(response, path, sent, keys, outcomes)
+        for sent in self._chunks(entity, len(body_items), chunk_size):
+            response = self.transport.send("PUT", path, json_body=[body_items[i] for i in sent])
+            fill_outcomes(response, path, sent, keys, outcomes, self.scrub)
         return [o for o in outcomes if o is not None]
 
     # ------------------------------------------------------------------------------------ metadata
@@ -802,8 +526,8 @@ class SalesManagementHook(HttpHook):
         """
         path = "/procedure/zapier_schema"
         # A read in POST clothing: safe to retry, counted as a read.
-        response = self._send("POST", path, json_body={"entity": entity_code}, counter="reads")
-        items = self._json(response, "POST", path)
+        response = self.transport.send("POST", path, json_body={"entity": entity_code}, counter="reads")
+        items = decode_json(response, "POST", path)
         if not isinstance(items, list):
             raise SsmApiError(
                 response.status_code, None, "zapier_schema did not answer a JSON array", "POST", path
@@ -824,34 +548,34 @@ class SalesManagementHook(HttpHook):
         """
         pid = self._record_id(product_id, "products")
         path = f"/products/{pid}/documents"
-        response = self._send(
+        response = self.transport.send(
             "POST", path, json_body={"name": name, "isCarrousel": True, "folderId": "-1"}, idempotent=False
         )
-        payload = self._json(response, "POST", path)
+        payload = decode_json(response, "POST", path)
         doc_id = payload.get("id") if isinstance(payload, dict) else None
         locator = payload.get("locator") if isinstance(payload, dict) else None
         if doc_id is None or not isinstance(locator, str) or not locator:
             raise SsmApiError(
                 response.status_code, None, "document creation answered no id or locator", "POST", path
             )
-        # The locator authorises the upload by itself, like a pre-signed URL: treat it as a secret, and never
-        # send it the session key (it may point outside the API host).
-        self._register_secret(locator)
         target = locator if "://" in locator else urljoin(self.settings.base_url + "/", locator)
-        self._send(
-            "PUT",
-            f"/products/{pid}/documents/{doc_id} (upload)",
-            url=target,
-            data=bytes(data),
-            headers={"Content-Type": "application/octet-stream"},
-            authenticated=False,
-        )
+        # The locator authorises the upload by itself, like a pre-signed URL: it is kept out of every message and
+        # log (ssm_secrets), and never gets the session key (it may point outside the API host).
+        with self._secrets.upload_locator(locator, target):
+            self.transport.send(
+                "PUT",
+                f"/products/{pid}/documents/{doc_id} (upload)",
+                url=target,
+                data=bytes(data),
+                headers={"Content-Type": "application/octet-stream"},
+                authenticated=False,
+            )
         return str(doc_id)
 
     def list_product_documents(self, product_id: int) -> list[dict[str, Any]]:
         """``GET /products/{id}/documents``."""
         path = f"/products/{self._record_id(product_id, 'products')}/documents"
-        result = self._json(self._send("GET", path), "GET", path)
+        result = decode_json(self.transport.send("GET", path), "GET", path)
         if not isinstance(result, list):
             raise SsmApiError(200, None, "expected a JSON array", "GET", path)
         return result
@@ -861,7 +585,7 @@ class SalesManagementHook(HttpHook):
         pid = self._record_id(product_id, "products")
         if not re.fullmatch(r"[A-Za-z0-9_-]+", str(doc_id)):
             raise ValueError(f"products {pid}: document id {doc_id!r} is not a plain identifier")
-        self._send("DELETE", f"/products/{pid}/documents/{doc_id}")
+        self.transport.send("DELETE", f"/products/{pid}/documents/{doc_id}")
 
     # ------------------------------------------------------------------------------------ connection test
 
@@ -869,22 +593,11 @@ class SalesManagementHook(HttpHook):
         """Log in and read one user; returns (ok, message) and never includes keys or tokens."""
         try:
             base_url = self.settings.base_url
-            self._session_key()
-            self._send("GET", "/users", params={"page": 0}, headers={"Count": "1"})
+            self.transport.session_key()
+            self.transport.send("GET", "/users", params={"page": 0}, headers={"Count": "1"})
         except Exception as exc:  # the UI wants a message, not a traceback
             return False, self.scrub(f"{type(exc).__name__}: {exc}")
         return True, f"Connected to the SSM API at {base_url}"
-
-
-def _as_id(value: Any) -> int | None:
-    """An API id as int (ids are ints; tolerate numeric strings)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
 
 
 def _preferred(candidate: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
@@ -892,4 +605,4 @@ def _preferred(candidate: Mapping[str, Any], current: Mapping[str, Any]) -> bool
     cand_live, cur_live = not candidate.get("deleted"), not current.get("deleted")
     if cand_live != cur_live:
         return cand_live
-    return (_as_id(candidate.get("id")) or 0) < (_as_id(current.get("id")) or 0)
+    return (as_id(candidate.get("id")) or 0) < (as_id(current.get("id")) or 0)

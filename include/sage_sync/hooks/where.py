@@ -8,6 +8,8 @@ Examples::
 
     where_eq("extId", "O'Neil")                      # extId = 'O''Neil'
     where_in("extId", ["C1", "C2"])                  # (extId = 'C1' OR extId = 'C2')
+    where_in_batches("extId", many, max_url_chars=1800)
+                                                     # ([...], "(extId = ... OR ...)") per URL-sized batch
     where_gt("dateUpdated", datetime(2026, 1, 1, tzinfo=UTC))
                                                      # dateUpdated > '2026-01-01T00:00:00.000Z'
     and_(where_eq("deleted", False), where_is_null("extId"))
@@ -17,9 +19,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from urllib.parse import quote
 
 __all__ = [
     "Literal",
@@ -33,6 +36,7 @@ __all__ = [
     "where_ge",
     "where_gt",
     "where_in",
+    "where_in_batches",
     "where_is_not_null",
     "where_is_null",
     "where_le",
@@ -164,6 +168,60 @@ def where_in(field: str, values: Iterable[Literal]) -> str:
     if not items:
         raise ValueError(f"where: where_in({field!r}) needs at least one value")
     return or_(*(where_eq(field, v) for v in items))
+
+
+# URL-encoded sizes of the glue where_in puts around and between its clauses.
+_OPEN_CLOSE_CHARS = len(quote("(", safe="")) + len(quote(")", safe=""))
+_OR_CHARS = len(quote(" OR ", safe=""))
+
+
+def where_in_batches(
+    field: str, values: Iterable[Literal], max_url_chars: int
+) -> Iterator[tuple[list[Literal], str]]:
+    """Split ``values`` into membership filters that each fit ``max_url_chars`` once URL-encoded.
+
+    Yields ``(batch, where)`` pairs in order, where ``where == where_in(field, batch)``; the batches put end to
+    end give back ``values``. Each batch is as long as the limit allows, so a lookup costs as few calls as
+    possible. The filter is a flat OR chain inside one pair of parentheses, so it stays far from the API's
+    nesting limit however many values a batch holds; only its length bounds it.
+
+    Linear in the number of values: each value's clause is rendered and URL-encoded once, and the batch's
+    encoded length is a running sum. That is exact because percent-encoding works character by character, so
+    the encoding of joined texts is the join of their encodings.
+
+    Args:
+        field: the field compared, e.g. ``extId`` or ``id``.
+        values: the values to look up (duplicates are kept; remove them first if they matter).
+        max_url_chars: the longest ``where`` allowed, measured as ``len(quote(where, safe=""))``.
+
+    Raises:
+        ValueError: a value whose filter alone is longer than ``max_url_chars``; no batch can carry it.
+    """
+    batch: list[Literal] = []
+    clauses: list[str] = []
+    encoded = 0  # sum of the URL-encoded lengths of the clauses in the batch
+    for value in values:
+        clause = where_eq(field, value)
+        size = len(quote(clause, safe=""))
+        if size > max_url_chars:
+            raise ValueError(
+                f"where: the filter on {field!r} for one value is {size} URL-encoded characters long; "
+                f"the limit is {max_url_chars}"
+            )
+        # With the new clause the batch holds len(batch) + 1 clauses: parentheses and len(batch) ORs.
+        if batch and encoded + size + _OPEN_CLOSE_CHARS + len(batch) * _OR_CHARS > max_url_chars:
+            yield batch, _or_chain(clauses)
+            batch, clauses, encoded = [], [], 0
+        batch.append(value)
+        clauses.append(clause)
+        encoded += size
+    if batch:
+        yield batch, _or_chain(clauses)
+
+
+def _or_chain(clauses: list[str]) -> str:
+    """The text ``where_in`` builds from comparison clauses (none has a top-level AND/OR to parenthesise)."""
+    return clauses[0] if len(clauses) == 1 else "(" + " OR ".join(clauses) + ")"
 
 
 def _join(keyword: str, clauses: tuple[str, ...]) -> str:

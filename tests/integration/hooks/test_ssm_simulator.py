@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -59,16 +60,19 @@ def account(i: int | str, **fields: Any) -> dict[str, Any]:
 
 
 class RecordingAdapter(HTTPAdapter):
-    """The real transport, also noting every session key sent (to prove none reaches a log)."""
+    """The real transport, also noting every session key sent and every upload URL (to prove none reaches a log)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.session_keys: set[str] = set()
+        self.upload_urls: list[str] = []
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         token = request.headers.get("X-Session-Key")
         if token:
             self.session_keys.add(str(token))
+        if "/api/v4/" not in (request.url or ""):
+            self.upload_urls.append(str(request.url))
         return super().send(request, *args, **kwargs)
 
 
@@ -391,3 +395,44 @@ def test_no_key_or_session_token_in_logs(
     for secret in [integration["public_key"], integration["private_key"], *adapter.session_keys]:
         assert redact(f"X-Session-Key: {secret} ;") == "X-Session-Key: *** ;"
         assert redact({"headers": {"X-Session-Key": secret}}) == {"headers": {"X-Session-Key": "***"}}
+
+
+def test_upload_locators_reach_no_log_and_not_airflows_masker(
+    sim: SimulatorHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """30 pictures with every logger at DEBUG: no locator in any log line, and Airflow's masker grows by a
+    handful of patterns (keys, session key), not one per picture."""
+    from airflow.sdk import log as airflow_log
+
+    masker = airflow_log._secrets_masker()  # the object airflow.sdk.log.mask_secret adds to
+    patterns_before = len(masker.patterns)
+    caplog.set_level(logging.DEBUG)  # the root logger: urllib3 logs every request line at DEBUG
+    use_connection(monkeypatch, sim)
+    adapter = RecordingAdapter()
+    hook = fast_hook(adapter=adapter)
+    products = hook.bulk_create("products", [{"model": f"M{n}", "extId": f"PIC{n:02d}"} for n in range(30)])
+    patterns_logged_in = len(masker.patterns)  # keys, session key, and what Airflow masks of the connection
+    for n, product in enumerate(products):
+        assert product.id is not None
+        hook.upload_product_picture(product.id, f"PIC{n:02d}.png", b"\x89PNG" + bytes([n]) * 64)
+
+    assert len(adapter.upload_urls) == 30
+    assert len(masker.patterns) == patterns_logged_in  # not one pattern per picture
+    assert len(masker.patterns) - patterns_before <= 4
+    captured = capsys.readouterr()
+    text = "\n".join([caplog.text, captured.out, captured.err, *(r.getMessage() for r in caplog.records)])
+    for url in adapter.upload_urls:
+        secret = urlsplit(url).path.rsplit("/", 1)[-1]
+        assert len(secret) >= 8 and secret not in text, url
+    # The check is live: urllib3 did log each upload's request line, with the locator scrubbed.
+    put_lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "urllib3.connectionpool" and '"PUT ' in r.getMessage()
+    ]
+    assert len(put_lines) == 30 and all('"PUT *** HTTP/1.1" 200' in line for line in put_lines), put_lines[:2]
+    assert hook.scrub(adapter.upload_urls[-1]) == "***"
+    assert all(len(hook.list_product_documents(p.id or 0)) == 1 for p in products[:3])

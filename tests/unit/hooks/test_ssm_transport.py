@@ -1,111 +1,34 @@
 """SalesManagementHook with a fake transport: a ``requests`` adapter mounted on the hook's session.
 
-Only the transport is faked; every part of the hook (settings, login, retries, paging, bulk reconciliation,
-scrubbing) runs for real.
+Only the transport is faked (tests/unit/hooks/ssm_fakes.py); every part of the hook (settings, login, retries,
+paging, bulk reconciliation, scrubbing) runs for real.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import quote
 
 import pytest
 import requests
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
-from urllib3.connection import HTTPConnection
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from sage_sync.errors import ConfigurationError, FatalSyncError, RetriableSyncError
 from sage_sync.hooks.ssm import SalesManagementHook, SsmApiError, WriteOutcomeUnknown, api_base_url
-
-PUBLIC, PRIVATE = "pub-4f1c9a7e2b", "priv-9d3e7f1a6c"
-BASE = "https://ssm.example.test/api/v4"
-
-Reply = tuple[int, Any] | tuple[int, Any, dict[str, str]] | BaseException
-Handler = Callable[[requests.PreparedRequest], Reply]
-
-
-class FakeTransport(BaseAdapter):
-    """Answers requests from a handler function and records what was sent."""
-
-    def __init__(self, handler: Handler) -> None:
-        super().__init__()
-        self.handler = handler
-        self.sent: list[requests.PreparedRequest] = []
-        self.tokens = iter(f"session-token-{n:04d}-abcdef" for n in range(1000))
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        self.sent.append(request)
-        if urlsplit(request.url or "").path.endswith("/login"):
-            reply: Reply = (200, {"token": next(self.tokens)})
-        else:
-            reply = self.handler(request)
-        if isinstance(reply, BaseException):
-            raise reply
-        status, body = reply[0], reply[1]
-        headers = reply[2] if len(reply) == 3 else {}  # type: ignore[misc]
-        response = requests.Response()
-        response.status_code = status
-        response._content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        response.headers = CaseInsensitiveDict({"Content-Type": "application/json", **headers})
-        response.request = request
-        response.url = request.url or ""
-        response.reason = "fake"
-        return response
-
-    def close(self) -> None:
-        pass
-
-    def calls(self, method: str | None = None, path: str | None = None) -> list[requests.PreparedRequest]:
-        return [
-            r
-            for r in self.sent
-            if (method is None or r.method == method)
-            and (path is None or urlsplit(r.url or "").path.endswith(path))
-        ]
-
-
-def query(request: requests.PreparedRequest) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(request.url or "").query).items()}
-
-
-def body(request: requests.PreparedRequest) -> Any:
-    raw = request.body
-    return json.loads(raw if isinstance(raw, str | bytes) else b"null")
-
-
-def dropped() -> requests.ConnectionError:
-    return requests.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError()))
-
-
-def refused() -> requests.ConnectionError:
-    reason = NewConnectionError(
-        HTTPConnection("ssm.example.test"), "Failed to establish a new connection: [Errno 111]"
-    )
-    return requests.ConnectionError(MaxRetryError(None, "/api/v4/productFamilies", reason))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def connection(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    def set_connection(conn_id: str = "ssm_default", **fields: Any) -> None:
-        conn = {"conn_type": "http", "host": BASE, "login": PUBLIC, "password": PRIVATE, **fields}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-
-    set_connection()
-    return set_connection
-
-
-def make_hook(handler: Handler, **kwargs: Any) -> tuple[SalesManagementHook, FakeTransport]:
-    transport = FakeTransport(handler)
-    kwargs.setdefault("requests_per_second", 0)
-    hook = SalesManagementHook(adapter=transport, backoff_base=0.001, backoff_max=0.002, **kwargs)  # type: ignore[arg-type]
-    return hook, transport
-
+from tests.unit.hooks.ssm_fakes import (
+    BASE,
+    PRIVATE,
+    PUBLIC,
+    FakeTransport,
+    Reply,
+    body,
+    dropped,
+    make_hook,
+    query,
+    refused,
+)
 
 # ------------------------------------------------------------------------------------ settings
 
@@ -284,7 +207,7 @@ def test_429_honours_retry_after_and_5xx_and_drops_are_retried_for_reads(
 def test_retry_after_is_capped(connection: Callable[..., None], caplog: pytest.LogCaptureFixture) -> None:
     replies: list[Reply] = [(429, {}, {"Retry-After": "3600"}), (200, {"id": 1})]
     transport = FakeTransport(lambda r: replies.pop(0))
-    hook = SalesManagementHook(adapter=transport, requests_per_second=0, retry_after_max=0.01)  # type: ignore[arg-type]
+    hook = SalesManagementHook(adapter=transport, requests_per_second=0, retry_after_max=0.01)
     caplog.set_level(logging.WARNING, logger="sage_sync.hooks.ssm")
     assert hook.get("accounts", 1) == {"id": 1}
     assert "retry 1/6 in 0.01 s" in caplog.text
@@ -377,6 +300,57 @@ def test_bulk_create_chunks_at_the_api_maximum(connection: Callable[..., None]) 
     assert body(sent[0])[0] == {"guid": "AR0", "data": {"model": "M0"}}
 
 
+def test_callers_may_ask_for_smaller_chunks_never_larger(connection: Callable[..., None]) -> None:
+    """chunk_size lowers the items per call; the contract's caps (200, products 100) still bound it."""
+    hook, transport = make_hook(bulk_echo)
+    outcomes = hook.bulk_create("accounts", [{"name": f"A{n}"} for n in range(120)], chunk_size=50)
+    assert [len(body(r)) for r in transport.calls("POST", "/accounts/bulk")] == [50, 50, 20]
+    assert [o.guid for o in outcomes] == [str(n) for n in range(120)] and all(o.ok for o in outcomes)
+    hook.bulk_create("products", [{"model": f"M{n}"} for n in range(150)], chunk_size=500)
+    assert [len(body(r)) for r in transport.calls("POST", "/products/bulk")] == [100, 50]
+
+    def echo_updates(r: requests.PreparedRequest) -> Reply:
+        return (200, [{"guid": it["guid"], "id": it["id"], "status": 200, "message": "ok"} for it in body(r)])
+
+    hook, transport = make_hook(echo_updates)
+    updated = hook.bulk_update(
+        "contacts", [{"id": n, "data": {"phone1": "1"}} for n in range(1, 6)], chunk_size=2
+    )
+    assert [len(body(p)) for p in transport.calls("PUT", "/contacts/bulk")] == [2, 2, 1]
+    assert [o.id for o in updated] == [1, 2, 3, 4, 5]
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+            hook.bulk_update("contacts", [{"id": 1, "data": {}}], chunk_size=bad)  # type: ignore[arg-type]
+    assert len(transport.calls("PUT")) == 3  # nothing sent for a bad chunk size
+
+
+def test_a_lost_chunk_is_reconciled_alone(connection: Callable[..., None]) -> None:
+    """With chunks of 2, only the chunk whose response was lost is looked up by extId; the others are untouched."""
+    posts = {"n": 0}
+
+    def handler(r: requests.PreparedRequest) -> Reply:
+        if r.method == "POST":
+            posts["n"] += 1
+            return (500, {"message": "applied, then failed"}) if posts["n"] == 2 else bulk_echo(r)
+        return (
+            200,
+            [{"id": 77, "extId": "E2", "deleted": False}, {"id": 78, "extId": "E3", "deleted": False}],
+        )
+
+    hook, transport = make_hook(handler)
+    outcomes = hook.bulk_create(
+        "accounts", [{"name": f"A{n}", "extId": f"E{n}"} for n in range(5)], chunk_size=2
+    )
+    assert [(o.id, o.recovered) for o in outcomes] == [
+        (100, False),
+        (101, False),
+        (77, True),
+        (78, True),
+        (100, False),
+    ]
+    assert len(transport.calls("GET")) == 1 and len(transport.calls("POST", "/accounts/bulk")) == 3
+
+
 def test_bulk_per_item_failures_keep_order(connection: Callable[..., None]) -> None:
     def handler(r: requests.PreparedRequest) -> Reply:
         items = body(r)
@@ -462,26 +436,6 @@ def test_bulk_update_sends_id_and_changed_fields(connection: Callable[..., None]
 # ------------------------------------------------------------------------------------ lists
 
 
-@pytest.mark.parametrize(
-    ("total", "page_size", "expected_calls"), [(0, 3, 1), (1, 3, 1), (3, 3, 2), (4, 3, 2), (7, 3, 3)]
-)
-def test_paging_stops_on_a_short_or_empty_page(
-    connection: Callable[..., None], total: int, page_size: int, expected_calls: int
-) -> None:
-    records = [{"id": n} for n in range(total)]
-
-    def handler(r: requests.PreparedRequest) -> Reply:
-        size, page = int(r.headers["Count"]), int(query(r)["page"])
-        return (200, records[page * size : (page + 1) * size])
-
-    hook, transport = make_hook(handler)
-    assert hook.list_all("accounts", page_size=page_size, order="dateUpdated") == records
-    gets = transport.calls("GET")
-    assert len(gets) == expected_calls
-    assert [query(g)["page"] for g in gets] == [str(n) for n in range(expected_calls)]
-    assert all(query(g)["order"] == "dateUpdated" for g in gets)
-
-
 def test_list_arguments_are_validated(connection: Callable[..., None]) -> None:
     hook, transport = make_hook(lambda r: (200, []))
     with pytest.raises(ValueError, match="page_size"):
@@ -502,7 +456,9 @@ def test_find_by_ext_ids_batches_within_the_url_limit(connection: Callable[..., 
     assert set(found) == set(wanted)
     gets = transport.calls("GET")
     assert len(gets) > 1
-    assert all(len(urlsplit(g.url or "").query) < SalesManagementHook.MAX_WHERE_URL_CHARS + 100 for g in gets)
+    limit = SalesManagementHook.MAX_WHERE_URL_CHARS
+    assert all(len(quote(query(g)["where"], safe="")) <= limit for g in gets)
+    assert sorted(e for g in gets for e in query(g)["where"].split("'")[1::2]) == wanted  # each asked once
 
 
 # ------------------------------------------------------------------------------------ documents, metadata
@@ -563,7 +519,7 @@ def test_login_refused_is_fatal_and_names_no_key(connection: Callable[..., None]
             return response
 
     transport = Refusing(lambda r: (200, None))
-    hook = SalesManagementHook(adapter=transport, requests_per_second=0)  # type: ignore[arg-type]
+    hook = SalesManagementHook(adapter=transport, requests_per_second=0)
     with pytest.raises(SsmApiError) as info:
         hook.list_all("users")
     assert info.value.status == 401 and info.value.path == "/login"
@@ -579,34 +535,6 @@ def test_session_key_and_keys_are_registered_with_airflows_masker(connection: Ca
     hook.list_all("users")
     line = f"token session-token-0000-abcdef keys {PUBLIC} {PRIVATE}"
     assert redact(line) == "token *** keys *** ***"
-
-
-@pytest.mark.parametrize(("total", "expected_calls"), [(0, 2), (2, 2), (3, 3), (7, 4)])
-def test_prefetch_reads_one_page_ahead_and_yields_the_same_records(
-    connection: Callable[..., None], total: int, expected_calls: int
-) -> None:
-    records = [{"id": n} for n in range(total)]
-
-    def handler(r: requests.PreparedRequest) -> Reply:
-        size, page = int(r.headers["Count"]), int(query(r)["page"])
-        return (200, records[page * size : (page + 1) * size])
-
-    hook, transport = make_hook(handler)
-    assert hook.list_all("accounts", page_size=3, prefetch=True) == records
-    assert sorted(int(query(g)["page"]) for g in transport.calls("GET")) == list(range(expected_calls))
-
-
-def test_prefetch_surfaces_errors_of_pages_it_needs(connection: Callable[..., None]) -> None:
-    def handler(r: requests.PreparedRequest) -> Reply:
-        if query(r)["page"] == "1":
-            return (400, {"code": 901, "message": "bad page"})
-        return (200, [{"id": 1}, {"id": 2}])
-
-    hook, _ = make_hook(handler)
-    records = hook.iter_records("accounts", page_size=2, prefetch=True)
-    assert [next(records), next(records)] == [{"id": 1}, {"id": 2}]
-    with pytest.raises(SsmApiError, match="bad page"):
-        next(records)
 
 
 def test_transport_errors_hide_query_strings(connection: Callable[..., None]) -> None:

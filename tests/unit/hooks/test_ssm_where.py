@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sage_sync.hooks import where as where_module
 from sage_sync.hooks.where import (
     and_,
     format_literal,
@@ -18,6 +20,7 @@ from sage_sync.hooks.where import (
     where_ge,
     where_gt,
     where_in,
+    where_in_batches,
     where_is_not_null,
     where_is_null,
     where_le,
@@ -26,7 +29,7 @@ from sage_sync.hooks.where import (
     where_ne,
     where_not_like,
 )
-from sage_sync.simulators.ssm.where import tokenize
+from sage_sync.simulators.ssm.where import parse, tokenize
 
 
 def test_quotes_are_doubled() -> None:
@@ -105,3 +108,89 @@ def test_any_text_is_one_string_token(text: str) -> None:
     tokens = tokenize(where_eq("name", text))
     assert [t.kind for t in tokens] == ["IDENT", "OP", "STRING", "EOF"]
     assert tokens[2].value == text
+
+
+# ------------------------------------------------------------------------------------ batched membership
+
+LIMIT = 1800
+
+
+def encoded(where: str) -> int:
+    return len(quote(where, safe=""))
+
+
+def check_batches(field: str, values: list, limit: int = LIMIT) -> list[tuple[list, str]]:
+    """Every batch fits, equals where_in of its values, is as full as the limit allows, and none is lost."""
+    batches = list(where_in_batches(field, values, limit))
+    assert [v for batch, _ in batches for v in batch] == values
+    for n, (batch, where) in enumerate(batches):
+        assert batch and where == where_in(field, batch)
+        assert encoded(where) <= limit
+        if n + 1 < len(batches):  # one more value would not have fitted
+            assert encoded(where_in(field, [*batch, batches[n + 1][0][0]])) > limit
+    return batches
+
+
+def test_batches_fit_the_limit_and_give_back_every_value_in_order() -> None:
+    values = [f"C{n:05d}" for n in range(2_000)] + ["O'Neil", "naïve 😀", "a b&c=d?e#f/%"] * 20
+    batches = check_batches("extId", values)
+    assert len(batches) > 10
+    ids = check_batches("id", list(range(5_000)))
+    assert all(isinstance(v, int) for batch, _ in ids for v in batch)
+
+
+def test_every_batch_parses_within_the_simulators_limits() -> None:
+    """A batch is a flat OR chain: one level of parentheses, however many values (the API allows 50)."""
+    for _, where in where_in_batches("extId", [f"E{n}" for n in range(3_000)], LIMIT):
+        parse(where)  # raises WhereError beyond the nesting or number limits
+        assert where.count("(") <= 1
+
+
+def test_a_single_value_and_empty_input() -> None:
+    assert list(where_in_batches("id", [], LIMIT)) == []
+    assert list(where_in_batches("id", [7], LIMIT)) == [([7], "id = 7")]
+    assert list(where_in_batches("extId", ["A", "B"], LIMIT)) == [
+        (["A", "B"], "(extId = 'A' OR extId = 'B')")
+    ]
+
+
+def test_the_limit_is_exact() -> None:
+    """Two values that fit exactly stay together; one character less splits them."""
+    exact = encoded(where_in("extId", ["A", "B"]))
+    assert [b for b, _ in where_in_batches("extId", ["A", "B"], exact)] == [["A", "B"]]
+    assert [b for b, _ in where_in_batches("extId", ["A", "B"], exact - 1)] == [["A"], ["B"]]
+
+
+def test_a_value_too_long_for_any_batch_is_refused() -> None:
+    with pytest.raises(ValueError, match="for one value is .* the limit is 100"):
+        list(where_in_batches("extId", ["ok", "x" * 200], 100))
+
+
+@settings(max_examples=200)
+@given(st.lists(st.text(min_size=0, max_size=60).filter(lambda t: "\x00" not in t), max_size=80))
+def test_any_values_batch_within_the_limit(values: list[str]) -> None:
+    check_batches("name", values, limit=800)  # 60 four-byte characters encode to 720
+
+
+def test_batching_200k_values_encodes_each_value_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linear, not quadratic: each value's clause is URL-encoded once, never the whole growing filter.
+
+    Counted, not timed: the number of ``quote`` calls and the characters they encode. Re-encoding the
+    candidate filter per value (the former builder) encodes ~900 characters per value at this limit.
+    """
+    calls, chars = 0, 0
+
+    def counting_quote(text: str, safe: str = "/") -> str:
+        nonlocal calls, chars
+        calls += 1
+        chars += len(text)
+        return quote(text, safe=safe)
+
+    monkeypatch.setattr(where_module, "quote", counting_quote)
+    values = [f"C{n:07d}" for n in range(200_000)]
+    batches = list(where_in_batches("extId", values, LIMIT))
+    assert calls == len(values)
+    assert chars == sum(len(where_eq("extId", v)) for v in values)  # each clause once: 18 characters a value
+    monkeypatch.undo()
+    assert sum(len(b) for b, _ in batches) == len(values)
+    assert max(encoded(w) for _, w in batches) <= LIMIT

@@ -1,9 +1,9 @@
-"""Engine benchmark: extract -> plan -> apply+commit of the accounts entity with 1 % churn, in-memory sides.
+"""Engine benchmark: the pipeline's steps for the accounts entity with 1 % churn, in-memory sides.
 
     .venv/bin/python bench/engine_plan_bench.py [--sizes 10000 100000] [--churn 0.01] [--runs 3]
 
 Each size gets a SQLite state database in a temporary folder and an initial full load (not timed); then each
-timed run edits ``churn`` of the accounts in Sage and runs the three engine steps. One JSON object goes to
+timed run edits ``churn`` of the accounts in Sage and runs the five steps of one entity. One JSON object goes to
 stdout with the median seconds per step and in total; progress goes to stderr.
 """
 
@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sage_sync.engine.run import apply_and_commit, extract, plan_entity
 from tests.support.memory import SyncWorld, account_row
 
 from sage_sync.engine.config import SyncConfig
-from sage_sync.engine.state import now_iso
+from sage_sync.engine.pipeline import StepContext, commit, extract, load, plan, validate
+from sage_sync.engine.staging import Staging
 
 
 def _world(size: int, folder: Path) -> SyncWorld:
@@ -38,17 +38,27 @@ def _one_run(world: SyncWorld, size: int, churn: float, round_no: int) -> dict[s
     for i in range(0, size, step):
         world.sage.edit("accounts", (f"C{i:07d}",), city=f"Lyon {round_no}")
     world.ssm.advance(900)
-    lists, run_at = world.ssm.value_lists(), now_iso()
-    t0 = time.perf_counter()
-    inp = extract("accounts", world.sage, world.ssm, world.state, world.config, lists=lists, run_at=run_at)
-    t1 = time.perf_counter()
-    plan = plan_entity(inp, world.config)
-    t2 = time.perf_counter()
-    applied = apply_and_commit(inp, plan, world.sage, world.ssm, world.state, f"bench{round_no}")
-    t3 = time.perf_counter()
-    if len(plan.ops) != len(range(0, size, step)) or not all(o.ok for o in applied.outcomes):
-        raise RuntimeError(f"expected {len(range(0, size, step))} confirmed updates, planned {len(plan.ops)}")
-    return {"extract_s": t1 - t0, "plan_s": t2 - t1, "commit_s": t3 - t2, "total_s": t3 - t0}
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = StepContext.of(f"bench{round_no}", "accounts", Staging(Path(tmp)), config=world.config)
+        t0 = time.perf_counter()
+        extract(ctx, world.sage, world.ssm, world.state)
+        t1 = time.perf_counter()
+        validate(ctx, world.state)
+        t2 = time.perf_counter()
+        planned = plan(ctx)
+        t3 = time.perf_counter()
+        loaded = load(ctx, world.sage, world.ssm, world.state)
+        commit(ctx, world.state)
+        t4 = time.perf_counter()
+    if planned.ops != len(range(0, size, step)) or loaded.failed:
+        raise RuntimeError(f"expected {len(range(0, size, step))} confirmed updates, planned {planned.ops}")
+    return {
+        "extract_s": t1 - t0,
+        "validate_s": t2 - t1,
+        "plan_s": t3 - t2,
+        "load_commit_s": t4 - t3,
+        "total_s": t4 - t0,
+    }
 
 
 def measure(size: int, churn: float, runs: int) -> dict[str, Any]:

@@ -79,7 +79,7 @@ default_args = {
 # minutes (decimals allowed: 0.25 is 15 seconds) and 0 turns the alert off: Airflow 3.3.2's ``airflow dags test``
 # crashes when it finishes a successful run of a DAG that has a deadline alert (DagRun.update_state looks the alerts
 # up by id but gets the in-memory DAG's alert objects), so the demo and the tests that use ``dags test`` set 0; the
-# scheduler test (tests/integration/test_dag_scheduler.py) runs with the alert on.
+# scheduler test (tests/integration/dag/test_scheduler.py) runs with the alert on.
 DEADLINE_MINUTES = configured_deadline_minutes()
 DEADLINE = (
     DeadlineAlert(

@@ -29,11 +29,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sage_sync.engine.staging import Staging, run_name
 from sage_sync.errors import ConfigurationError
 from sage_sync.mapping.registry import entity_names
+
+if TYPE_CHECKING:
+    from sage_sync.engine.staging import Staging
 
 HOME_ENV = "SAGE_SYNC_HOME"
 CONFIG_ENV = "SAGE_SYNC_CONFIG"
@@ -85,6 +87,8 @@ class Settings:
 
     def staging(self, run_id: str) -> Staging:
         """The staging area of one run: ``<home>/staging/<run name>/`` (entity folders created on demand)."""
+        from sage_sync.engine.staging import Staging, run_name
+
         return Staging(self.home / "staging" / run_name(run_id))
 
     @property

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from sage_sync.engine.pipeline import RunFlags
 from sage_sync.errors import ConfigurationError, FatalSyncError, RecordRejected, RetriableSyncError
-from sage_sync.operators.base import EntityOperator, run_flags
+from sage_sync.operators.base import EntityOperator
 
 
 class _Raising(EntityOperator):
@@ -47,6 +48,7 @@ def test_arguments_are_keyword_only() -> None:
 
 
 def test_g8_run_flags_read_the_params_whatever_their_form() -> None:
-    assert run_flags({"params": {"dry_run": True, "full_reconcile": "false"}}) == (True, False)
-    assert run_flags({"params": {"dry_run": "true", "full_reconcile": 1}}) == (True, True)
-    assert run_flags({}) == (False, False)
+    flags = EntityOperator.flags
+    assert flags({"params": {"dry_run": True, "full_reconcile": "false"}}) == RunFlags(True, False)  # type: ignore[arg-type]
+    assert flags({"params": {"dry_run": "true", "full_reconcile": 1}}) == RunFlags(True, True)  # type: ignore[arg-type]
+    assert flags({}) == RunFlags(False, False)  # type: ignore[arg-type]

@@ -43,8 +43,7 @@ def naive_calls(counts: dict[str, int]) -> dict[str, int]:
     """Calls of a naive full push: every record in bulk writes, every SSM list read in full to compare."""
     from sage_sync.mapping.registry import registry
 
-    bulk = {spec.endpoint: spec.bulk_max for spec in registry()}
-    bulk.update({spec.lines.endpoint: spec.lines.bulk_max for spec in registry() if spec.lines is not None})
+    bulk = registry().bulk_limits_by_endpoint()
     writes = sum(math.ceil(n / bulk[name]) for name, n in counts.items())
     reads = sum(math.ceil(n / PAGE) for n in counts.values())
     return {"naive_full_push_writes": writes, "naive_full_push_reads": reads}

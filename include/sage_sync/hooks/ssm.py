@@ -51,6 +51,7 @@ from sage_sync.hooks.ssm_types import (
     validated_number,
 )
 from sage_sync.hooks.where import Literal, where_in_batches
+from sage_sync.mapping.registry import registry
 
 if TYPE_CHECKING:
     from requests.adapters import BaseAdapter
@@ -105,7 +106,6 @@ class SalesManagementHook(BaseHook):
     DEFAULT_MAX_RETRIES: ClassVar[int] = 6
     MAX_PAGE_SIZE: ClassVar[int] = 1000
     BULK_LIMIT: ClassVar[int] = 200
-    BULK_LIMITS: ClassVar[dict[str, int]] = {"products": 100}
     #: The longest URL-encoded ``where`` a lookup sends; real gateways refuse URLs beyond a few KB.
     MAX_WHERE_URL_CHARS: ClassVar[int] = 1800
 
@@ -441,8 +441,11 @@ class SalesManagementHook(BaseHook):
         return ExactlyOnceCreates(self.transport, self.find_by_ext_ids, self.retry_policy, self.scrub)
 
     def bulk_limit(self, entity: str) -> int:
-        """The API's maximum items per bulk call for ``entity`` (200; products 100)."""
-        return self.BULK_LIMITS.get(entity, self.BULK_LIMIT)
+        """The API's maximum items per bulk call on the endpoint ``entity``.
+
+        The entity registry's limit for a synced endpoint (products 100), else :attr:`BULK_LIMIT`.
+        """
+        return registry().bulk_limits_by_endpoint().get(entity, self.BULK_LIMIT)
 
     def _chunks(self, entity: str, count: int, chunk_size: int | None) -> Iterator[list[int]]:
         """The item indexes of each bulk call: ``chunk_size`` per call, never more than the API's maximum."""

@@ -118,6 +118,14 @@ class Registry:
                 return spec.lines.endpoint
         raise ConfigurationError(f"unknown entity {entity!r}; expected one of {', '.join(self.names)}")
 
+    def bulk_limits_by_endpoint(self) -> dict[str, int]:
+        """Items per bulk call of every SSM endpoint the entities write (their lines' included)."""
+        out = {spec.endpoint: spec.bulk_max for spec in self.specs}
+        out.update(
+            {spec.lines.endpoint: spec.lines.bulk_max for spec in self.specs if spec.lines is not None}
+        )
+        return out
+
     def bulk_limit(self, entity: str) -> int:
         """Items per bulk call for an entity or an entity's lines."""
         for spec in self.specs:

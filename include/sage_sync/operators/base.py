@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from sage_sync.engine.pipeline.context import RunFlags
 from sage_sync.errors import ConfigurationError, FatalSyncError, RetriableSyncError
 from sage_sync.mapping.registry import registry
 
 if TYPE_CHECKING:
-    from sage_sync.engine.pipeline import StepContext
+    from sage_sync.engine.pipeline import RunFlags, StepContext
     from sage_sync.engine.state import StateStore
     from sage_sync.settings import Settings
 
@@ -75,6 +74,8 @@ class SageSyncBaseOperator(BaseOperator):
     @staticmethod
     def flags(context: Context) -> RunFlags:
         """The run's ``dry_run`` (G8) and ``full_reconcile`` params."""
+        from sage_sync.engine.pipeline import RunFlags
+
         return RunFlags.from_params(dict(context.get("params") or {}))
 
     def execute(self, context: Context) -> Any:

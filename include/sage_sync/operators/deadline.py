@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sage_sync.engine.staging import run_name
 from sage_sync.errors import ConfigurationError
 from sage_sync.settings import DAG_ID, data_home
 
@@ -71,6 +70,8 @@ def alerts_dir(home: Path | None = None) -> Path:
 
 def alert_path(run_id: str, home: Path | None = None) -> Path:
     """The alert file of one run (its name is the run id made file-safe, as for the run report)."""
+    from sage_sync.engine.staging import run_name
+
     return alerts_dir(home) / f"{run_name(run_id)}.json"
 
 
@@ -135,6 +136,7 @@ def record_overdue_run(
     os.replace(tmp, path)
     alert["path"] = str(path)
     # The run may have ended between the deadline and this callback: its report then exists without the alert.
+    from sage_sync.engine.staging import run_name
     from sage_sync.report import amend_report_with_deadline
 
     amend_report_with_deadline((home or data_home()) / "reports", run_name(run_id), alert)

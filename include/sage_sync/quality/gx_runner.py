@@ -159,6 +159,16 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+#: Where a GX file context under a Data Docs folder keeps its site's index.
+DATA_DOCS_INDEX = ("gx", "uncommitted", "data_docs", "local_site", "index.html")
+
+
+def data_docs_index(folder: Path) -> str | None:
+    """The index.html of the Data Docs already built under ``folder``, or None."""
+    index = folder.joinpath(*DATA_DOCS_INDEX)
+    return str(index) if index.exists() else None
+
+
 def write_data_docs(
     folder: Path, suite: ExpectationSuite, results: ExpectationSuiteValidationResult, batch_name: str
 ) -> str:

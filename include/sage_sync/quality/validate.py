@@ -311,6 +311,8 @@ def validate_entity(
         skipped=[*table.skipped, *rows.skipped],
         run_id=run_id,
     )
+    if data_docs_dir is not None and not validated:
+        report.data_docs_path = gx_runner.data_docs_index(Path(data_docs_dir))
     if data_docs_dir is not None and validated:
         suite, results = gx_runner.merged(spec, [*table_active, *row_active], [r for _, r in validated])
         report.data_docs_path = gx_runner.write_data_docs(

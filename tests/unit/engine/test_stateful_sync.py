@@ -810,7 +810,7 @@ class SyncMachine(RuleBasedStateMachine):
 # A gap this test found on a random seed, not fixed yet (G5/D4): an article created in Sage whose SSM create response
 # is lost (the product exists in SSM, unbound), then deleted in Sage before the next run, leaves that product live in
 # SSM: an incremental run lists no SSM products, and the key is in neither the snapshot nor Sage. Reproduce with
-# ``pytest tests/unit/test_stateful_sync.py --hypothesis-seed=27563478921127489084734569205378844377``.
+# ``pytest tests/unit/engine/test_stateful_sync.py --hypothesis-seed=27563478921127489084734569205378844377``.
 
 SETTINGS = settings(
     # The examples are split between two halves of the machine, each in its own module so that two test workers

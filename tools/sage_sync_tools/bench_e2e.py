@@ -56,7 +56,7 @@ def _churn_sage(db: Any, rng: random.Random, share: float, entity: str, field: s
     from sage_sync.mapping.registry import registry
 
     source = registry()[entity].mapping.main
-    keys = [source.field(k).sage for k in source.key]
+    keys = [str(source.field(k).sage) for k in source.key]
     column = source.field(field).sage
     filters = " AND ".join(
         f"{source.field(f).sage} IN ({', '.join(map(str, v))})" for f, v in source.filter.items()

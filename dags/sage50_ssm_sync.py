@@ -20,6 +20,16 @@ with ``airflow pools set ssm_api 2 "SSM API rate limit"`` (``sage-sync demo run`
 Re-runs and backfills are safe: every run reads the current data of both systems and plans against the state
 store's committed snapshot, bindings and watermarks (never "as of" the logical date), so an old interval re-syncs
 today's data and cannot write older data over newer; catchup is off, and ``max_active_runs=1`` prevents overlap.
+
+Every run opens with ``preflight`` (O2: connections, ODBC driver, tables and columns, SSM lists and ``Z_`` fields,
+media folder; it fails fast with the table in its log, and says whether the run resumes a dossier that was
+switched off, M3) and ``match`` (O1: first-sync matching of SSM records without extId, a person's decisions).
+
+Several dossiers (M1): with a dossiers file (``$SAGE_SYNC_DOSSIERS`` or ``$SAGE_SYNC_HOME/dossiers.yaml``) this file
+declares one DAG per enabled dossier, ``sage50_ssm_sync__<dossier>``, each with its own connection, settings, data
+folder (state, staging, reports, alerts) and deadline; all of them share the ``ssm_api`` pool. A dossier whose
+entry is wrong still gets its DAG, whose preflight fails with every reason; the others are not affected. Without
+the file, the single DAG ``sage50_ssm_sync`` is declared as before.
 """
 
 from __future__ import annotations
@@ -30,8 +40,10 @@ from airflow.sdk import DAG, Asset, ExceptionRetryPolicy, Param, RetryAction, Re
 from airflow.sdk.definitions.callback import SyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
+from sage_sync.dossiers import load_dossiers
 from sage_sync.mapping.registry import registry
 from sage_sync.operators.deadline import configured_deadline_minutes
+from sage_sync.operators.onboarding import SageSyncMatchOperator, SageSyncPreflightOperator
 from sage_sync.operators.report import SageSyncReportOperator
 from sage_sync.operators.steps import (
     SageSyncCommitOperator,
@@ -81,60 +93,98 @@ default_args = {
 # up by id but gets the in-memory DAG's alert objects), so the demo and the tests that use ``dags test`` set 0; the
 # scheduler test (tests/integration/dag/test_scheduler.py) runs with the alert on.
 DEADLINE_MINUTES = configured_deadline_minutes()
-DEADLINE = (
-    DeadlineAlert(
+
+
+def deadline(dossier: str | None) -> DeadlineAlert | None:
+    """The G1 alert of a DAG (None when off); a dossier's alert files land in that dossier's data folder."""
+    if DEADLINE_MINUTES <= 0:
+        return None
+    kwargs: dict[str, object] = {"deadline_minutes": DEADLINE_MINUTES}
+    if dossier is not None:
+        kwargs["dossier"] = dossier
+    return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(minutes=DEADLINE_MINUTES),
-        callback=SyncCallback(
-            "sage_sync.operators.deadline.run_overdue", kwargs={"deadline_minutes": DEADLINE_MINUTES}
-        ),
+        callback=SyncCallback("sage_sync.operators.deadline.run_overdue", kwargs=kwargs),
     )
-    if DEADLINE_MINUTES > 0
-    else None
-)
 
-with DAG(
-    dag_id=DAG_ID,
-    description="Sync a Sage 50 FR dossier with Sage Sales Management (customers, prospects, contacts, "
-    "products, invoices)",
-    schedule="*/15 * * * *",
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args,
-    tags=["sage50", "ssm", "sync"],
-    params={
-        "dry_run": Param(
-            False, type="boolean", description="G8: plan and report every change, write nothing"
-        ),
-        "full_reconcile": Param(
-            False,
-            type="boolean",
-            description="Compare every record of both live sides instead of the changes since the last run "
-            "(repairs drift; more API reads)",
-        ),
-    },
-    deadline=DEADLINE,
-    doc_md=__doc__,
-) as dag:
-    first: dict[str, SageSyncExtractOperator] = {}
-    last: dict[str, SageSyncCommitOperator] = {}
-    for spec in registry():
-        entity = spec.name
-        with TaskGroup(group_id=entity, tooltip=f"extract -> validate -> plan -> load -> commit {entity}"):
-            extract = SageSyncExtractOperator(task_id="extract", entity=entity, pool=SSM_POOL)
-            validate = SageSyncValidateOperator(task_id="validate", entity=entity)
-            plan = SageSyncPlanOperator(task_id="plan", entity=entity)
-            load = SageSyncLoadOperator(task_id="load", entity=entity, pool=SSM_POOL, retries=0)
-            commit = SageSyncCommitOperator(
-                task_id="commit",
-                entity=entity,
-                outlets=[Asset(name=f"ssm_{entity}", uri=f"sage-sync://ssm/{entity}")],
+
+def build_dag(dag_id: str, *, dossier: str | None = None, sage50_conn_id: str = "sage50_default") -> DAG:
+    """The sync DAG of one dossier (``dossier`` None: the single dossier of a deployment without dossiers file)."""
+    where = {"dossier": dossier, "sage50_conn_id": sage50_conn_id}
+    with DAG(
+        dag_id=dag_id,
+        description="Sync a Sage 50 FR dossier with Sage Sales Management (customers, prospects, contacts, "
+        "products, invoices)" + (f": dossier {dossier}" if dossier else ""),
+        schedule="*/15 * * * *",
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args,
+        tags=["sage50", "ssm", "sync", *([f"dossier:{dossier}"] if dossier else [])],
+        params={
+            "dry_run": Param(
+                False, type="boolean", description="G8: plan and report every change, write nothing"
+            ),
+            "full_reconcile": Param(
+                False,
+                type="boolean",
+                description="Compare every record of both live sides instead of the changes since the last run "
+                "(repairs drift; more API reads)",
+            ),
+            "match": Param(
+                False,
+                type="boolean",
+                description="O1: match SSM records without extId to Sage records again (proposals in the "
+                "dossier's matching/proposals.csv; a person decides in matching/decisions.csv)",
+            ),
+            "resume": Param(
+                False,
+                type="boolean",
+                description="M3: treat this run as the first one back after the dossier was switched off "
+                "(full reconcile, Sage is master, SSM-only fields kept)",
+            ),
+        },
+        deadline=deadline(dossier),
+        doc_md=__doc__,
+    ) as built:
+        preflight = SageSyncPreflightOperator(task_id="preflight", pool=SSM_POOL, **where)
+        match = SageSyncMatchOperator(task_id="match", pool=SSM_POOL, **where)
+        preflight >> match
+        first: dict[str, SageSyncExtractOperator] = {}
+        last: dict[str, SageSyncCommitOperator] = {}
+        for spec in registry():
+            entity = spec.name
+            with TaskGroup(
+                group_id=entity, tooltip=f"extract -> validate -> plan -> load -> commit {entity}"
+            ):
+                extract = SageSyncExtractOperator(task_id="extract", entity=entity, pool=SSM_POOL, **where)
+                validate = SageSyncValidateOperator(task_id="validate", entity=entity, **where)
+                plan = SageSyncPlanOperator(task_id="plan", entity=entity, **where)
+                load = SageSyncLoadOperator(task_id="load", entity=entity, pool=SSM_POOL, retries=0, **where)
+                commit = SageSyncCommitOperator(
+                    task_id="commit",
+                    entity=entity,
+                    outlets=[Asset(name=f"ssm_{entity}", uri=f"sage-sync://ssm/{entity}")],
+                    **where,
+                )
+                extract >> validate >> plan >> load >> commit
+            first[entity], last[entity] = extract, commit
+            match >> extract
+            for dependency in spec.depends_on:
+                last[dependency] >> extract
+
+        report = SageSyncReportOperator(task_id="report", trigger_rule="all_done", **where)
+        list(last.values()) >> report
+    return built
+
+
+DOSSIERS = load_dossiers()  # reads the small YAML file only (no connection, no database)
+if DOSSIERS is None:
+    dag = build_dag(DAG_ID)
+else:
+    for _entry in DOSSIERS:
+        if _entry.enabled:  # switched off: no DAG; its first run back takes Sage as master (M3)
+            globals()[_entry.dag_id] = build_dag(
+                _entry.dag_id, dossier=_entry.name, sage50_conn_id=_entry.connection or "sage50_default"
             )
-            extract >> validate >> plan >> load >> commit
-        first[entity], last[entity] = extract, commit
-        for dependency in spec.depends_on:
-            last[dependency] >> extract
-
-    report = SageSyncReportOperator(task_id="report", trigger_rule="all_done")
-    list(last.values()) >> report

@@ -107,6 +107,12 @@ with DAG(
         "dry_run": Param(
             False, type="boolean", description="G8: plan and report every change, write nothing"
         ),
+        "approve_deletions": Param(
+            {},
+            type="object",
+            description="A1: approve the deletions the G4 guard withholds, per entity, by the count (or the set) "
+            'the last report gives, e.g. {"accounts": 165}; applied only while the set is still that one',
+        ),
         "full_reconcile": Param(
             False,
             type="boolean",

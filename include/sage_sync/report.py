@@ -69,6 +69,8 @@ def entity_section(
         },
         "ssm_records_read": len(inp.get("ssm") or []),
         "guard": plan.get("guard"),
+        "withheld_set": plan.get("withheld_set"),
+        "approval": plan.get("approval"),
         "table_failures": quality.get("table_failures") or [],
         "quality": (quality.get("report") or {}).get("counts"),
         "data_docs": quality.get("data_docs_path"),

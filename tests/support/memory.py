@@ -522,7 +522,12 @@ class SyncWorld:
         self.config = config or SyncConfig()
 
     def run(
-        self, *, dry_run: bool = False, full_reconcile: bool = False, entities: tuple[str, ...] | None = None
+        self,
+        *,
+        dry_run: bool = False,
+        full_reconcile: bool = False,
+        approve_deletions: dict[str, int | str] | None = None,
+        entities: tuple[str, ...] | None = None,
     ) -> Any:
         """One sync cycle (see :func:`sage_sync.engine.pipeline.run_once`); ``full_reconcile`` repairs SSM drift."""
         from sage_sync.engine.pipeline import run_once
@@ -537,6 +542,7 @@ class SyncWorld:
             self.config,
             dry_run=dry_run,
             full_reconcile=full_reconcile,
+            approve_deletions=approve_deletions,
             entities=entities,
         )
 

@@ -42,6 +42,8 @@ class PlanInput:
     line_bindings: dict[str, Binding] = field(default_factory=dict)
     lines_by_ext: dict[str, Record] = field(default_factory=dict)
     quarantined: dict[str, str] = field(default_factory=dict)
+    #: A1: this run's approval of the entity's guarded deletions (a count or a set fingerprint), or None.
+    approved_deletions: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

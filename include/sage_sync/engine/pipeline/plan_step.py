@@ -34,6 +34,7 @@ class PlanSummary:
     quarantined: int = 0
     conflicts: int = 0
     guard: str | None = None
+    withheld_set: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -102,6 +103,7 @@ def _drop(plan: Plan, blocked: dict[str, str]) -> None:
 def plan(ctx: StepContext) -> PlanSummary:
     """Plan the entity (or stop on a table failure) and stage ``plan.json``; return the op counts."""
     inp = PlanInput.from_dict(ctx.staging.read_json(ctx.name, "input.json")["input"])
+    inp.approved_deletions = ctx.flags.approve_deletions.get(ctx.name)
     quality = ctx.staging.read_json(ctx.name, "quality.json")
     if quality["stop_load"]:
         reasons = "; ".join(f["reason"] for f in quality["table_failures"])
@@ -120,6 +122,7 @@ def plan(ctx: StepContext) -> PlanSummary:
         quarantined=len(result.quarantined),
         conflicts=len(result.conflicts),
         guard=result.guard,
+        withheld_set=result.withheld_set,
     )
 
 

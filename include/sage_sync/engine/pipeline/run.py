@@ -72,6 +72,7 @@ def run_once(
     *,
     dry_run: bool = False,
     full_reconcile: bool = False,
+    approve_deletions: dict[str, int | str] | None = None,
     entities: tuple[str, ...] | None = None,
     staging_root: Path | None = None,
     reports_dir: Path | None = None,
@@ -81,10 +82,13 @@ def run_once(
 
     ``staging_root`` holds the run's step files (default: a temporary folder removed afterwards);
     ``reports_dir`` receives the report files and ``data_docs`` the Great Expectations Data Docs (default:
-    neither is written).
+    neither is written). ``approve_deletions`` approves deletions the G4 guard withholds (A1), per entity, by their
+    count or set fingerprint.
     """
     config = config or SyncConfig()
-    flags = RunFlags(dry_run=dry_run, full_reconcile=full_reconcile)
+    flags = RunFlags.from_params(
+        {"dry_run": dry_run, "full_reconcile": full_reconcile, "approve_deletions": approve_deletions}
+    )
     run_id = f"run_{uuid.uuid4().hex[:16]}"
     wanted = set(entities or entity_names())
     started, started_at = time.monotonic(), now_iso()

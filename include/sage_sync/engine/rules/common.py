@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from sage_sync.engine.bindings import Binding, Pairs, Record
@@ -24,26 +25,45 @@ class Reservations(Protocol):
         ...
 
 
+def deletion_set(keys: Iterable[str]) -> str:
+    """A short fingerprint of a set of deleted keys: an approval names exactly the set it approves (G4, A1)."""
+    return hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()[:12]
+
+
 def guard_deletions(inp: PlanInput, config: SyncConfig, plan: Plan) -> bool:
-    """G4: True when deletions may go ahead; otherwise sets ``plan.guard`` to the reason and returns False."""
+    """G4: True when the entity's deletions may go ahead; otherwise sets ``plan.guard`` and returns False.
+
+    Only deletions are withheld: creations and updates are planned whatever the guard says. A withheld set may be
+    approved for one run (A1): by its size (``approve_deletions: {entity: count}`` in the run's conf) or by its
+    fingerprint (``plan.withheld_set``); the approval holds only while the set is the one approved, since it is
+    compared with this run's deletions.
+    """
     guard = config.guard(inp.entity)
     deletions = len(inp.deleted)
     if not deletions:
         return True
     if not inp.sage:
-        plan.guard = (
-            f"the Sage snapshot of {inp.entity} is empty (the last one had {inp.previous_size} rows); "
-            f"{deletions} deletion(s) withheld"
-        )
-        return False
-    if deletions > guard.minimum and inp.previous_size and deletions / inp.previous_size > guard.ratio:
-        plan.guard = (
+        reason = f"the Sage snapshot of {inp.entity} is empty (the last one had {inp.previous_size} rows)"
+    elif deletions > guard.minimum and inp.previous_size and deletions / inp.previous_size > guard.ratio:
+        reason = (
             f"{deletions} of {inp.previous_size} {inp.entity} vanished from Sage "
-            f"({deletions / inp.previous_size:.0%} > {guard.ratio:.0%}, above the minimum of {guard.minimum}); "
-            "deletions withheld"
+            f"({deletions / inp.previous_size:.0%} > {guard.ratio:.0%}, above the minimum of {guard.minimum})"
         )
-        return False
-    return True
+    else:
+        return True
+    fingerprint = deletion_set(inp.deleted)
+    if inp.approved_deletions is not None and str(inp.approved_deletions) in (str(deletions), fingerprint):
+        plan.guard = (
+            f"{reason}; the {deletions} deletion(s) were approved for this run ({inp.approved_deletions})"
+        )
+        plan.approval = str(inp.approved_deletions)
+        return True
+    plan.guard = (
+        f"{reason}; {deletions} deletion(s) withheld (set {fingerprint}: approve with "
+        f"approve_deletions {{{inp.entity}: {deletions}}})"
+    )
+    plan.withheld_set = fingerprint
+    return False
 
 
 def withheld(plan: Plan, entity: str, key: str, rule: str) -> None:

@@ -3,8 +3,9 @@
 This file only declares and wires: no network, no database, no ``Variable.get()``; the operators import the
 engine, pandas, Great Expectations and the hooks inside ``execute()``.
 
-Shape: one task group per entity of the registry (the mapping files), each
-``extract -> validate -> plan -> load -> commit``, then ``report``. An entity waits for the entities its mapping
+Shape: ``begin`` (takes the run lease: one run at a time writes), then one task group per entity of the
+registry (the mapping files), each ``extract -> validate -> plan -> load -> commit``, then ``report`` (which gives
+the lease back). An entity waits for the entities its mapping
 says it depends on: contacts and invoices wait for the accounts (they attach to accounts' SSM ids); invoices also
 wait for the products (their lines reference products). Products run beside the accounts.
 
@@ -19,7 +20,9 @@ with ``airflow pools set ssm_api 2 "SSM API rate limit"`` (``sage-sync demo run`
 
 Re-runs and backfills are safe: every run reads the current data of both systems and plans against the state
 store's committed snapshot, bindings and watermarks (never "as of" the logical date), so an old interval re-syncs
-today's data and cannot write older data over newer; catchup is off, and ``max_active_runs=1`` prevents overlap.
+today's data and cannot write older data over newer; catchup is off, ``max_active_runs=1`` keeps this scheduler's
+runs apart, and the run lease in the state store keeps any other runner out (a manual ``dags test``, a second
+deployment, a zombie retry: docs/adr/0014).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from airflow.sdk.definitions.callback import SyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from sage_sync.mapping.registry import registry
+from sage_sync.operators.begin import SageSyncBeginOperator
 from sage_sync.operators.deadline import configured_deadline_minutes
 from sage_sync.operators.report import SageSyncReportOperator
 from sage_sync.operators.steps import (
@@ -123,6 +127,7 @@ with DAG(
     deadline=DEADLINE,
     doc_md=__doc__,
 ) as dag:
+    begin = SageSyncBeginOperator(task_id="begin")
     first: dict[str, SageSyncExtractOperator] = {}
     last: dict[str, SageSyncCommitOperator] = {}
     for spec in registry():
@@ -139,6 +144,7 @@ with DAG(
             )
             extract >> validate >> plan >> load >> commit
         first[entity], last[entity] = extract, commit
+        begin >> extract
         for dependency in spec.depends_on:
             last[dependency] >> extract
 

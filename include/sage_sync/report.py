@@ -101,11 +101,12 @@ def build_report(
     task_states: dict[str, dict[str, str]] | None = None,
     settings: dict[str, Any] | None = None,
     deadline_alert: dict[str, Any] | None = None,
+    skipped: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report of one run from its staging area ``staging`` (one folder per entity).
 
     ``deadline_alert`` is the run's deadline alert file (G1) when the alert fired: the report then says
-    "deadline missed".
+    "deadline missed". ``skipped`` is the run's start when another run held the lease: the report says so.
     """
     sections = {e: entity_section(e, staging, (task_states or {}).get(e)) for e in entity_names()}
     totals = {c: sum(int(s["counts"].get(c, 0) or 0) for s in sections.values()) for c in COUNT_COLUMNS}
@@ -116,7 +117,16 @@ def build_report(
         "full_reconcile": full_reconcile,
         "started_at": started_at,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "status": "ok" if all(s["status"] == "ok" for s in sections.values()) else "attention",
+        "status": "skipped"
+        if skipped
+        else "ok"
+        if all(s["status"] == "ok" for s in sections.values())
+        else "attention",
+        "skipped": (
+            f"another run ({skipped.get('holder')}) held the sync when this one started: it did nothing"
+            if skipped
+            else None
+        ),
         "totals": totals,
         "writes": 0 if dry_run else writes,
         "planned_writes": writes if dry_run else None,
@@ -185,6 +195,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     sentence = deadline_sentence(report)
     if sentence:
         lines += [sentence, ""]
+    if report.get("skipped"):
+        lines += [f"**Skipped:** {report['skipped']}.", ""]
     lines += [
         "| entity | status | " + " | ".join(COUNT_COLUMNS) + " |",
         "|---|---|" + "---:|" * len(COUNT_COLUMNS),

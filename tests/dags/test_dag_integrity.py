@@ -128,7 +128,7 @@ def test_task_groups_chain_the_five_steps(dag) -> None:  # type: ignore[no-untyp
         assert all(i in dag.task_dict for i in ids), entity
         for upstream, downstream in zip(ids, ids[1:], strict=False):
             assert downstream in dag.task_dict[upstream].downstream_task_ids
-    assert set(dag.task_dict) == {f"{e}.{s}" for e in ENTITIES for s in STEPS} | {"report"}
+    assert set(dag.task_dict) == {f"{e}.{s}" for e in ENTITIES for s in STEPS} | {"begin", "report"}
 
 
 def test_contacts_and_invoices_wait_for_accounts(dag) -> None:  # type: ignore[no-untyped-def]
@@ -136,8 +136,10 @@ def test_contacts_and_invoices_wait_for_accounts(dag) -> None:  # type: ignore[n
     assert "accounts.commit" in dag.task_dict["invoices.extract"].upstream_task_ids
     # Invoice lines reference products: the product bindings must be committed first.
     assert "products.commit" in dag.task_dict["invoices.extract"].upstream_task_ids
-    assert dag.task_dict["accounts.extract"].upstream_task_ids == set()
-    assert dag.task_dict["products.extract"].upstream_task_ids == set()
+    # G1/G5: every extract waits for the run lease.
+    assert dag.task_dict["accounts.extract"].upstream_task_ids == {"begin"}
+    assert dag.task_dict["products.extract"].upstream_task_ids == {"begin"}
+    assert dag.task_dict["begin"].upstream_task_ids == set()
 
 
 def test_report_runs_after_every_commit_whatever_happened(dag) -> None:  # type: ignore[no-untyped-def]

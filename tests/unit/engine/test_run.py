@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
-from sage_sync.engine.pipeline import StepContext, commit, extract, load, plan, plan_entity, validate
+from sage_sync.engine.pipeline import StepContext, commit, extract, load, plan, plan_entity, report, validate
 from sage_sync.engine.plan import Plan
 from sage_sync.engine.snapshot import assemble, sage_changes
 from sage_sync.engine.staging import Staging
@@ -226,4 +226,7 @@ def test_steps_run_one_by_one_through_the_staging_area_like_separate_tasks(tmp_p
         assert (loaded.applied, loaded.failed) == (3, 0)
         assert commit(_context(tmp_path, entity, w), w.state).counts.created == 3
     assert len(w.ssm.live("contacts")) == 3
+    # The report closes the run and gives its lease back: the next run may start.
+    ctx = _context(tmp_path, "accounts", w)
+    assert report(ctx.run_id, ctx.staging, w.state, flags=ctx.flags).broken == ["products", "invoices"]
     assert w.run().planned_ops == 0

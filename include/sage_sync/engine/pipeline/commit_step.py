@@ -16,6 +16,7 @@ from sage_sync.engine.apply import ApplyResult
 from sage_sync.engine.commit import EntityCounts, commit_plan, count_plan
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
+from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.pipeline.plan_step import staged_plan
 from sage_sync.engine.state import StateStore
 
@@ -54,6 +55,7 @@ def commit(ctx: StepContext, state: StateStore) -> CommitSummary:
             ctx.name, "commit.json", {"counts": counts.to_dict(), "dry_run": True, "log": []}
         )
         return CommitSummary(ctx.name, counts, True)
+    hold(ctx.run_id, state, ctx.flags)
     seen = seen_dates(inp)
     result = commit_plan(current, applied, state, ctx.run_name, seen)
     for sid, reason in (quality.get("held_ssm_ids") or {}).items():

@@ -22,6 +22,7 @@ import pandas as pd
 from sage_sync.engine.bindings import Parent
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
+from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.reconcile import reconcile_live, reconcile_summary
 from sage_sync.engine.rules import RULES
 from sage_sync.engine.sides import SageSide, SsmSide
@@ -165,6 +166,7 @@ def read_plan_input(
 def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -> ExtractSummary:
     """Read both sides for the entity, stage the snapshot and the plan input; return what was read."""
     started = time.time()
+    hold(ctx.run_id, state, ctx.flags)  # the extract reserves C4/K1 keys: a write to the state
     calls_before = ssm.api_calls()
     token = state.token(ctx.name)
     lists = value_lists(ctx, ssm)

@@ -19,6 +19,7 @@ from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.pipeline.commit_step import commit
 from sage_sync.engine.pipeline.context import RunFlags, StepContext
 from sage_sync.engine.pipeline.extract_step import extract
+from sage_sync.engine.pipeline.lease_step import begin, end
 from sage_sync.engine.pipeline.load_step import load
 from sage_sync.engine.pipeline.plan_step import plan, staged_plan
 from sage_sync.engine.pipeline.report_step import report
@@ -97,6 +98,9 @@ def run_once(
     with ExitStack() as stack:
         root = staging_root or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sage-sync-")))
         staging = Staging(root / run_name(run_id))
+        begin(run_id, staging, state, flags)
+        # As the DAG's report task does whatever happened upstream, a run that stops half-way gives the lease back.
+        stack.callback(end, run_id, state)
         for spec in registry():
             if spec.name not in wanted:
                 continue

@@ -25,7 +25,11 @@ def test_a_held_lease_is_refused_to_another_holder_until_it_expires(tmp_path: Pa
     assert not state.acquire_lease(RUN_LEASE, "run-b", ttl_seconds=60).held_by("run-b")
     # The holder renews it and keeps its start time.
     again = state.acquire_lease(RUN_LEASE, "run-a", ttl_seconds=120)
-    assert again.held_by("run-a") and again.acquired_at == first.acquired_at and again.expires_at > first.expires_at
+    assert (
+        again.held_by("run-a")
+        and again.acquired_at == first.acquired_at
+        and again.expires_at > first.expires_at
+    )
     # Only the holder gives it back.
     assert not state.release_lease(RUN_LEASE, "run-b")
     assert state.release_lease(RUN_LEASE, "run-a")
@@ -38,7 +42,9 @@ def test_an_expired_lease_goes_to_the_next_run(tmp_path: Path) -> None:
     assert state.acquire_lease(RUN_LEASE, "next-run", ttl_seconds=60).held_by("next-run")
 
 
-def _race(url: str, holder: str, start: multiprocessing.synchronize.Event, out: multiprocessing.Queue) -> None:
+def _race(
+    url: str, holder: str, start: multiprocessing.synchronize.Event, out: multiprocessing.Queue
+) -> None:
     state = StateStore(url)
     start.wait()
     out.put(state.acquire_lease(RUN_LEASE, holder, ttl_seconds=60).holder)

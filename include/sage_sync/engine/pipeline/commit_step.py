@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sage_sync.engine.apply import ApplyResult
+from sage_sync.engine.bad_keys import MISSING_KEY
 from sage_sync.engine.commit import EntityCounts, commit_plan, count_plan
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
@@ -60,6 +61,11 @@ def commit(ctx: StepContext, state: StateStore) -> CommitSummary:
     result = commit_plan(current, applied, state, ctx.run_name, seen)
     for sid, reason in (quality.get("held_ssm_ids") or {}).items():
         state.set_pending(ctx.name, int(sid), "G3", reason)
+    # A row without key that is gone (given its key, or deleted) leaves the open quarantine.
+    bad_keys = extracted.get("bad_keys") or {}
+    state.release_quarantine(
+        ctx.name, [k for k in state.quarantined(ctx.name) if k.startswith(MISSING_KEY) and k not in bad_keys]
+    )
     if ctx.entity.two_way and seen and not quality["stop_load"]:
         state.set_watermark(ctx.name, max(seen.values()))
     counts = result.counts

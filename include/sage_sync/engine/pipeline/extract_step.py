@@ -5,8 +5,10 @@ The Sage snapshot is read whole (ODBC) and diffed against the committed snapshot
 Unbound Sage keys are looked up by ``extId`` (C1 adoption), and C4/K1 keys are reserved (except in a dry run).
 ``full_reconcile`` reads every SSM record and bases the plan on the live records (:mod:`~sage_sync.engine.reconcile`).
 
-Stages ``sage.parquet`` (the assembled snapshot; an entity's lines in ``lines.parquet``) and ``extract.json``
-(the plan input, the state token, the API calls, the start time).
+Rows whose key is missing or shared are set aside (:mod:`~sage_sync.engine.bad_keys`): the validate step quarantines
+them with their reason and the rest of the entity goes on. Stages ``sage.parquet`` (the assembled snapshot; an
+entity's lines in ``lines.parquet``) and ``extract.json`` (the plan input, the keys set aside, the state token, the
+API calls, the start time).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from sage_sync.engine.bad_keys import set_aside
 from sage_sync.engine.bindings import Parent
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
@@ -37,6 +40,7 @@ class ExtractSummary:
 
     entity: str
     sage_rows: int
+    bad_keys: int
     created: int
     updated: int
     deleted: int
@@ -105,12 +109,23 @@ def _parents(ctx: StepContext, sage: SageSide, state: StateStore) -> dict[str, P
 
 
 def read_plan_input(
-    ctx: StepContext, frame: pd.DataFrame, sage: SageSide, ssm: SsmSide, state: StateStore, lists: ValueLists
+    ctx: StepContext,
+    frame: pd.DataFrame,
+    sage: SageSide,
+    ssm: SsmSide,
+    state: StateStore,
+    lists: ValueLists,
+    shared: frozenset[str] = frozenset(),
 ) -> PlanInput:
-    """Everything the entity's planner needs: the Sage changes, the SSM changes, the state's bindings."""
+    """Everything the entity's planner needs: the Sage changes, the SSM changes, the state's bindings.
+
+    ``shared`` are keys two Sage rows hold (set aside): their committed records are neither updated nor deleted.
+    """
     spec, entity = ctx.entity, ctx.name
     committed = state.snapshot(entity)
     changes = sage_changes(entity, frame, committed)
+    for key in shared:
+        changes.deleted.pop(key, None)
     inp = PlanInput(
         entity=entity,
         run_at=now_iso(),
@@ -176,8 +191,8 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
         return hashlib.sha256(content).hexdigest() if content is not None else None
 
     frames = sage.read_snapshot(ctx.name)
-    frame = assemble(ctx.name, frames, picture_hash)
-    inp = read_plan_input(ctx, frame, sage, ssm, state, lists)
+    frame, bad = set_aside(ctx.entity, assemble(ctx.name, frames, picture_hash))
+    inp = read_plan_input(ctx, frame, sage, ssm, state, lists, bad.shared)
     ctx.staging.write_frame(ctx.name, "sage.parquet", frame.drop(columns=["lines"], errors="ignore"))
     lines = ctx.entity.lines
     if lines is not None and lines.source in frames:
@@ -188,6 +203,7 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
         "extract.json",
         {
             "input": inp.to_dict(),
+            "bad_keys": bad.reasons,
             "token": token,
             "api_calls": api_calls,
             "started": started,
@@ -197,7 +213,8 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
     )
     return ExtractSummary(
         entity=ctx.name,
-        sage_rows=len(frame),
+        sage_rows=len(frame) + len(bad.reasons),
+        bad_keys=len(bad.reasons),
         created=len(inp.created),
         updated=len(inp.updated),
         deleted=len(inp.deleted),

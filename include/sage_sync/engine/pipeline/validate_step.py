@@ -136,11 +136,13 @@ def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
     blocking = {
         str(keys.loc[i]): str(reason) for i, reason in report.quarantined_rows[REASONS_COLUMN].items()
     }
+    # Rows whose key is missing or shared, set aside by the extract (:mod:`~sage_sync.engine.bad_keys`).
+    bad_keys: dict[str, str] = extracted.get("bad_keys") or {}
     warnings: dict[str, list[str]] = {}
     for issue in report.warnings:
         warnings.setdefault(issue.key, []).append(f"{issue.expectation}: {issue.reason}")
     failures = [f.to_dict() for f in report.table_failures]
-    held = hold_quarantined(inp, set(blocking))
+    held = hold_quarantined(inp, set(blocking) | set(bad_keys))
     ctx.staging.write_json(ctx.name, "input.json", {"input": inp.to_dict()})
     ctx.staging.write_json(
         ctx.name,
@@ -150,7 +152,7 @@ def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
             "stop_load": bool(failures),
             "table_failures": failures,
             "guard_findings": [f.to_dict() for f in report.guard_findings],
-            "blocking": {k: v for k, v in blocking.items() if k in changed},
+            "blocking": {**{k: v for k, v in blocking.items() if k in changed}, **bad_keys},
             "warnings": {k: "; ".join(v) for k, v in warnings.items() if k in changed},
             "held_ssm_ids": held,
             "data_docs_path": report.data_docs_path,
@@ -161,7 +163,7 @@ def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
         entity=ctx.name,
         rows=report.row_count,
         passed=report.passed_count,
-        quarantined=report.quarantined_count,
+        quarantined=report.quarantined_count + len(bad_keys),
         warnings=report.warning_count,
         stop_load=bool(failures),
         data_docs=report.data_docs_path,

@@ -16,6 +16,8 @@ Two environment variables, both optional:
       guard_ratio: 0.5                   # G4: largest share of a snapshot one run may delete
       guard_minimum: 10                  # G4: deletions always allowed (small dossiers)
       overlap_seconds: 120               # SSM incremental reads start this much before the watermark
+      max_quantity: 1000000              # invoice lines above these are reported as warnings (G3)
+      max_unit_price: 10000000
       state_url: sqlite:////srv/sage-sync/state.db   # or a PostgreSQL URL
 
 Secrets never live here: they belong to the Airflow connections ``sage50_default`` and ``ssm_default``.
@@ -55,6 +57,8 @@ _KNOWN_KEYS = {
     "guard_minimum",
     "overlap_seconds",
     "state_url",
+    "max_quantity",
+    "max_unit_price",
 }
 
 
@@ -78,6 +82,8 @@ class Settings:
     guard_minimum: int = 10
     overlap_seconds: int = 120
     state_url: str | None = None
+    max_quantity: float = 1_000_000.0
+    max_unit_price: float = 10_000_000.0
     source: str | None = None
 
     @property
@@ -115,6 +121,8 @@ class Settings:
             conflict=conflict,  # type: ignore[arg-type]  # validated by SyncConfig itself
             guards=guards,
             overlap_seconds=self.overlap_seconds,
+            max_quantity=self.max_quantity,
+            max_unit_price=self.max_unit_price,
         )
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -131,6 +139,8 @@ class Settings:
             "guard_ratio": self.guard_ratio,
             "guard_minimum": self.guard_minimum,
             "overlap_seconds": self.overlap_seconds,
+            "max_quantity": self.max_quantity,
+            "max_unit_price": self.max_unit_price,
             "state_url": url,
         }
 
@@ -199,6 +209,9 @@ def load_settings(path: str | Path | None = None, home: str | Path | None = None
         values["guard_minimum"] = _number(raw, "guard_minimum", int, 0, None, where)
     if "overlap_seconds" in raw:
         values["overlap_seconds"] = _number(raw, "overlap_seconds", int, 0, 86400, where)
+    for limit in ("max_quantity", "max_unit_price"):
+        if limit in raw:
+            values[limit] = _number(raw, limit, float, 0.0, None, where)
     if raw.get("state_url"):
         values["state_url"] = str(raw["state_url"])
     values["conflict"] = {str(k): str(v) for k, v in conflict.items()}

@@ -54,6 +54,20 @@ def _known_account_codes(ctx: StepContext, state: StateStore) -> set[str]:
     return codes
 
 
+def _article_refs(ctx: StepContext, state: StateStore) -> set[str]:
+    """The articles an invoice line may name: every article Sage has now (this run's read, committed, quarantined)."""
+    refs = state.snapshot_keys("products") | set(state.quarantined("products"))
+    if ctx.staging.has("products", "sage.parquet"):
+        staged = ctx.staging.read_frame("products", "sage.parquet", columns=[KEY])
+        refs |= set(staged[KEY].dropna().astype(str))
+    return refs
+
+
+def _limits(ctx: StepContext, state: StateStore) -> dict[str, float]:
+    """The plausibility limits of line quantities and prices (settings ``max_quantity``, ``max_unit_price``)."""
+    return {"max_quantity": ctx.config.max_quantity, "max_unit_price": ctx.config.max_unit_price}
+
+
 def _lines(ctx: StepContext, state: StateStore) -> pd.DataFrame | None:
     """The entity's staged lines (the invoice totals checks compare headers with them)."""
     return (
@@ -66,6 +80,8 @@ def _lines(ctx: StepContext, state: StateStore) -> pd.DataFrame | None:
 #: Data some checks need beside the frame, by the context name the suites use (built only when a suite needs it).
 CONTEXT: dict[str, Callable[[StepContext, StateStore], Any]] = {
     "account_codes": _known_account_codes,
+    "article_refs": _article_refs,
+    "limits": _limits,
     "lines": _lines,
 }
 

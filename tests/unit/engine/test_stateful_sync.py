@@ -101,6 +101,17 @@ INVOICE_ACTIONS = [
 ]
 
 
+def sage_can_hold(text: str | None, length: int) -> bool:
+    """Whether a Sage text column of ``length`` holds ``text`` (the contract: cp1252, no control character)."""
+    if text is None:
+        return True
+    try:
+        text.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return len(text) <= length and not any(ord(c) < 32 and c not in "\t\n\r" for c in text)
+
+
 def money(value: Decimal | float) -> float:
     """Rounded to the cent, half up (Sage's rounding of amounts)."""
     return float(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
@@ -569,11 +580,10 @@ class SyncMachine(RuleBasedStateMachine):
         for (code,), row in self.sage.rows("accounts").items():
             rec = by_ext.get(code)
             customer = row.get("is_prospect") == 0
-            if len(row.get("name") or "") > 69:
-                # G3: a name longer than CT_Intitule blocks the row (name_length); it keeps its last valid values.
-                assert code in quarantined, (
-                    f"G3: Sage account {code} with an 80-character name not quarantined"
-                )
+            if not sage_can_hold(row.get("name"), 69):
+                # G3: a name CT_Intitule cannot hold (too long, outside cp1252) comes from a damaged dossier: the row
+                # is quarantined and its SSM account (if any) keeps the last valid values.
+                assert code in quarantined, f"G3: Sage account {code} named {row.get('name')!r} not quarantined"
                 continue
             if rec is None:
                 b = bindings.get(code)

@@ -31,6 +31,10 @@ class TransportError(Exception):
     """A simulated network or server error."""
 
 
+#: The SSM users behind the integration's API key and behind a salesperson's edits in the app.
+INTEGRATION_USER = 99
+APP_USER = 7
+
 #: Fault ``method`` "write" matches any of these.
 WRITES = frozenset({"insert", "update", "create", "delete"})
 
@@ -281,8 +285,8 @@ class InMemorySsm:
 
     # --- users' own edits (not counted as API calls of the integration) -----------------------------------
 
-    def user_create(self, endpoint: str, data: dict[str, Any]) -> int:
-        """A user creates a record in the SSM app."""
+    def user_create(self, endpoint: str, data: dict[str, Any], user: int | None = None) -> int:
+        """A user (default: a salesperson) creates a record in the SSM app."""
         self._next_id += 1
         stamp = self.now()
         rec = {
@@ -290,6 +294,7 @@ class InMemorySsm:
             "extId": None,
             "readOnly": False,
             "deleted": False,
+            "salesRepIdCreated": APP_USER if user is None else user,
             "dateCreated": stamp,
             "dateUpdated": stamp,
             "dateDeleted": None,
@@ -379,6 +384,7 @@ class InMemorySsm:
                 "extId": None,
                 "readOnly": False,
                 "deleted": False,
+                "salesRepIdCreated": INTEGRATION_USER,
                 "dateCreated": stamp,
                 "dateUpdated": stamp,
                 "dateDeleted": None,

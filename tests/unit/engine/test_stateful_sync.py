@@ -583,7 +583,9 @@ class SyncMachine(RuleBasedStateMachine):
             if not sage_can_hold(row.get("name"), 69):
                 # G3: a name CT_Intitule cannot hold (too long, outside cp1252) comes from a damaged dossier: the row
                 # is quarantined and its SSM account (if any) keeps the last valid values.
-                assert code in quarantined, f"G3: Sage account {code} named {row.get('name')!r} not quarantined"
+                assert code in quarantined, (
+                    f"G3: Sage account {code} named {row.get('name')!r} not quarantined"
+                )
                 continue
             if rec is None:
                 b = bindings.get(code)

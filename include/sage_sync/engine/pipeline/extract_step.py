@@ -22,7 +22,8 @@ from typing import Any
 import pandas as pd
 
 from sage_sync.engine.bad_keys import set_aside
-from sage_sync.engine.bindings import Parent
+from sage_sync.engine.bindings import Parent, Status
+from sage_sync.engine.codec import ssm_scalar
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.pipeline.lease_step import hold
@@ -108,6 +109,18 @@ def _parents(ctx: StepContext, sage: SageSide, state: StateStore) -> dict[str, P
     return out
 
 
+def _bound_twins(inp: PlanInput) -> list[int]:
+    """The bound SSM ids of keys that another live SSM record read this run also carries as ``extId`` (C1)."""
+    bound = {int(b.ssm_id) for b in inp.bindings.values() if b.ssm_id is not None}
+    out = set()
+    for rec in inp.ssm:
+        ext = rec.get("extId")
+        binding = inp.live_binding(str(ext)) if ext else None
+        if binding is not None and int(rec["id"]) not in bound and not rec.get("deleted"):
+            out.add(int(binding.ssm_id or 0))
+    return sorted(out)
+
+
 def read_plan_input(
     ctx: StepContext,
     frame: pd.DataFrame,
@@ -165,7 +178,20 @@ def read_plan_input(
         if unbound_lines:
             found_lines = ssm.find_by_ext_ids(spec.lines.endpoint, unbound_lines)
             inp.lines_by_ext = {str(r["extId"]): r for r in found_lines if not r.get("deleted")}
-    unbound = [k for k in [*inp.created, *inp.updated] if inp.live_binding(k) is None]
+    if spec.two_way:
+        twins = _bound_twins(inp)
+        if twins:
+            inp.creators = {
+                int(r["id"]): ssm_scalar(r.get("salesRepIdCreated"))
+                for r in ssm.get_by_ids(spec.endpoint, twins)
+            }
+    # G5: a create whose response was lost may have applied; if Sage deleted the record since, its SSM twin must go.
+    inp.orphans = sorted(
+        k
+        for k, b in inp.bindings.items()
+        if b.ssm_id is None and b.status == Status.FAILED and k not in inp.sage and k not in inp.deleted
+    )
+    unbound = [k for k in [*inp.created, *inp.updated, *inp.orphans] if inp.live_binding(k) is None]
     if unbound:
         found = ssm.find_by_ext_ids(spec.endpoint, unbound)
         inp.ssm_by_ext = {str(r["extId"]): r for r in found if not r.get("deleted")}

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from sage_sync.engine.bindings import Binding, Pairs, Record
-from sage_sync.engine.codec import Spec, check_sage_value
+from sage_sync.engine.codec import Spec, check_sage_value, ssm_scalar
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Commit, Note, Op, Plan
@@ -187,13 +187,10 @@ def pair_ssm(inp: PlanInput, plan: Plan, *, rule: str, noun: str, on_new: Callab
             ext = str(ext)
             if ext in inp.sage and inp.live_binding(ext) is None:
                 pairs.attach(ext, adoptable=rec)
-            elif ext in inp.sage:
-                other = inp.bindings[ext].ssm_id
-                reason = (
-                    f"SSM {noun} {rid} also carries extId {ext}, which is bound to SSM {noun} {other}; "
-                    "left untouched"
-                )
-                plan.skipped.append(Note(plan.entity, ext, rule, reason, rid))
+            elif ext in inp.sage or inp.live_binding(ext) is not None:
+                twin(plan, inp, ext, rec, rule, noun)
+            elif ext in inp.orphans:
+                continue  # planned by plan_orphans
             else:
                 reason = f"SSM {noun} {rid} has extId {ext}, unknown to Sage"
                 plan.skipped.append(Note(plan.entity, ext, rule, reason, rid))
@@ -203,3 +200,49 @@ def pair_ssm(inp: PlanInput, plan: Plan, *, rule: str, noun: str, on_new: Callab
         if inp.live_binding(key) is None and key in inp.sage:
             pairs.offer(key, adoptable=found)
     return pairs
+
+
+def twin(plan: Plan, inp: PlanInput, key: str, rec: Record, rule: str, noun: str) -> None:
+    """C1: a live SSM record carries a key already bound to another live record: one key, two SSM records.
+
+    A twin made by the same user as the bound record (the integration: two runs that overlapped before the run
+    lease existed, or a lost response) is retired; a twin a user made is reported and never chosen over the bound
+    record. The twin is read again next run until it is gone, so a failed retirement is retried.
+    """
+    rid, other = int(rec["id"]), inp.bindings[key].ssm_id
+    creator = ssm_scalar(rec.get("salesRepIdCreated"))
+    if creator is not None and other is not None and creator == inp.creators.get(int(other)):
+        reason = (
+            f"SSM {noun} {rid} duplicates SSM {noun} {other} (extId {key}, both made by the integration's user "
+            f"{creator}): retire the duplicate"
+        )
+        plan.ops.append(Op("ssm_delete", plan.entity, f"ssm:{rid}", rule, reason, ssm_id=rid))
+        plan.pending[rid] = f"{rule}: duplicate of {noun} {other} being retired"
+        return
+    reason = (
+        f"SSM {noun} {rid} also carries extId {key}, which is bound to SSM {noun} {other}; made by user "
+        f"{creator}, it is left untouched and never chosen over {other}"
+    )
+    plan.skipped.append(Note(plan.entity, key, rule, reason, rid))
+
+
+def plan_orphans(plan: Plan, inp: PlanInput, may_delete: bool, rule: str, noun: str) -> None:
+    """G5: records whose SSM create may have applied (response lost) and that Sage deleted before the next run.
+
+    The SSM record found by ``extId`` is soft-deleted like any record deleted in Sage (within the G4 guard); a key
+    SSM has no record for is simply forgotten.
+    """
+    for key in inp.orphans:
+        found = inp.ssm_by_ext.get(key)
+        if found is None:
+            plan.commits.append(Commit(plan.entity, key, delete_row=True, binding="deleted"))
+        elif not may_delete:
+            withheld(plan, plan.entity, key, rule)
+        else:
+            sid = int(found["id"])
+            reason = (
+                f"{noun} {key} reached SSM ({sid}) in a run whose answer was lost, and Sage has deleted it since: "
+                "soft-delete it"
+            )
+            plan.ops.append(Op("ssm_delete", plan.entity, key, rule, reason, ssm_id=sid))
+            plan.commits.append(Commit(plan.entity, key, delete_row=True, ssm_id=sid, binding="deleted"))

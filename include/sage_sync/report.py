@@ -11,6 +11,7 @@ import html
 import json
 import os
 import re
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,10 +80,12 @@ def entity_section(
             for op in (plan.get("ops") or [])[:LIST_LIMIT]
         ],
         "planned_total": len(plan.get("ops") or []),
+        "planned_by_kind": dict(Counter(str(op.get("kind")) for op in plan.get("ops") or [])),
         "conflicts": (plan.get("conflicts") or [])[:LIST_LIMIT],
         "quarantined": (plan.get("quarantined") or [])[:LIST_LIMIT],
         "deferred": (plan.get("deferred") or [])[:LIST_LIMIT],
-        "warnings": len(plan.get("warnings") or []),
+        "warnings": (plan.get("warnings") or [])[:LIST_LIMIT],
+        "skipped": (plan.get("skipped") or [])[:LIST_LIMIT],
         "failures": [
             {"kind": o.get("kind"), "key": o.get("key"), "error": o.get("error")}
             for o in failed_ops[:LIST_LIMIT]
@@ -224,6 +227,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             ("Conflicts (G2)", s.get("conflicts")),
             ("Quarantined (G3)", s.get("quarantined")),
             ("Deferred", s.get("deferred")),
+            ("Warnings (G3, synced)", s.get("warnings")),
+            ("Left alone", s.get("skipped")),
             ("Failed writes", s.get("failures")),
         )
         for title, items in tables:

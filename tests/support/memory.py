@@ -20,6 +20,7 @@ import pandas as pd
 
 from sage_sync.engine.codec import mapping
 from sage_sync.engine.sides import ItemOutcome
+from sage_sync.hooks.sage50_frames import column_from_values
 from sage_sync.mapping.transforms import ValueLists
 
 
@@ -171,9 +172,10 @@ class InMemorySage:
         for name, src in mapping(entity).sources.items():
             table = f"{entity}.{name}"
             rows = [] if empty else list(self.tables.get(table, {}).values())
-            # Built column by column with the mapping's dtype: far cheaper than astype on an object frame.
+            # Typed column by column exactly as the ODBC hook types what the driver returns (a date no calendar
+            # reads becomes a missing date, a date pandas' nanoseconds cannot hold stays a date).
             frame = pd.DataFrame(
-                {f.name: pd.array([r.get(f.name) for r in rows], dtype=f.pandas_dtype) for f in src.fields}
+                {f.name: column_from_values([r.get(f.name) for r in rows], f) for f in src.fields}
             )
             out[name] = frame
         return out

@@ -185,10 +185,21 @@ def _line_failing_detail(inp: CheckInput, positions: Sequence[int]) -> list[str]
     for line_id in failing.tolist():
         row = by_id.loc[line_id]
         out.append(
-            f"line {line_id} (article {row.get('article_ref')!s}, quantity {row.get('quantity')!s}, "
-            f"price {row.get('unit_price')!s}, {str(row.get('designation'))!r})"
+            f"line {_plain(line_id)} (article {_plain(row.get('article_ref'))}, quantity "
+            f"{_plain(row.get('quantity'))}, price {_plain(row.get('unit_price'))}, {str(row.get('designation'))!r})"
         )
     return out
+
+
+def _plain(value: object) -> str:
+    """A value in a reason sentence: numbers without a spurious ``.0``, 'none' for a missing value."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return "none"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def _storable_fields(inp: CheckInput) -> list[FieldMap]:

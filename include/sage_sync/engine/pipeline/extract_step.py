@@ -102,11 +102,28 @@ def _parents(ctx: StepContext, sage: SageSide, state: StateStore) -> dict[str, P
             frame = assemble("accounts", sage.read_snapshot("accounts"))
         accounts.update(records(frame, "accounts"))
     binds = state.bindings("accounts")
+    planned = _planned_creations(ctx, "accounts")
     out: dict[str, Parent] = {}
     for code, rec in accounts.items():
         b = binds.get(code)
+        if b is None and code in planned:
+            out[code] = Parent(planned[code], rec.get("is_prospect"), True)
+            continue
         out[code] = Parent(b.ssm_id if b else None, rec.get("is_prospect"), b is not None and b.live)
     return out
+
+
+def _planned_creations(ctx: StepContext, entity: str) -> dict[str, int]:
+    """G8: in a dry run, the records ``entity``'s plan creates in SSM, each with a stand-in id (negative).
+
+    Nothing was created, yet a real run would create them before their dependants: with these ids the dependants
+    are planned as the real run would plan them, instead of waiting for records that do not exist yet.
+    """
+    if not ctx.flags.dry_run or not ctx.staging.has(entity, "plan.json"):
+        return {}
+    ops = ctx.staging.read_json(entity, "plan.json").get("ops") or []
+    keys = [str(op["key"]) for op in ops if op.get("kind") == "ssm_create"]
+    return {key: -(n + 1) for n, key in enumerate(keys)}
 
 
 def _bound_twins(inp: PlanInput) -> list[int]:
@@ -166,7 +183,7 @@ def read_plan_input(
     if "accounts" in spec.depends_on:
         inp.parents = _parents(ctx, sage, state)
     if "products" in spec.depends_on:
-        inp.products = state.live_ssm_ids("products")
+        inp.products = {**_planned_creations(ctx, "products"), **state.live_ssm_ids("products")}
     if spec.lines is not None and spec.lines_entity is not None:
         inp.line_bindings = state.bindings(spec.lines_entity)
         unbound_lines = [

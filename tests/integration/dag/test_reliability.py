@@ -223,7 +223,8 @@ def test_g8_a_dry_run_on_a_fresh_state_plans_the_first_sync_and_writes_nothing(w
     engine.dispose()
     # Sales orders and their lines: all but the piece saved twice (its header and its lines).
     assert planned[("invoices", "ssm_create")] == created["invoices"] + 1 + int(lines) > 1
-    assert not any(s.get("deferred") for s in report["entities"].values())
+    # Nothing waits for a record the run itself would create; only what the rules hold back (P5: prospects' contacts).
+    assert {d["rule"] for s in report["entities"].values() for d in s.get("deferred") or []} <= {"P5"}
 
 
 def test_lease_two_runs_started_together_one_syncs_and_the_other_is_skipped(week: Week) -> None:

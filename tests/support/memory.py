@@ -435,9 +435,14 @@ class InMemorySsm:
             self.lists.product_families[name] = self._next_id
         return self.lists.product_families[name]
 
-    def upload_product_picture(self, product_id: int, name: str, content: bytes) -> None:
+    def upload_product_picture(
+        self, product_id: int, name: str, content: bytes, *, new: bool = False
+    ) -> None:
         """Replace the product's carrousel picture."""
-        self.calls += 3  # create document, PUT the bytes, delete the old one
+        assert not (new and self.documents.get(product_id)), (
+            f"product {product_id} is not new: it has documents"
+        )
+        self.calls += 2 if new else 3  # (list the documents), create the document, PUT the bytes
         if self.faults.take("upload", "products") is not None:
             raise TransportError("simulated upload failure")
         self.documents[product_id] = [

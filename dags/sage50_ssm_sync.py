@@ -3,9 +3,10 @@
 This file only declares and wires: no network, no database, no ``Variable.get()``; the operators import the
 engine, pandas, Great Expectations and the hooks inside ``execute()``.
 
-Shape: one task group per entity of the registry (the mapping files), each
-``extract -> validate -> plan -> load -> commit``, then ``report``. An entity waits for the entities its mapping
-says it depends on: contacts and invoices wait for the accounts (they attach to accounts' SSM ids); invoices also
+Shape: ``preflight`` (O2 checks, fails fast), ``begin`` (takes the run lease: one run at a time writes), ``match``
+(O1 first-sync matching), then one task group per entity of the registry (the mapping files), each
+``extract -> validate -> plan -> load -> commit``, then ``report`` (which gives the lease back). An entity waits
+for the entities its mapping says it depends on: contacts and invoices wait for the accounts (they attach to accounts' SSM ids); invoices also
 wait for the products (their lines reference products). Products run beside the accounts.
 
 Failure modes: retriable errors (network, timeout, 429, 5xx) are retried with exponential backoff; fatal and
@@ -19,11 +20,13 @@ with ``airflow pools set ssm_api 2 "SSM API rate limit"`` (``sage-sync demo run`
 
 Re-runs and backfills are safe: every run reads the current data of both systems and plans against the state
 store's committed snapshot, bindings and watermarks (never "as of" the logical date), so an old interval re-syncs
-today's data and cannot write older data over newer; catchup is off, and ``max_active_runs=1`` prevents overlap.
+today's data and cannot write older data over newer; catchup is off, ``max_active_runs=1`` keeps this scheduler's
+runs apart, and the run lease in the state store keeps any other runner out (a manual ``dags test``, a second
+deployment, a zombie retry: docs/adr/0014).
 
-Every run opens with ``preflight`` (O2: connections, ODBC driver, tables and columns, SSM lists and ``Z_`` fields,
-media folder; it fails fast with the table in its log, and says whether the run resumes a dossier that was
-switched off, M3) and ``match`` (O1: first-sync matching of SSM records without extId, a person's decisions).
+``preflight`` checks connections, ODBC driver, tables and columns, SSM lists and ``Z_`` fields and the media folder;
+it fails fast with the table in its log, and says whether the run resumes a dossier that was switched off (M3).
+``match`` matches SSM records without extId to Sage records and applies a person's decisions (O1).
 
 Several dossiers (M1): with a dossiers file (``$SAGE_SYNC_DOSSIERS`` or ``$SAGE_SYNC_HOME/dossiers.yaml``) this file
 declares one DAG per enabled dossier, ``sage50_ssm_sync__<dossier>``, each with its own connection, settings, data
@@ -42,6 +45,7 @@ from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from sage_sync.dossiers import load_dossiers
 from sage_sync.mapping.registry import registry
+from sage_sync.operators.begin import SageSyncBeginOperator
 from sage_sync.operators.deadline import configured_deadline_minutes
 from sage_sync.operators.onboarding import SageSyncMatchOperator, SageSyncPreflightOperator
 from sage_sync.operators.report import SageSyncReportOperator
@@ -126,6 +130,12 @@ def build_dag(dag_id: str, *, dossier: str | None = None, sage50_conn_id: str = 
             "dry_run": Param(
                 False, type="boolean", description="G8: plan and report every change, write nothing"
             ),
+            "approve_deletions": Param(
+                {},
+                type="object",
+                description="A1: approve the deletions the G4 guard withholds, per entity, by the count (or the "
+                'set) the last report gives, e.g. {"accounts": 165}; applied only while the set is still that one',
+            ),
             "full_reconcile": Param(
                 False,
                 type="boolean",
@@ -150,7 +160,8 @@ def build_dag(dag_id: str, *, dossier: str | None = None, sage50_conn_id: str = 
     ) as built:
         preflight = SageSyncPreflightOperator(task_id="preflight", pool=SSM_POOL, **where)
         match = SageSyncMatchOperator(task_id="match", pool=SSM_POOL, **where)
-        preflight >> match
+        begin = SageSyncBeginOperator(task_id="begin", **where)
+        preflight >> begin >> match
         first: dict[str, SageSyncExtractOperator] = {}
         last: dict[str, SageSyncCommitOperator] = {}
         for spec in registry():

@@ -11,6 +11,7 @@ import html
 import json
 import os
 import re
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ def entity_section(
         },
         "ssm_records_read": len(inp.get("ssm") or []),
         "guard": plan.get("guard"),
+        "withheld_set": plan.get("withheld_set"),
+        "approval": plan.get("approval"),
         "table_failures": quality.get("table_failures") or [],
         "quality": (quality.get("report") or {}).get("counts"),
         "data_docs": quality.get("data_docs_path"),
@@ -77,10 +80,12 @@ def entity_section(
             for op in (plan.get("ops") or [])[:LIST_LIMIT]
         ],
         "planned_total": len(plan.get("ops") or []),
+        "planned_by_kind": dict(Counter(str(op.get("kind")) for op in plan.get("ops") or [])),
         "conflicts": (plan.get("conflicts") or [])[:LIST_LIMIT],
         "quarantined": (plan.get("quarantined") or [])[:LIST_LIMIT],
         "deferred": (plan.get("deferred") or [])[:LIST_LIMIT],
-        "warnings": len(plan.get("warnings") or []),
+        "warnings": (plan.get("warnings") or [])[:LIST_LIMIT],
+        "skipped": (plan.get("skipped") or [])[:LIST_LIMIT],
         "failures": [
             {"kind": o.get("kind"), "key": o.get("key"), "error": o.get("error")}
             for o in failed_ops[:LIST_LIMIT]
@@ -99,11 +104,12 @@ def build_report(
     task_states: dict[str, dict[str, str]] | None = None,
     settings: dict[str, Any] | None = None,
     deadline_alert: dict[str, Any] | None = None,
+    skipped: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report of one run from its staging area ``staging`` (one folder per entity).
 
     ``deadline_alert`` is the run's deadline alert file (G1) when the alert fired: the report then says
-    "deadline missed".
+    "deadline missed". ``skipped`` is the run's start when another run held the lease: the report says so.
     """
     sections = {e: entity_section(e, staging, (task_states or {}).get(e)) for e in entity_names()}
     totals = {c: sum(int(s["counts"].get(c, 0) or 0) for s in sections.values()) for c in COUNT_COLUMNS}
@@ -115,7 +121,16 @@ def build_report(
         **onboarding_fields(staging),
         "started_at": started_at,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "status": "ok" if all(s["status"] == "ok" for s in sections.values()) else "attention",
+        "status": "skipped"
+        if skipped
+        else "ok"
+        if all(s["status"] == "ok" for s in sections.values())
+        else "attention",
+        "skipped": (
+            f"another run ({skipped.get('holder')}) held the sync when this one started: it did nothing"
+            if skipped
+            else None
+        ),
         "totals": totals,
         "writes": 0 if dry_run else writes,
         "planned_writes": writes if dry_run else None,
@@ -128,7 +143,7 @@ def build_report(
 def onboarding_fields(staging: Staging) -> dict[str, Any]:
     """The run's opening tasks in the report: the preflight table (O2), the run mode (M3), the matching (O1)."""
     preflight = staging.read_json_or_none(None, "preflight.json") or {}
-    mode = staging.read_json_or_none(None, "run.json") or {}
+    mode = staging.read_json_or_none(None, "resume.json") or {}
     matched = staging.read_json_or_none(None, "match.json")
     matching = None
     if matched:
@@ -251,6 +266,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     sentence = deadline_sentence(report)
     if sentence:
         lines += [sentence, ""]
+    if report.get("skipped"):
+        lines += [f"**Skipped:** {report['skipped']}.", ""]
     lines += [
         "| entity | status | " + " | ".join(COUNT_COLUMNS) + " |",
         "|---|---|" + "---:|" * len(COUNT_COLUMNS),
@@ -278,6 +295,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             ("Conflicts (G2)", s.get("conflicts")),
             ("Quarantined (G3)", s.get("quarantined")),
             ("Deferred", s.get("deferred")),
+            ("Warnings (G3, synced)", s.get("warnings")),
+            ("Left alone", s.get("skipped")),
             ("Failed writes", s.get("failures")),
         )
         for title, items in tables:

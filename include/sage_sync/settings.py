@@ -16,6 +16,8 @@ Two environment variables, both optional:
       guard_ratio: 0.5                   # G4: largest share of a snapshot one run may delete
       guard_minimum: 10                  # G4: deletions always allowed (small dossiers)
       overlap_seconds: 120               # SSM incremental reads start this much before the watermark
+      max_quantity: 1000000              # invoice lines above these are reported as warnings (G3)
+      max_unit_price: 10000000
       state_url: sqlite:////srv/sage-sync/state.db   # or a PostgreSQL URL
       match_auto_confidence: 0.95        # O1: first-sync matches at or above this confidence bind themselves
       resume_after_hours: 24             # M3: a run after this long without one takes Sage as master
@@ -61,6 +63,8 @@ _KNOWN_KEYS = {
     "guard_minimum",
     "overlap_seconds",
     "state_url",
+    "max_quantity",
+    "max_unit_price",
     "match_auto_confidence",
     "resume_after_hours",
 }
@@ -105,6 +109,8 @@ class Settings:
     guard_minimum: int = 10
     overlap_seconds: int = 120
     state_url: str | None = None
+    max_quantity: float = 1_000_000.0
+    max_unit_price: float = 10_000_000.0
     source: str | None = None
     #: O1: first-sync matches at or above this confidence are bound without a person confirming them.
     match_auto_confidence: float = 0.95
@@ -148,6 +154,8 @@ class Settings:
             conflict=conflict,  # type: ignore[arg-type]  # validated by SyncConfig itself
             guards=guards,
             overlap_seconds=self.overlap_seconds,
+            max_quantity=self.max_quantity,
+            max_unit_price=self.max_unit_price,
         )
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -164,6 +172,8 @@ class Settings:
             "guard_ratio": self.guard_ratio,
             "guard_minimum": self.guard_minimum,
             "overlap_seconds": self.overlap_seconds,
+            "max_quantity": self.max_quantity,
+            "max_unit_price": self.max_unit_price,
             "state_url": url,
             "match_auto_confidence": self.match_auto_confidence,
             "resume_after_hours": self.resume_after_hours,
@@ -257,6 +267,9 @@ def settings_values(raw: dict[str, Any], where: str) -> dict[str, Any]:
         values["guard_minimum"] = _number(raw, "guard_minimum", int, 0, None, where)
     if "overlap_seconds" in raw:
         values["overlap_seconds"] = _number(raw, "overlap_seconds", int, 0, 86400, where)
+    for limit in ("max_quantity", "max_unit_price"):
+        if limit in raw:
+            values[limit] = _number(raw, limit, float, 0.0, None, where)
     if "match_auto_confidence" in raw:
         values["match_auto_confidence"] = _number(raw, "match_auto_confidence", float, 0.0, 1.0, where)
     if "resume_after_hours" in raw:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from sage_sync.engine.codec import mapping
 from sage_sync.engine.sides import ItemOutcome
+from sage_sync.hooks.sage50_frames import column_from_values
 from sage_sync.mapping.transforms import ValueLists
 
 
@@ -30,6 +31,10 @@ class SimulatedCrash(BaseException):  # noqa: N818 - a process death, deliberate
 class TransportError(Exception):
     """A simulated network or server error."""
 
+
+#: The SSM users behind the integration's API key and behind a salesperson's edits in the app.
+INTEGRATION_USER = 99
+APP_USER = 7
 
 #: Fault ``method`` "write" matches any of these.
 WRITES = frozenset({"insert", "update", "create", "delete"})
@@ -167,9 +172,10 @@ class InMemorySage:
         for name, src in mapping(entity).sources.items():
             table = f"{entity}.{name}"
             rows = [] if empty else list(self.tables.get(table, {}).values())
-            # Built column by column with the mapping's dtype: far cheaper than astype on an object frame.
+            # Typed column by column exactly as the ODBC hook types what the driver returns (a date no calendar
+            # reads becomes a missing date, a date pandas' nanoseconds cannot hold stays a date).
             frame = pd.DataFrame(
-                {f.name: pd.array([r.get(f.name) for r in rows], dtype=f.pandas_dtype) for f in src.fields}
+                {f.name: column_from_values([r.get(f.name) for r in rows], f) for f in src.fields}
             )
             out[name] = frame
         return out
@@ -281,8 +287,8 @@ class InMemorySsm:
 
     # --- users' own edits (not counted as API calls of the integration) -----------------------------------
 
-    def user_create(self, endpoint: str, data: dict[str, Any]) -> int:
-        """A user creates a record in the SSM app."""
+    def user_create(self, endpoint: str, data: dict[str, Any], user: int | None = None) -> int:
+        """A user (default: a salesperson) creates a record in the SSM app."""
         self._next_id += 1
         stamp = self.now()
         rec = {
@@ -290,6 +296,7 @@ class InMemorySsm:
             "extId": None,
             "readOnly": False,
             "deleted": False,
+            "salesRepIdCreated": APP_USER if user is None else user,
             "dateCreated": stamp,
             "dateUpdated": stamp,
             "dateDeleted": None,
@@ -379,6 +386,7 @@ class InMemorySsm:
                 "extId": None,
                 "readOnly": False,
                 "deleted": False,
+                "salesRepIdCreated": INTEGRATION_USER,
                 "dateCreated": stamp,
                 "dateUpdated": stamp,
                 "dateDeleted": None,
@@ -427,9 +435,14 @@ class InMemorySsm:
             self.lists.product_families[name] = self._next_id
         return self.lists.product_families[name]
 
-    def upload_product_picture(self, product_id: int, name: str, content: bytes) -> None:
+    def upload_product_picture(
+        self, product_id: int, name: str, content: bytes, *, new: bool = False
+    ) -> None:
         """Replace the product's carrousel picture."""
-        self.calls += 3  # create document, PUT the bytes, delete the old one
+        assert not (new and self.documents.get(product_id)), (
+            f"product {product_id} is not new: it has documents"
+        )
+        self.calls += 2 if new else 3  # (list the documents), create the document, PUT the bytes
         if self.faults.take("upload", "products") is not None:
             raise TransportError("simulated upload failure")
         self.documents[product_id] = [
@@ -522,7 +535,12 @@ class SyncWorld:
         self.config = config or SyncConfig()
 
     def run(
-        self, *, dry_run: bool = False, full_reconcile: bool = False, entities: tuple[str, ...] | None = None
+        self,
+        *,
+        dry_run: bool = False,
+        full_reconcile: bool = False,
+        approve_deletions: dict[str, int | str] | None = None,
+        entities: tuple[str, ...] | None = None,
     ) -> Any:
         """One sync cycle (see :func:`sage_sync.engine.pipeline.run_once`); ``full_reconcile`` repairs SSM drift."""
         from sage_sync.engine.pipeline import run_once
@@ -537,6 +555,7 @@ class SyncWorld:
             self.config,
             dry_run=dry_run,
             full_reconcile=full_reconcile,
+            approve_deletions=approve_deletions,
             entities=entities,
         )
 

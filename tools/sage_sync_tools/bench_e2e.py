@@ -56,10 +56,10 @@ def _churn_sage(db: Any, rng: random.Random, share: float, entity: str, field: s
     from sage_sync.mapping.registry import registry
 
     source = registry()[entity].mapping.main
-    keys = [str(source.field(k).sage) for k in source.key]
-    column = source.field(field).sage
+    keys = [str(source.sage_columns[k]) for k in source.key]
+    column = source.sage_columns[field]
     filters = " AND ".join(
-        f"{source.field(f).sage} IN ({', '.join(map(str, v))})" for f, v in source.filter.items()
+        f"{source.sage_columns[f]} IN ({', '.join(map(str, v))})" for f, v in source.filter.items()
     )
     rows = list(
         db.execute(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from typing import Any
 
 import requests
 import sqlalchemy as sa
+import yaml
 
 from sage_sync.settings import DAG_ID, SSM_POOL
 
@@ -105,6 +107,9 @@ _PEAK_WRAPPER = (
     "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
     "sys.exit(code)\n"
 )
+
+
+_FINISHED = re.compile(r"DagRun Finished: .*?run_id=(\S+?),")
 
 
 @dataclass
@@ -196,6 +201,8 @@ class SyncStack:
     #: ``SAGE_SYNC_DEADLINE_MINUTES`` of every ``airflow`` command. "0" (alert off) because ``airflow dags test``
     #: in 3.3.2 crashes on finishing a run of a DAG with a deadline alert; a real scheduler keeps it on (G1).
     deadline_minutes: str = "0"
+    #: Settings of every run (``SAGE_SYNC_CONFIG``), e.g. a tighter G4 guard for a scenario.
+    settings: dict[str, Any] = field(default_factory=dict)
     #: The project folder whose dags/ and plugins/ Airflow loads (default: found from the current folder).
     project: Path = field(default_factory=find_project)
     dossier: Path = field(init=False)
@@ -270,11 +277,14 @@ class SyncStack:
             }
         )
         env.pop("SAGE_SYNC_CONFIG", None)
+        settings = dict(self.settings)
         if self.postgres is not None:
             # A server dossier has no file to put the pictures beside: the settings name the media folder (D3).
-            settings = self.root / "settings.yaml"
-            settings.write_text(f"media_folder: {self.root / 'dossier_media'}\n", encoding="utf-8")
-            env["SAGE_SYNC_CONFIG"] = str(settings)
+            settings.setdefault("media_folder", str(self.root / "dossier_media"))
+        if settings:
+            path = self.root / "settings.yaml"
+            path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+            env["SAGE_SYNC_CONFIG"] = str(path)
         return env
 
     # --- start and stop ----------------------------------------------------------------------------------
@@ -408,36 +418,52 @@ class SyncStack:
 
     # --- runs ----------------------------------------------------------------------------------------------
 
-    def run_dag(self, *, dry_run: bool = False, full_reconcile: bool = False) -> DagRunOutcome:
+    def run_dag(self, *, dry_run: bool = False, full_reconcile: bool = False, **conf: Any) -> DagRunOutcome:
         """One run of the real DAG with ``airflow dags test``; returns its report (``latest.json``)."""
-        self.runs += 1
-        log_path = self.root / f"dag-run-{self.runs}.log"
-        latest = self.sage_sync_home / "reports" / "latest.json"
-        before = latest.stat().st_mtime if latest.exists() else None
-        conf = json.dumps({"dry_run": dry_run, "full_reconcile": full_reconcile})
-        peak_file = self.root / f"dag-run-{self.runs}.peak"
-        started = time.perf_counter()
-        with log_path.open("w") as out:
-            # Its own process group, so an interrupted run (Ctrl-C, SIGTERM, timeout) is stopped with all it started.
-            process = subprocess.Popen(
-                [sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), _bin("airflow"), "dags", "test", DAG_ID]
-                + ["--conf", conf],
-                env=self.env(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            try:
+        return self.run_dags([{"dry_run": dry_run, "full_reconcile": full_reconcile, **conf}])[0]
+
+    def run_dags(self, confs: list[dict[str, Any]]) -> list[DagRunOutcome]:
+        """Start one ``airflow dags test`` per conf at the same moment, wait for all; each with its own report."""
+        reports = self.sage_sync_home / "reports"
+        before = {p.name for p in reports.glob("*.json")} if reports.exists() else set()
+        launched = []
+        try:
+            for conf in confs:
+                self.runs += 1
+                log_path = self.root / f"dag-run-{self.runs}.log"
+                peak_file = self.root / f"dag-run-{self.runs}.peak"
+                with log_path.open("w") as out:
+                    # Its own process group: an interrupted run (Ctrl-C, SIGTERM, timeout) is stopped with its children.
+                    process = subprocess.Popen(
+                        [sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), _bin("airflow"), "dags", "test"]
+                        + [DAG_ID, "--conf", json.dumps(conf)],
+                        env=self.env(),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                launched.append((process, log_path, peak_file, time.perf_counter()))
+            finished = []
+            for process, log_path, peak_file, started in launched:
                 returncode = process.wait(timeout=1800)
-            except BaseException:
+                finished.append((returncode, time.perf_counter() - started, log_path, peak_file))
+        except BaseException:
+            for process, *_ in launched:
                 _stop_group(process)
-                raise
-        seconds = time.perf_counter() - started
-        report = None
-        if latest.exists() and latest.stat().st_mtime != before:
-            report = json.loads(latest.read_text(encoding="utf-8"))
-        peak = float(peak_file.read_text()) / 1024 if peak_file.exists() else 0.0
-        return DagRunOutcome(returncode, seconds, report, log_path, round(peak, 1))
+            raise
+        new = [
+            json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted(reports.glob("*.json"))
+            if p.name != "latest.json" and p.name not in before
+        ]
+        outcomes = []
+        for returncode, seconds, log_path, peak_file in finished:
+            # The run's own id, from the line ``airflow dags test`` ends with (its log may name other runs).
+            own = _FINISHED.findall(log_path.read_text(encoding="utf-8", errors="replace"))
+            report = next((r for r in new if own and str(r.get("run_id")) == own[-1]), None)
+            peak = float(peak_file.read_text()) / 1024 if peak_file.exists() else 0.0
+            outcomes.append(DagRunOutcome(returncode, seconds, report, log_path, round(peak, 1)))
+        return outcomes
 
     def stats(self) -> dict[str, Any]:
         """The simulator's call statistics since the last reset."""

@@ -185,16 +185,19 @@ class SsmApiSide:
                 labels.setdefault(label, int(item["id"]))
         return labels
 
-    def upload_product_picture(self, product_id: int, name: str, content: bytes) -> None:
+    def upload_product_picture(
+        self, product_id: int, name: str, content: bytes, *, new: bool = False
+    ) -> None:
         """Make ``content`` the product's only carrousel picture (D3).
 
         The new picture is uploaded first and the previous carrousel documents are deleted after, so a failure
         never leaves the product without a picture. When a carrousel document already holds these exact bytes
-        (a previous run uploaded it, then failed before committing), it is kept instead of uploading again.
+        (a previous run uploaded it, then failed before committing), it is kept instead of uploading again. A
+        product this run just created (``new``) has no document: its documents are not listed (a call saved).
         """
         pid = int(product_id)
         digest = hashlib.sha256(content).hexdigest()
-        documents = [d for d in self.hook.list_product_documents(pid) if d.get("isCarrousel")]
+        documents = [] if new else [d for d in self.hook.list_product_documents(pid) if d.get("isCarrousel")]
         keep = next((d for d in documents if d.get("sha256") == digest and d.get("name") == name), None)
         if keep is None:
             keep = {"id": self.hook.upload_product_picture(pid, name, content)}

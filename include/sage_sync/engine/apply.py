@@ -178,7 +178,7 @@ class _Applier:
             if content is None:
                 raise FileNotFoundError(op.picture["path"])
             name = op.picture["path"].replace("\\", "/").rsplit("/", 1)[-1]
-            self.ssm.upload_product_picture(int(target or 0), name, content)
+            self.ssm.upload_product_picture(int(target or 0), name, content, new=op.kind == "ssm_create")
         except Exception as exc:  # noqa: BLE001 - the product stays unconfirmed and is planned again
             self.outcomes[i] = OpOutcome(
                 op.kind, op.entity, op.key, False, target, None, f"picture upload: {exc}"

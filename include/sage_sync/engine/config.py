@@ -41,6 +41,9 @@ class SyncConfig:
     conflict: dict[str, Winner] = field(default_factory=dict)
     guards: dict[str, Guard] = field(default_factory=dict)
     overlap_seconds: int = 120
+    #: Plausibility limits of an invoice line's quantity and unit price: above them the line is reported (G3).
+    max_quantity: float = 1_000_000.0
+    max_unit_price: float = 10_000_000.0
 
     def __post_init__(self) -> None:
         """Validate the code template: exactly one of ``{ssm_id}`` / ``{seq}``."""

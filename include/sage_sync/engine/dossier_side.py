@@ -166,9 +166,11 @@ class DossierSsmSide:
         """A product family of the tenant (shared by every dossier)."""
         return self.inner.ensure_product_family(name)
 
-    def upload_product_picture(self, product_id: int, name: str, content: bytes) -> None:
+    def upload_product_picture(
+        self, product_id: int, name: str, content: bytes, *, new: bool = False
+    ) -> None:
         """Upload a product picture (D3)."""
-        self.inner.upload_product_picture(product_id, name, content)
+        self.inner.upload_product_picture(product_id, name, content, new=new)
 
     def api_calls(self) -> int:
         """The API calls of the wrapped side (the parents' lookups included)."""

@@ -42,6 +42,14 @@ class PlanInput:
     line_bindings: dict[str, Binding] = field(default_factory=dict)
     lines_by_ext: dict[str, Record] = field(default_factory=dict)
     quarantined: dict[str, str] = field(default_factory=dict)
+    #: A1: this run's approval of the entity's guarded deletions (a count or a set fingerprint), or None.
+    approved_deletions: str | None = None
+    #: G5: keys whose SSM create failed (maybe applied, response lost) and that Sage no longer has: their SSM
+    #: record, when one exists, is in ``ssm_by_ext`` and must not outlive them.
+    orphans: list[str] = field(default_factory=list)
+    #: C1: SSM id -> who created it (``salesRepIdCreated``), for the records bound to keys a second live SSM
+    #: record also carries: a twin made by the same user (the integration) is retired, a user's is only reported.
+    creators: dict[int, int | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -60,6 +68,7 @@ class PlanInput:
         data["bindings"] = {k: Binding.from_dict(b) for k, b in (raw.get("bindings") or {}).items()}
         data["line_bindings"] = {k: Binding.from_dict(b) for k, b in (raw.get("line_bindings") or {}).items()}
         data["parents"] = {k: Parent.from_dict(p) for k, p in (raw.get("parents") or {}).items()}
+        data["creators"] = {int(k): v for k, v in (raw.get("creators") or {}).items()}
         return cls(**data)
 
     def live_binding(self, key: str) -> Binding | None:

@@ -119,6 +119,10 @@ class Plan:
     commits: list[Commit] = field(default_factory=list)
     #: SSM records to look at again next run (deferred), with the reason.
     pending: dict[int, str] = field(default_factory=dict)
+    #: G4: the fingerprint of the deletions withheld this run (what an approval names), or None.
+    withheld_set: str | None = None
+    #: A1: the approval that let this run's guarded deletions through (a count or a set fingerprint), or None.
+    approval: str | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -143,6 +147,8 @@ class Plan:
             "unchanged": self.unchanged,
             "commits": [c.to_dict() for c in self.commits],
             "pending": {str(k): v for k, v in self.pending.items()},
+            "withheld_set": self.withheld_set,
+            "approval": self.approval,
         }
 
     @classmethod
@@ -160,6 +166,8 @@ class Plan:
             unchanged=int(raw.get("unchanged", 0)),
             commits=[Commit(**c) for c in raw.get("commits") or []],
             pending={int(k): v for k, v in (raw.get("pending") or {}).items()},
+            withheld_set=raw.get("withheld_set"),
+            approval=raw.get("approval"),
         )
 
     def to_json(self) -> str:

@@ -84,8 +84,13 @@ class SsmSide(Protocol):
         """The id of the product family called ``name``, creating it when missing."""
         ...
 
-    def upload_product_picture(self, product_id: int, name: str, content: bytes) -> None:
-        """Upload ``content`` as the product's carrousel picture (D3), replacing the previous one."""
+    def upload_product_picture(
+        self, product_id: int, name: str, content: bytes, *, new: bool = False
+    ) -> None:
+        """Upload ``content`` as the product's carrousel picture (D3), replacing the previous one.
+
+        ``new``: the product was created by this run's load, so it has no document to look at or replace.
+        """
         ...
 
     def api_calls(self) -> int:

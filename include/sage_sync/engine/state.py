@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -135,6 +135,15 @@ run_entities = sa.Table(
     sa.Column("duration_s", sa.Float, nullable=False, default=0.0),
 )
 
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(250), nullable=False),
+    sa.Column("acquired_at", sa.String(40), nullable=False),
+    sa.Column("expires_at", sa.String(40), nullable=False),
+)
+
 record_log = sa.Table(
     "record_log",
     metadata,
@@ -151,7 +160,25 @@ record_log = sa.Table(
 
 def now_iso() -> str:
     """The current UTC time as ISO-8601 text."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(datetime.now(UTC))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a lease, since when, until when (ISO-8601 UTC)."""
+
+    name: str
+    holder: str
+    acquired_at: str
+    expires_at: str
+
+    def held_by(self, holder: str) -> bool:
+        """True when ``holder`` holds it (expired or not: only another holder's take ends it)."""
+        return self.holder == holder
 
 
 def dumps(value: Any) -> str:
@@ -485,6 +512,54 @@ class StateStore:
             new = int(value or 0) + 1
             self._upsert(conn, sequences, {"name": name, "value": new})
         return new
+
+    # --- the run lease (G1, G5) ------------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> Lease:
+        """Take the lease ``name`` for ``holder`` unless another holder has it and it has not expired.
+
+        One atomic statement (an upsert whose update only applies to an expired lease or to the same holder), so
+        two runs starting at the same instant, in two processes or on two machines, cannot both get it. Taking
+        it again as the same holder renews it. Returns the lease as it now stands: compare its ``holder``.
+        """
+        now = datetime.now(UTC)
+        row = {
+            "name": name,
+            "holder": holder,
+            "acquired_at": _iso(now),
+            "expires_at": _iso(now + timedelta(seconds=ttl_seconds)),
+        }
+        with self._tx() as conn:
+            insert: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(leases)
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["name"],
+                    set_={
+                        "holder": insert.excluded.holder,
+                        "acquired_at": sa.case(
+                            (leases.c.holder == insert.excluded.holder, leases.c.acquired_at),
+                            else_=insert.excluded.acquired_at,
+                        ),
+                        "expires_at": insert.excluded.expires_at,
+                    },
+                    where=sa.or_(leases.c.expires_at < row["acquired_at"], leases.c.holder == holder),
+                ),
+                row,
+            )
+            held = conn.execute(sa.select(leases).where(leases.c.name == name)).mappings().one()
+        return Lease(name, held["holder"], held["acquired_at"], held["expires_at"])
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        """Give the lease back (only its holder can); True when it was held by ``holder``."""
+        with self._tx() as conn:
+            done = conn.execute(leases.delete().where(leases.c.name == name, leases.c.holder == holder))
+        return bool(done.rowcount)
+
+    def lease(self, name: str) -> Lease | None:
+        """The lease ``name`` as it stands (expired or not), or None."""
+        with self._tx() as conn:
+            held = conn.execute(sa.select(leases).where(leases.c.name == name)).mappings().first()
+        return Lease(name, held["holder"], held["acquired_at"], held["expires_at"]) if held else None
 
     # --- quarantine, conflicts, ledger ------------------------------------------------------------------------
 

@@ -83,7 +83,9 @@ def column_from_values(values: Sequence[Any], f: FieldMap) -> pd.Series:
         return pd.Series(pd.array([_to_int(v) for v in values], dtype="Int64"), name=f.name)
     if f.dtype == "decimal":
         return pd.Series(pd.array([_to_float(v) for v in values], dtype="Float64"), name=f.name)
-    converted = pd.to_datetime(pd.Series(list(values), dtype=object), errors="raise")
+    # A value no calendar reads (text in a date column of a damaged dossier) becomes a missing date, which the
+    # quality suites quarantine with the row's reason, instead of failing the whole read.
+    converted = pd.to_datetime(pd.Series(list(values), dtype=object), errors="coerce", format="mixed")
     return converted.astype("datetime64[us]").rename(f.name)
 
 
@@ -100,7 +102,7 @@ def rows_to_frame(rows: Sequence[Sequence[Any]], fields: Sequence[FieldMap]) -> 
 def _arrow_column(array: pa.Array | pa.ChunkedArray, f: FieldMap) -> pd.Series:
     target = _ARROW_TARGET[f.dtype]
     if f.dtype in ("date", "datetime") and pa.types.is_string(array.type):
-        array = pc.strptime(array, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=False)
+        array = pc.strptime(array, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
     if array.type != target:
         array = pc.cast(array, target)
     series = array.to_pandas(types_mapper=_PANDAS_FOR_ARROW.get)

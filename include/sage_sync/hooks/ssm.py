@@ -50,7 +50,7 @@ from sage_sync.hooks.ssm_types import (
     api_base_url,
     validated_number,
 )
-from sage_sync.hooks.where import Literal, where_in_batches
+from sage_sync.hooks.where import Literal, where_in_batches, where_is_not_null
 from sage_sync.mapping.registry import registry
 
 if TYPE_CHECKING:
@@ -380,21 +380,54 @@ class SalesManagementHook(BaseHook):
             yield from self.iter_records(entity, where=where)
 
     def find_by_ext_ids(self, entity: str, ext_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Look records up by ``extId``, in batches whose ``where`` stays within a safe URL length.
+        """Look records up by ``extId``, at the cost of the cheaper of two ways (C1 adoption).
+
+        One lookup is a batch of ids whose ``where`` stays within a safe URL length (some 50 ids). When the ids
+        need several batches, the records that carry an ``extId`` are listed instead, 1000 a page, as long as the
+        listing costs fewer calls than the lookups would; a tenant bigger than that stops the listing and the ids
+        are looked up (at worst twice the lookups' calls). So an empty tenant costs one call, a first load of 100,000
+        keys onto a tenant of a few thousand records a few calls, and a few new keys one lookup.
 
         Returns:
             ``extId`` → record. When several records share an ``extId``, a live one wins over a deleted one,
             then the lowest id.
         """
         wanted = list(dict.fromkeys(e for e in ext_ids if e is not None))
+        if not wanted:
+            return {}
         found: dict[str, dict[str, Any]] = {}
-        for record in self.iter_records_in(entity, "extId", wanted):
+
+        def keep(record: dict[str, Any]) -> None:
             ext = record.get("extId")
             if ext is None:
-                continue
+                return
             current = found.get(ext)
             if current is None or _preferred(record, current):
                 found[ext] = record
+
+        batches = sum(1 for _ in where_in_batches("extId", wanted, self.MAX_WHERE_URL_CHARS))
+        if batches > 1:
+            wanted_set = set(wanted)
+            listed_all = False
+            for number, page in enumerate(
+                self.iter_pages(entity, where=where_is_not_null("extId"), page_size=self.MAX_PAGE_SIZE), 1
+            ):
+                for record in page:
+                    if record.get("extId") in wanted_set:
+                        keep(record)
+                if len(page) < self.MAX_PAGE_SIZE:
+                    listed_all = True
+                    break
+                if number >= batches:
+                    break  # the tenant is bigger than the lookups are long: look the rest up
+            else:
+                listed_all = True  # an empty page (or none) ended the listing
+            if listed_all:
+                return found
+        # Every id again, even those a partial listing found: a later page may hold a second record with the same
+        # extId, and the lookups see all of them.
+        for record in self.iter_records_in(entity, "extId", wanted):
+            keep(record)
         return found
 
     # ------------------------------------------------------------------------------------ single records

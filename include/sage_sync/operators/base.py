@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The run-wide staging file of the preflight task: whether this run resumes a dossier switched off (M3), and why.
-RUN_FILE = "run.json"
+RESUME_FILE = "resume.json"
 
 
 class SageSyncBaseOperator(BaseOperator):
@@ -86,7 +86,7 @@ class SageSyncBaseOperator(BaseOperator):
     def flags(context: Context, settings: Settings | None = None) -> RunFlags:
         """The run's ``dry_run`` (G8), ``full_reconcile`` and ``resume`` params, and the preflight's M3 verdict.
 
-        The preflight task stages ``run.json`` when it finds the dossier back from being switched off (M3), so
+        The preflight task stages ``resume.json`` when it finds the dossier back from being switched off (M3), so
         every task of the run sees the same flags.
         """
         from sage_sync.engine.pipeline import RunFlags
@@ -94,7 +94,7 @@ class SageSyncBaseOperator(BaseOperator):
         flags = RunFlags.from_params(dict(context.get("params") or {}))
         if settings is None:
             return flags
-        staged = settings.staging(str(context["run_id"])).read_json_or_none(None, RUN_FILE) or {}
+        staged = settings.staging(str(context["run_id"])).read_json_or_none(None, RESUME_FILE) or {}
         return flags.resumed(bool(staged.get("resume")))
 
     def execute(self, context: Context) -> Any:

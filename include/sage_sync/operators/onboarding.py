@@ -18,7 +18,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from sage_sync.errors import ConfigurationError
-from sage_sync.operators.base import RUN_FILE, SageSyncBaseOperator
+from sage_sync.operators.base import RESUME_FILE, SageSyncBaseOperator
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class SageSyncPreflightOperator(SageSyncBaseOperator):
         )
         staging = settings.staging(run_id)
         staging.write_json(None, "preflight.json", {"checks": [c.to_dict() for c in checks]})
-        staging.write_json(None, RUN_FILE, {"resume": bool(reason), "reason": reason})
+        staging.write_json(None, RESUME_FILE, {"resume": bool(reason), "reason": reason})
         if side is not None:
             staging.write_json(None, "value_lists.json", side.value_lists().to_dict())
         table = render(checks, title=f"Preflight of {target}")
@@ -87,21 +87,25 @@ class SageSyncMatchOperator(SageSyncBaseOperator):
         """Run the match step; log its sentence, the pairs that wait for a person, and any bad decision row."""
         from sage_sync.engine.holds import MATCH_FILE
         from sage_sync.engine.pipeline.context import param_flag
+        from sage_sync.engine.pipeline.lease_step import hold
         from sage_sync.onboarding.step import match
         from sage_sync.operators.sides import sage_side, ssm_side
 
         settings = self.settings()
         run_id = str(context["run_id"])
         staging = settings.staging(run_id)
+        flags = self.flags(context, settings)
+        state = self.open_state(settings)
+        hold(run_id, state, flags)  # binding writes to SSM: only the run holding the lease may (G5)
         summary = match(
             run_id,
             staging,
             sage_side(self.sage50_conn_id, settings),
             ssm_side(self.ssm_conn_id, settings),
-            self.open_state(settings),
+            state,
             folder=settings.matching_dir,
             threshold=settings.match_auto_confidence,
-            dry_run=self.flags(context, settings).dry_run,
+            dry_run=flags.dry_run,
             requested=param_flag((context.get("params") or {}).get("match")),
         )
         log.info("%s", summary.sentence())

@@ -164,3 +164,16 @@ def worst_line(lines: pd.DataFrame, piece: str) -> str:
         f"line {line}: TTC {float(ttc.iloc[at]):.2f} ≠ HT {float(ht.iloc[at]):.2f} "
         f"+ {float(rate.iloc[at]):g} % VAT"
     )
+
+
+def first_line_failing(
+    headers: pd.DataFrame, lines: pd.DataFrame, bad: pd.Series, join: str = "piece"
+) -> pd.Series:
+    """Per invoice header (same index): the ``line_id`` of its first line where ``bad`` is True, else ``<NA>``.
+
+    ``bad`` is a boolean Series aligned with ``lines``. One grouped pass over the failing lines only.
+    """
+    failing = lines.loc[bad.fillna(False).to_numpy(dtype=bool), [join, "line_id"]]
+    first = failing.groupby(failing[join].astype("string"), sort=False)["line_id"].first()
+    aligned = first.reindex(headers[join].astype("string").to_numpy())
+    return pd.Series(aligned.to_numpy(), index=headers.index, dtype="object")

@@ -8,8 +8,8 @@ expectations. Each expectation has an ``id``, a ``severity`` and a ``reason`` te
 - ``check``: a vectorised Python check (see :mod:`sage_sync.quality.derived`) that writes a derived column, which
   a GX expectation then judges (by default ``expect_column_values_to_be_in_set`` with ``[true]``).
 
-``generate`` entries expand into one expectation per mapped field: ``sage_lengths`` (the value fits the Sage
-column) and ``cp1252`` (Sage can store every character), for data written to Sage.
+``generate: [{kind: storable}]`` adds one expectation that every mapped text field fits its Sage column (length,
+cp1252, no control character): for data written to Sage, and for a Sage snapshot (a damaged dossier).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class ExpectationSpec:
     def inputs(self) -> frozenset[str]:
         """Every column a row's verdict depends on (its data columns and the ``*_column`` its check reads)."""
         named = {str(v) for k, v in self.params.items() if k.endswith("_column")}
-        return frozenset({*self.data_columns, *named})
+        return frozenset({*self.data_columns, *named, *self.params.get("sage_columns", {})})
 
 
 @dataclass(frozen=True)
@@ -181,51 +181,37 @@ def _expectation(raw: dict[str, Any], fields: dict[str, FieldMap], where: str) -
 
 
 def _generated(raw: dict[str, Any], fields: dict[str, FieldMap], where: str) -> list[ExpectationSpec]:
+    """``kind: storable``: one expectation that every mapped text field fits its Sage column (SPEC section 3).
+
+    One derived check over all the fields rather than two expectations per field: the verdict is the same (the
+    rule is :mod:`sage_sync.mapping.sage_values`'), and each Great Expectations evaluation costs its share.
+    """
     kind = raw.get("kind")
-    severity = raw.get("severity", "blocking")
-    only = set(raw.get("fields") or ())
-    text_fields = [
-        f for f in fields.values() if f.dtype == "string" and f.sage and (not only or f.name in only)
+    if kind != "storable":
+        raise ConfigurationError(f"{where}: unknown generate kind {kind!r}; expected storable")
+    # Fields whose length the suite checks itself, with its own sentence: only their characters are checked here.
+    own_length = set(raw.get("own_length") or ())
+    text = [f for f in fields.values() if f.dtype == "string" and f.sage]
+    if not text:
+        return []
+    return [
+        _expectation(
+            {
+                "id": raw.get("id", "sage_storable"),
+                "severity": raw.get("severity", "blocking"),
+                "check": "sage_storable",
+                "params": {
+                    # Not ``columns``: the frame need not hold them all (an update carries the fields it changes).
+                    "sage_columns": {
+                        f.name: [f.sage, None if f.name in own_length else f.length] for f in text
+                    },
+                },
+                "reason": raw.get("reason", "{detail}"),
+            },
+            fields,
+            where,
+        )
     ]
-    out: list[ExpectationSpec] = []
-    for f in text_fields:
-        if kind == "sage_lengths" and f.length:
-            out.append(
-                _expectation(
-                    {
-                        "id": f"{f.name}_fits_sage",
-                        "severity": severity,
-                        "expect": "expect_column_value_lengths_to_be_between",
-                        "column": f.name,
-                        "kwargs": {"max_value": f.length},
-                        "reason": raw.get(
-                            "reason",
-                            "{column} ({sage}) is {length} characters long; Sage allows at most {max_value}",
-                        ),
-                    },
-                    fields,
-                    where,
-                )
-            )
-        elif kind == "cp1252":
-            out.append(
-                _expectation(
-                    {
-                        "id": f"{f.name}_cp1252",
-                        "severity": severity,
-                        "check": "cp1252",
-                        "column": f.name,
-                        "reason": raw.get("reason", "{column} ({sage}) {detail}"),
-                    },
-                    fields,
-                    where,
-                )
-            )
-        elif kind not in ("sage_lengths", "cp1252"):
-            raise ConfigurationError(
-                f"{where}: unknown generate kind {kind!r}; expected sage_lengths or cp1252"
-            )
-    return out
 
 
 def parse_suite(raw: dict[str, Any], where: str = "suite") -> SuiteSpec:

@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ def _show(value: Any) -> str:
         return repr(value)
     if isinstance(value, float | np.floating):
         return f"{float(value):.2f}"
+    if isinstance(value, datetime) and (value.hour, value.minute, value.second, value.microsecond) == (
+        0,
+        0,
+        0,
+        0,
+    ):
+        return value.date().isoformat()  # a Sage date (a pandas Timestamp is a datetime)
     return str(value)
 
 

@@ -313,12 +313,26 @@ def test_records_value_lists_documents_and_lookups(
         and "model" in outcomes[7].message
     )
 
-    # extId lookups: 240 ids do not fit one URL, so several batches are sent; absent ids are simply missing.
+    # extId lookups (C1 adoption): 250 ids do not fit one URL; listing the tenant's 249 products that carry an
+    # extId costs one call, fewer than the lookup batches, so that is what is sent. Absent ids are simply missing.
     sim.reset_stats()
     wanted = [f"AR{n:04d}" for n in range(250) if n != 7] + ["ABSENT"]
     found = hook.find_by_ext_ids("products", wanted)
     assert set(found) == set(wanted) - {"ABSENT"}
+    assert list_calls(sim, "products") == 1
+    # The same through batched lookups (what a tenant too big to list gets) finds the same records.
+    sim.reset_stats()
+    looked_up = {r["extId"]: r for r in hook.iter_records_in("products", "extId", wanted)}
+    assert {k: r["id"] for k, r in looked_up.items()} == {k: r["id"] for k, r in found.items()}
     assert list_calls(sim, "products") > 1
+    # An empty list costs one call whatever the number of keys (a first load onto an empty tenant).
+    sim.reset_stats()
+    assert hook.find_by_ext_ids("contacts", [f"C{n:06d}/1" for n in range(5000)]) == {}
+    assert list_calls(sim, "contacts") == 1
+    # A few keys: one lookup.
+    sim.reset_stats()
+    assert set(hook.find_by_ext_ids("products", ["AR0001", "AR0002"])) == {"AR0001", "AR0002"}
+    assert list_calls(sim, "products") == 1
 
     # Pictures: create the document, upload the bytes to its locator, list and delete.
     product_id = outcomes[0].id
@@ -436,3 +450,23 @@ def test_upload_locators_reach_no_log_and_not_airflows_masker(
     assert len(put_lines) == 30 and all('"PUT *** HTTP/1.1" 200' in line for line in put_lines), put_lines[:2]
     assert hook.scrub(adapter.upload_urls[-1]) == "***"
     assert all(len(hook.list_product_documents(p.id or 0)) == 1 for p in products[:3])
+
+
+def test_c1_adoption_on_a_tenant_too_big_to_list_falls_back_to_lookups(
+    sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2,100 accounts with an extId, 60 keys wanted (2 lookup batches): the listing stops after 2 pages, then
+    the 2 lookups run; the records found, twins included, are those the lookups alone find."""
+    use_connection(monkeypatch, sim)
+    hook = fast_hook()
+    outcomes = hook.bulk_create("accounts", [account(f"T{n:05d}") for n in range(2100)])
+    assert all(o.ok for o in outcomes)
+    twin = hook.create(
+        "accounts", account("T02050")
+    )  # a second record with a wanted extId, late in the tenant
+    wanted = [f"CT{n:05d}" for n in range(2000, 2060)]
+    sim.reset_stats()
+    found = hook.find_by_ext_ids("accounts", wanted)
+    assert list_calls(sim, "accounts") == 4  # 2 pages of 1000, then 2 lookup batches
+    assert set(found) == set(wanted)
+    assert found["CT02050"]["id"] != twin  # the lowest id wins among live records with one extId

@@ -6,11 +6,19 @@ from pathlib import Path
 
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
-from sage_sync.engine.pipeline import StepContext, commit, extract, load, plan, plan_entity, validate
+from sage_sync.engine.pipeline import StepContext, commit, extract, load, plan, plan_entity, report, validate
 from sage_sync.engine.plan import Plan
 from sage_sync.engine.snapshot import assemble, sage_changes
 from sage_sync.engine.staging import Staging
-from tests.support.memory import Fault, SyncWorld, account_row, contact_row
+from tests.support.memory import (
+    Fault,
+    SyncWorld,
+    account_row,
+    contact_row,
+    put_article,
+    put_invoice,
+    put_invoice_line,
+)
 
 
 def seeded(tmp_path: Path | None = None) -> SyncWorld:
@@ -84,6 +92,24 @@ def test_g8_dry_run_reports_every_change_and_writes_nothing(tmp_path: Path) -> N
     table = result.render()
     assert "ssm_create  C000" in table and "rule" in table
     assert w.run().counts["accounts"].created == 3
+
+
+def test_g8_a_first_dry_run_plans_the_dependants_of_records_it_would_create() -> None:
+    """Contacts and invoices of accounts (and lines of articles) the run would create are planned, not deferred."""
+    w = seeded()
+    put_article(w.sage, "ART1")
+    put_invoice(w.sage, "FA1", "C000")
+    put_invoice_line(w.sage, "FA1", 1, article_ref="ART1", quantity=1.0, unit_price=12.0, amount_ht=12.0)
+    result = w.run(dry_run=True)
+    planned = {e: [(o.kind, o.key) for o in p.ops] for e, p in result.plans.items()}
+    assert planned["contacts"] == [("ssm_create", f"C00{i}/1") for i in range(3)]
+    assert ("ssm_create", "FA1") in planned["invoices"]
+    assert not any(p.deferred for p in result.plans.values())
+    assert w.ssm.writes == 0 and w.ssm.live("accounts") == []
+    real = w.run()
+    assert [(o.kind, o.key) for o in real.plans["contacts"].ops] == planned["contacts"]
+    (line,) = w.ssm.live("salesordersLines")
+    assert line["productId"] == w.ssm_by_ext("products", "ART1")[0]["id"]  # a real id, never a stand-in
 
 
 def _context(tmp_path: Path, entity: str, w: SyncWorld, run_id: str = "manual__test") -> StepContext:
@@ -226,4 +252,7 @@ def test_steps_run_one_by_one_through_the_staging_area_like_separate_tasks(tmp_p
         assert (loaded.applied, loaded.failed) == (3, 0)
         assert commit(_context(tmp_path, entity, w), w.state).counts.created == 3
     assert len(w.ssm.live("contacts")) == 3
+    # The report closes the run and gives its lease back: the next run may start.
+    ctx = _context(tmp_path, "accounts", w)
+    assert report(ctx.run_id, ctx.staging, w.state, flags=ctx.flags).broken == ["products", "invoices"]
     assert w.run().planned_ops == 0

@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
 from sage_sync.engine.codec import same, to_ssm
 from sage_sync.engine.config import SyncConfig
@@ -99,6 +100,17 @@ INVOICE_ACTIONS = [
     "sage_remove_line",
     "sage_delete_invoice",
 ]
+
+
+def sage_can_hold(text: str | None, length: int) -> bool:
+    """Whether a Sage text column of ``length`` holds ``text`` (the contract: cp1252, no control character)."""
+    if text is None:
+        return True
+    try:
+        text.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return len(text) <= length and not any(ord(c) < 32 and c not in "\t\n\r" for c in text)
 
 
 def money(value: Decimal | float) -> float:
@@ -569,10 +581,11 @@ class SyncMachine(RuleBasedStateMachine):
         for (code,), row in self.sage.rows("accounts").items():
             rec = by_ext.get(code)
             customer = row.get("is_prospect") == 0
-            if len(row.get("name") or "") > 69:
-                # G3: a name longer than CT_Intitule blocks the row (name_length); it keeps its last valid values.
+            if not sage_can_hold(row.get("name"), 69):
+                # G3: a name CT_Intitule cannot hold (too long, outside cp1252) comes from a damaged dossier: the row
+                # is quarantined and its SSM account (if any) keeps the last valid values.
                 assert code in quarantined, (
-                    f"G3: Sage account {code} with an 80-character name not quarantined"
+                    f"G3: Sage account {code} named {row.get('name')!r} not quarantined"
                 )
                 continue
             if rec is None:
@@ -807,10 +820,12 @@ class SyncMachine(RuleBasedStateMachine):
         assert not orphans, f"I2: live lines under a deleted (or no) sales order: {orphans}"
 
 
-# A gap this test found on a random seed, not fixed yet (G5/D4): an article created in Sage whose SSM create response
-# is lost (the product exists in SSM, unbound), then deleted in Sage before the next run, leaves that product live in
-# SSM: an incremental run lists no SSM products, and the key is in neither the snapshot nor Sage. Reproduce with
-# ``pytest tests/unit/engine/test_stateful_sync.py --hypothesis-seed=27563478921127489084734569205378844377``.
+#: Each run explores new examples from its own seed (printed when a run fails); set this variable to replay a seed.
+RUN_SEED = int(os.environ.get("SAGE_SYNC_HYPOTHESIS_SEED") or random.SystemRandom().getrandbits(128))
+
+#: Fixed seeds replayed on every run besides the random ones: a red build on them always means a change broke
+#: something (a gap a random seed finds gets its own example test, e.g. test_orphans_and_twins.py for G5/D4).
+REGRESSION_SEEDS = (27563478921127489084734569205378844377,)
 
 SETTINGS = settings(
     # The examples are split between two halves of the machine, each in its own module so that two test workers
@@ -818,16 +833,27 @@ SETTINGS = settings(
     max_examples=(EXAMPLES + 1) // 2,
     stateful_step_count=15,
     deadline=None,
-    # CI runs the same examples every time (a red build must mean a change broke something); local runs explore
-    # new ones (a known gap they can find is described above).
-    derandomize=os.environ.get("CI") == "true",
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+
+
+def run_with_seed(machine: type[SyncMachine], seed: int, config: settings = SETTINGS) -> None:
+    """Run ``machine`` from ``seed``; a failure names the seed and how to replay it."""
+    machine._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]  # read by Hypothesis' stateful runner
+    try:
+        run_state_machine_as_test(machine, settings=config)
+    except BaseException as exc:
+        exc.add_note(
+            f"Hypothesis seed {seed}: replay with SAGE_SYNC_HYPOTHESIS_SEED={seed} pytest {__file__}"
+        )
+        raise
 
 
 class FirstHalf(SyncMachine):
     """The machine under its own name: its examples differ from the second half's."""
 
 
-FirstHalf.TestCase.settings = SETTINGS
-TestStatefulSyncFirstHalf = FirstHalf.TestCase
+def test_stateful_sync_first_half() -> None:
+    """G5, G6 and every entity's rules under random interleavings and faults (half of the examples)."""
+    run_with_seed(FirstHalf, RUN_SEED)

@@ -1,13 +1,34 @@
-"""The second half of the stateful test's examples (see test_stateful_sync.py), in its own module for a second worker."""
+"""The second half of the stateful test's examples (see test_stateful_sync.py), in its own module for a second worker,
+and the regression seeds."""
 
 from __future__ import annotations
 
-from tests.unit.engine.test_stateful_sync import SETTINGS, SyncMachine
+import pytest
+from hypothesis import settings
+
+from tests.unit.engine.test_stateful_sync import (
+    REGRESSION_SEEDS,
+    RUN_SEED,
+    SETTINGS,
+    SyncMachine,
+    run_with_seed,
+)
 
 
 class SecondHalf(SyncMachine):
     """The machine under its own name: its examples differ from the first half's."""
 
 
-SecondHalf.TestCase.settings = SETTINGS
-TestStatefulSyncSecondHalf = SecondHalf.TestCase
+class Regression(SyncMachine):
+    """The machine replaying a fixed seed."""
+
+
+def test_stateful_sync_second_half() -> None:
+    """G5, G6 and every entity's rules under random interleavings and faults (the other half of the examples)."""
+    run_with_seed(SecondHalf, RUN_SEED + 1)
+
+
+@pytest.mark.parametrize("seed", REGRESSION_SEEDS)
+def test_stateful_sync_regression_seed(seed: int) -> None:
+    """G5, G6 and every entity's rules on the same examples every run (no database: the seed alone decides)."""
+    run_with_seed(Regression, seed, settings(SETTINGS, max_examples=20, database=None))

@@ -39,12 +39,17 @@ def test_key_lengths_come_from_the_mapping() -> None:
     assert load_suite("accounts").expectation("name_length").sage == "CT_Intitule"
 
 
-def test_to_sage_suites_generate_length_and_cp1252_rules_per_text_field() -> None:
-    suite = load_suite("accounts_to_sage")
-    ids = {spec.id for spec in suite.expectations}
-    assert {"name_fits_sage", "name_cp1252", "email_fits_sage", "sales_rep_cp1252"} <= ids
-    assert suite.expectation("address1_fits_sage").kwargs["max_value"] == 35
-    assert all(spec.severity == "blocking" for spec in suite.expectations if spec.id.endswith("_cp1252"))
+def test_to_sage_suites_check_every_text_field_against_its_sage_column() -> None:
+    """SPEC section 3: one blocking rule covers every mapped text field's length and characters."""
+    storable = load_suite("accounts_to_sage").expectation("sage_storable")
+    assert storable.severity == "blocking" and storable.check == "sage_storable"
+    columns = storable.params["sage_columns"]
+    assert columns["address1"] == ["CT_Adresse", 35] and columns["sales_rep"] == ["SALES_REP", 69]
+    # A Sage snapshot suite checks characters everywhere but leaves lengths it checks itself to its own rules.
+    assert load_suite("accounts").expectation("sage_storable").params["sage_columns"]["name"] == [
+        "CT_Intitule",
+        None,
+    ]
 
 
 def _suite(**expectation: Any) -> dict[str, Any]:

@@ -181,12 +181,11 @@ def test_ssm_to_sage_cp1252_and_lengths_are_blocking_and_name_field_and_characte
     )
     report = validate_entity("contacts_to_sage", frame)
     reasons = {(i.key, i.expectation): i.reason for i in report.quarantined}
-    assert reasons[("C1/2", "last_name_cp1252")] == (
-        "last_name (CT_Nom) contains '😀' (U+1F600), which Sage cannot store (cp1252)"
+    assert (
+        reasons[("C1/2", "sage_storable")]
+        == "CT_Nom contains '😀' (U+1F600), which Sage cannot store (cp1252)"
     )
-    assert reasons[("C2/1", "first_name_fits_sage")] == (
-        "first_name (CT_Prenom) is 36 characters long; Sage allows at most 35"
-    )
+    assert reasons[("C2/1", "sage_storable")] == "CT_Prenom is 36 characters, the Sage column holds 35"
     assert report.passed.index.tolist() == [0]
 
 
@@ -196,7 +195,7 @@ def test_ssm_to_sage_new_account_without_code_passes() -> None:
     assert report.passed_count == 2, report.quarantined
     bad = validate_entity("accounts_to_sage", accounts(1, name=["Café ☕"]))
     assert [i.reason for i in bad.quarantined] == [
-        "name (CT_Intitule) contains '☕' (U+2615), which Sage cannot store (cp1252)"
+        "CT_Intitule contains '☕' (U+2615), which Sage cannot store (cp1252)"
     ]
 
 

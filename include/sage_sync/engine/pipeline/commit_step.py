@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sage_sync.engine.apply import ApplyResult
+from sage_sync.engine.bad_keys import MISSING_KEY
 from sage_sync.engine.commit import EntityCounts, commit_plan, count_plan
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
+from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.pipeline.plan_step import staged_plan
 from sage_sync.engine.state import StateStore
 
@@ -54,10 +56,16 @@ def commit(ctx: StepContext, state: StateStore) -> CommitSummary:
             ctx.name, "commit.json", {"counts": counts.to_dict(), "dry_run": True, "log": []}
         )
         return CommitSummary(ctx.name, counts, True)
+    hold(ctx.run_id, state, ctx.flags)
     seen = seen_dates(inp)
     result = commit_plan(current, applied, state, ctx.run_name, seen)
     for sid, reason in (quality.get("held_ssm_ids") or {}).items():
         state.set_pending(ctx.name, int(sid), "G3", reason)
+    # A row without key that is gone (given its key, or deleted) leaves the open quarantine.
+    bad_keys = extracted.get("bad_keys") or {}
+    state.release_quarantine(
+        ctx.name, [k for k in state.quarantined(ctx.name) if k.startswith(MISSING_KEY) and k not in bad_keys]
+    )
     if ctx.entity.two_way and seen and not quality["stop_load"]:
         state.set_watermark(ctx.name, max(seen.values()))
     counts = result.counts

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.staging import Staging, run_name
+from sage_sync.errors import ConfigurationError
 from sage_sync.mapping.registry import EntitySpec, registry
 
 __all__ = ["RunFlags", "StepContext", "param_flag", "run_name"]
@@ -24,19 +26,50 @@ class RunFlags:
 
     dry_run: bool = False
     full_reconcile: bool = False
+    #: A1: entity -> the approved deletion count (or set fingerprint) of deletions the G4 guard withholds.
+    approve_deletions: dict[str, str] = field(default_factory=dict)
     sage_master: bool = False
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> RunFlags:
-        """The flags from a run's parameters (booleans, or text such as "true" from a form)."""
+        """The flags from a run's parameters (booleans, or text such as "true" from a form).
+
+        Raises:
+            ConfigurationError: ``approve_deletions`` is not a mapping of known entities to a count or a set.
+        """
         params = params or {}
-        return cls(param_flag(params.get("dry_run")), param_flag(params.get("full_reconcile"))).resumed(
-            param_flag(params.get("resume"))
-        )
+        return cls(
+            param_flag(params.get("dry_run")),
+            param_flag(params.get("full_reconcile")),
+            _approvals(params.get("approve_deletions")),
+        ).resumed(param_flag(params.get("resume")))
 
     def resumed(self, resume: bool = True) -> RunFlags:
         """These flags for a resume run (M3: full reconcile, Sage master) when ``resume``, else unchanged."""
-        return RunFlags(self.dry_run, True, True) if resume else self
+        return replace(self, full_reconcile=True, sage_master=True) if resume else self
+
+
+def _approvals(raw: Any) -> dict[str, str]:
+    if raw in (None, "", {}):
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ConfigurationError(
+                f"approve_deletions is {raw!r}; expected a mapping entity -> count"
+            ) from None
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"approve_deletions is {raw!r}; expected a mapping entity -> count")
+    out: dict[str, str] = {}
+    for entity, approval in raw.items():
+        if entity not in registry() or isinstance(approval, bool) or not str(approval).strip():
+            raise ConfigurationError(
+                f"approve_deletions.{entity} = {approval!r}: expected an entity of {registry().names} and the "
+                "count (or set fingerprint) of deletions the report says are withheld"
+            )
+        out[str(entity)] = str(approval).strip()
+    return out
 
 
 def param_flag(value: Any) -> bool:

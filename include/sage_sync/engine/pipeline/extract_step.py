@@ -5,8 +5,10 @@ The Sage snapshot is read whole (ODBC) and diffed against the committed snapshot
 Unbound Sage keys are looked up by ``extId`` (C1 adoption), and C4/K1 keys are reserved (except in a dry run).
 ``full_reconcile`` reads every SSM record and bases the plan on the live records (:mod:`~sage_sync.engine.reconcile`).
 
-Stages ``sage.parquet`` (the assembled snapshot; an entity's lines in ``lines.parquet``) and ``extract.json``
-(the plan input, the state token, the API calls, the start time).
+Rows whose key is missing or shared are set aside (:mod:`~sage_sync.engine.bad_keys`): the validate step quarantines
+them with their reason and the rest of the entity goes on. Stages ``sage.parquet`` (the assembled snapshot; an
+entity's lines in ``lines.parquet``) and ``extract.json`` (the plan input, the keys set aside, the state token, the
+API calls, the start time).
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-from sage_sync.engine.bindings import Parent
+from sage_sync.engine.bad_keys import set_aside
+from sage_sync.engine.bindings import Parent, Status
+from sage_sync.engine.codec import ssm_scalar
 from sage_sync.engine.holds import MATCH_FILE, Holds, apply_holds
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
+from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.reconcile import reconcile_live, reconcile_summary
 from sage_sync.engine.resume import take_sage_as_master
 from sage_sync.engine.rules import RULES
@@ -38,6 +43,7 @@ class ExtractSummary:
 
     entity: str
     sage_rows: int
+    bad_keys: int
     created: int
     updated: int
     deleted: int
@@ -98,20 +104,60 @@ def _parents(ctx: StepContext, sage: SageSide, state: StateStore) -> dict[str, P
             frame = assemble("accounts", sage.read_snapshot("accounts"))
         accounts.update(records(frame, "accounts"))
     binds = state.bindings("accounts")
+    planned = _planned_creations(ctx, "accounts")
     out: dict[str, Parent] = {}
     for code, rec in accounts.items():
         b = binds.get(code)
+        if b is None and code in planned:
+            out[code] = Parent(planned[code], rec.get("is_prospect"), True)
+            continue
         out[code] = Parent(b.ssm_id if b else None, rec.get("is_prospect"), b is not None and b.live)
     return out
 
 
+def _planned_creations(ctx: StepContext, entity: str) -> dict[str, int]:
+    """G8: in a dry run, the records ``entity``'s plan creates in SSM, each with a stand-in id (negative).
+
+    Nothing was created, yet a real run would create them before their dependants: with these ids the dependants
+    are planned as the real run would plan them, instead of waiting for records that do not exist yet.
+    """
+    if not ctx.flags.dry_run or not ctx.staging.has(entity, "plan.json"):
+        return {}
+    ops = ctx.staging.read_json(entity, "plan.json").get("ops") or []
+    keys = [str(op["key"]) for op in ops if op.get("kind") == "ssm_create"]
+    return {key: -(n + 1) for n, key in enumerate(keys)}
+
+
+def _bound_twins(inp: PlanInput) -> list[int]:
+    """The bound SSM ids of keys that another live SSM record read this run also carries as ``extId`` (C1)."""
+    bound = {int(b.ssm_id) for b in inp.bindings.values() if b.ssm_id is not None}
+    out = set()
+    for rec in inp.ssm:
+        ext = rec.get("extId")
+        binding = inp.live_binding(str(ext)) if ext else None
+        if binding is not None and int(rec["id"]) not in bound and not rec.get("deleted"):
+            out.add(int(binding.ssm_id or 0))
+    return sorted(out)
+
+
 def read_plan_input(
-    ctx: StepContext, frame: pd.DataFrame, sage: SageSide, ssm: SsmSide, state: StateStore, lists: ValueLists
+    ctx: StepContext,
+    frame: pd.DataFrame,
+    sage: SageSide,
+    ssm: SsmSide,
+    state: StateStore,
+    lists: ValueLists,
+    shared: frozenset[str] = frozenset(),
 ) -> PlanInput:
-    """Everything the entity's planner needs: the Sage changes, the SSM changes, the state's bindings."""
+    """Everything the entity's planner needs: the Sage changes, the SSM changes, the state's bindings.
+
+    ``shared`` are keys two Sage rows hold (set aside): their committed records are neither updated nor deleted.
+    """
     spec, entity = ctx.entity, ctx.name
     committed = state.snapshot(entity)
     changes = sage_changes(entity, frame, committed)
+    for key in shared:
+        changes.deleted.pop(key, None)
     inp = PlanInput(
         entity=entity,
         run_at=now_iso(),
@@ -139,7 +185,7 @@ def read_plan_input(
     if "accounts" in spec.depends_on:
         inp.parents = _parents(ctx, sage, state)
     if "products" in spec.depends_on:
-        inp.products = state.live_ssm_ids("products")
+        inp.products = {**_planned_creations(ctx, "products"), **state.live_ssm_ids("products")}
     if spec.lines is not None and spec.lines_entity is not None:
         inp.line_bindings = state.bindings(spec.lines_entity)
         unbound_lines = [
@@ -151,7 +197,20 @@ def read_plan_input(
         if unbound_lines:
             found_lines = ssm.find_by_ext_ids(spec.lines.endpoint, unbound_lines)
             inp.lines_by_ext = {str(r["extId"]): r for r in found_lines if not r.get("deleted")}
-    unbound = [k for k in [*inp.created, *inp.updated] if inp.live_binding(k) is None]
+    if spec.two_way:
+        twins = _bound_twins(inp)
+        if twins:
+            inp.creators = {
+                int(r["id"]): ssm_scalar(r.get("salesRepIdCreated"))
+                for r in ssm.get_by_ids(spec.endpoint, twins)
+            }
+    # G5: a create whose response was lost may have applied; if Sage deleted the record since, its SSM twin must go.
+    inp.orphans = sorted(
+        k
+        for k, b in inp.bindings.items()
+        if b.ssm_id is None and b.status == Status.FAILED and k not in inp.sage and k not in inp.deleted
+    )
+    unbound = [k for k in [*inp.created, *inp.updated, *inp.orphans] if inp.live_binding(k) is None]
     if unbound:
         found = ssm.find_by_ext_ids(spec.endpoint, unbound)
         inp.ssm_by_ext = {str(r["extId"]): r for r in found if not r.get("deleted")}
@@ -171,6 +230,7 @@ def read_plan_input(
 def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -> ExtractSummary:
     """Read both sides for the entity, stage the snapshot and the plan input; return what was read."""
     started = time.time()
+    hold(ctx.run_id, state, ctx.flags)  # the extract reserves C4/K1 keys: a write to the state
     calls_before = ssm.api_calls()
     token = state.token(ctx.name)
     lists = value_lists(ctx, ssm)
@@ -180,8 +240,8 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
         return hashlib.sha256(content).hexdigest() if content is not None else None
 
     frames = sage.read_snapshot(ctx.name)
-    frame = assemble(ctx.name, frames, picture_hash)
-    inp = read_plan_input(ctx, frame, sage, ssm, state, lists)
+    frame, bad = set_aside(ctx.entity, assemble(ctx.name, frames, picture_hash))
+    inp = read_plan_input(ctx, frame, sage, ssm, state, lists, bad.shared)
     ctx.staging.write_frame(ctx.name, "sage.parquet", frame.drop(columns=["lines"], errors="ignore"))
     lines = ctx.entity.lines
     if lines is not None and lines.source in frames:
@@ -192,6 +252,7 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
         "extract.json",
         {
             "input": inp.to_dict(),
+            "bad_keys": bad.reasons,
             "token": token,
             "api_calls": api_calls,
             "started": started,
@@ -201,7 +262,8 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
     )
     return ExtractSummary(
         entity=ctx.name,
-        sage_rows=len(frame),
+        sage_rows=len(frame) + len(bad.reasons),
+        bad_keys=len(bad.reasons),
         created=len(inp.created),
         updated=len(inp.updated),
         deleted=len(inp.deleted),

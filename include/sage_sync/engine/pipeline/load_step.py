@@ -12,6 +12,7 @@ from typing import Any
 
 from sage_sync.engine.apply import ApplyResult, apply_plan
 from sage_sync.engine.pipeline.context import StepContext
+from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.pipeline.plan_step import staged_plan
 from sage_sync.engine.plan import Plan
 from sage_sync.engine.sides import SageSide, SsmSide
@@ -50,6 +51,7 @@ def load(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -> L
             ctx.name, "apply.json", {**ApplyResult(ctx.name).to_dict(), "skipped": skipped}
         )
         return LoadSummary(ctx.name, len(current.ops), 0, 0, 0, skipped)
+    hold(ctx.run_id, state, ctx.flags)
     token = ctx.staging.read_json(ctx.name, "extract.json")["token"]
     if state.token(ctx.name) != token:
         raise FatalSyncError(

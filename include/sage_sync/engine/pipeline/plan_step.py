@@ -16,7 +16,7 @@ from sage_sync.engine.codec import key_fields
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
-from sage_sync.engine.plan import Note, Plan
+from sage_sync.engine.plan import Note, Op, Plan
 from sage_sync.engine.reconcile import reconciled_unchanged
 from sage_sync.engine.rules import RULES
 from sage_sync.mapping.registry import registry
@@ -34,6 +34,7 @@ class PlanSummary:
     quarantined: int = 0
     conflicts: int = 0
     guard: str | None = None
+    withheld_set: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -52,26 +53,38 @@ def check_writes_to_sage(plan: Plan, ctx: StepContext) -> dict[str, str]:
     """Validate the rows ``plan`` writes to Sage with the entity's ``to_sage`` suite; drop blocked records (G3).
 
     Inserts are checked as full rows; updates in groups with the same changed fields (a rule on a field an update
-    does not touch is not evaluated). Returns the blocked keys with their reasons.
+    does not touch is not evaluated). Warnings are added to the plan (the row is written). Returns the blocked keys
+    with their reasons.
     """
     suite = ctx.entity.to_sage_suite
     if suite is None:
         return {}
     entity = plan.entity
-    groups: dict[tuple[str, frozenset[str]], list[tuple[str, dict[str, Any]]]] = {}
+    groups: dict[tuple[str, frozenset[str]], list[tuple[Op, dict[str, Any]]]] = {}
     for op in plan.ops:
         if op.entity == entity and op.kind in ("sage_insert", "sage_update"):
             row = {**op.fields, **key_fields(entity, op.key)} if op.kind == "sage_update" else dict(op.fields)
-            groups.setdefault((op.kind, frozenset(row)), []).append((op.key, row))
+            groups.setdefault((op.kind, frozenset(row)), []).append((op, row))
     blocked: dict[str, str] = {}
     for rows in groups.values():
-        report = validate_entity(
-            suite, pd.DataFrame([row for _, row in rows]), data_docs_dir=ctx.data_docs, run_id=ctx.run_id
-        )
+        frame = pd.DataFrame([row for _, row in rows])
+        report = validate_entity(suite, frame, data_docs_dir=ctx.data_docs, run_id=ctx.run_id)
         for position, reason in zip(
             report.quarantined_rows.index.tolist(), report.quarantined_rows[REASONS_COLUMN], strict=True
         ):
-            blocked[rows[int(position)][0]] = str(reason)
+            blocked[rows[int(position)][0].key] = str(reason)
+        by_key = {op.key: op for op, _ in rows}
+        for issue in report.warnings:
+            warned = by_key.get(issue.key)
+            plan.warnings.append(
+                Note(
+                    entity,
+                    issue.key,
+                    "G3",
+                    f"to Sage: {issue.expectation}: {issue.reason}",
+                    warned.ssm_id if warned else None,
+                )
+            )
     if blocked:
         _drop(plan, blocked)
     return blocked
@@ -102,6 +115,7 @@ def _drop(plan: Plan, blocked: dict[str, str]) -> None:
 def plan(ctx: StepContext) -> PlanSummary:
     """Plan the entity (or stop on a table failure) and stage ``plan.json``; return the op counts."""
     inp = PlanInput.from_dict(ctx.staging.read_json(ctx.name, "input.json")["input"])
+    inp.approved_deletions = ctx.flags.approve_deletions.get(ctx.name)
     quality = ctx.staging.read_json(ctx.name, "quality.json")
     if quality["stop_load"]:
         reasons = "; ".join(f["reason"] for f in quality["table_failures"])
@@ -120,6 +134,7 @@ def plan(ctx: StepContext) -> PlanSummary:
         quarantined=len(result.quarantined),
         conflicts=len(result.conflicts),
         guard=result.guard,
+        withheld_set=result.withheld_set,
     )
 
 

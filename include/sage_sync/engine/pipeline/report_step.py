@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sage_sync.engine.pipeline.context import RunFlags
+from sage_sync.engine.pipeline.lease_step import end, skipped
 from sage_sync.engine.staging import Staging, run_name
 from sage_sync.engine.state import StateStore, now_iso
 from sage_sync.report import build_report, write_report
@@ -26,7 +27,12 @@ class ReportResult:
 
     @property
     def broken(self) -> list[str]:
-        """Entities whose steps did not all complete (the run must then show as failed)."""
+        """Entities whose steps did not all complete (the run must then show as failed).
+
+        A run that did nothing because another run held the lease is not broken: it said why and stopped.
+        """
+        if self.report.get("skipped"):
+            return []
         entities = self.report["entities"]
         return [e for e, s in entities.items() if s["status"] in ("failed", "incomplete", "not run")]
 
@@ -50,7 +56,7 @@ def report(
     settings: dict[str, Any] | None = None,
     deadline_alert: dict[str, Any] | None = None,
 ) -> ReportResult:
-    """Build the run's report, write it under ``reports_dir`` (when given) and close the ledger entry."""
+    """Build the run's report, write it under ``reports_dir`` (when given); close the ledger entry and the lease."""
     built = build_report(
         run_id,
         staging,
@@ -60,11 +66,13 @@ def report(
         task_states=task_states,
         settings=settings,
         deadline_alert=deadline_alert,
+        skipped=skipped(staging),
     )
     name = run_name(run_id)
     paths = write_report(built, reports_dir, name) if reports_dir is not None else {}
-    if not flags.dry_run:
+    if not flags.dry_run and not built.get("skipped"):
         state.start_run(name, False, started_at)
         status = "success" if built["status"] == "ok" else "attention"
         state.finish_run(name, status, int(built["totals"]["api_calls"]), _seconds_since(started_at))
+    end(run_id, state)
     return ReportResult(built, paths)

@@ -19,6 +19,7 @@ from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.pipeline.commit_step import commit
 from sage_sync.engine.pipeline.context import RunFlags, StepContext
 from sage_sync.engine.pipeline.extract_step import extract
+from sage_sync.engine.pipeline.lease_step import begin, end
 from sage_sync.engine.pipeline.load_step import load
 from sage_sync.engine.pipeline.plan_step import plan, staged_plan
 from sage_sync.engine.pipeline.report_step import report
@@ -73,6 +74,7 @@ def run_once(
     dry_run: bool = False,
     full_reconcile: bool = False,
     resume: bool = False,
+    approve_deletions: dict[str, int | str] | None = None,
     entities: tuple[str, ...] | None = None,
     run_id: str | None = None,
     staging_root: Path | None = None,
@@ -86,10 +88,13 @@ def run_once(
     step's held records, O1).
     ``staging_root`` holds the run's step files (default: a temporary folder removed afterwards);
     ``reports_dir`` receives the report files and ``data_docs`` the Great Expectations Data Docs (default:
-    neither is written).
+    neither is written). ``approve_deletions`` approves deletions the G4 guard withholds (A1), per entity, by their
+    count or set fingerprint.
     """
     config = config or SyncConfig()
-    flags = RunFlags(dry_run=dry_run, full_reconcile=full_reconcile).resumed(resume)
+    flags = RunFlags.from_params(
+        {"dry_run": dry_run, "full_reconcile": full_reconcile, "approve_deletions": approve_deletions}
+    ).resumed(resume)
     run_id = run_id or f"run_{uuid.uuid4().hex[:16]}"
     wanted = set(entities or entity_names())
     started, started_at = time.monotonic(), now_iso()
@@ -98,6 +103,9 @@ def run_once(
     with ExitStack() as stack:
         root = staging_root or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sage-sync-")))
         staging = Staging(root / run_name(run_id))
+        begin(run_id, staging, state, flags)
+        # As the DAG's report task does whatever happened upstream, a run that stops half-way gives the lease back.
+        stack.callback(end, run_id, state)
         for spec in registry():
             if spec.name not in wanted:
                 continue

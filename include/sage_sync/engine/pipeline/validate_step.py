@@ -54,6 +54,20 @@ def _known_account_codes(ctx: StepContext, state: StateStore) -> set[str]:
     return codes
 
 
+def _article_refs(ctx: StepContext, state: StateStore) -> set[str]:
+    """The articles an invoice line may name: every article Sage has now (this run's read, committed, quarantined)."""
+    refs = state.snapshot_keys("products") | set(state.quarantined("products"))
+    if ctx.staging.has("products", "sage.parquet"):
+        staged = ctx.staging.read_frame("products", "sage.parquet", columns=[KEY])
+        refs |= set(staged[KEY].dropna().astype(str))
+    return refs
+
+
+def _limits(ctx: StepContext, state: StateStore) -> dict[str, float]:
+    """The plausibility limits of line quantities and prices (settings ``max_quantity``, ``max_unit_price``)."""
+    return {"max_quantity": ctx.config.max_quantity, "max_unit_price": ctx.config.max_unit_price}
+
+
 def _lines(ctx: StepContext, state: StateStore) -> pd.DataFrame | None:
     """The entity's staged lines (the invoice totals checks compare headers with them)."""
     return (
@@ -66,6 +80,8 @@ def _lines(ctx: StepContext, state: StateStore) -> pd.DataFrame | None:
 #: Data some checks need beside the frame, by the context name the suites use (built only when a suite needs it).
 CONTEXT: dict[str, Callable[[StepContext, StateStore], Any]] = {
     "account_codes": _known_account_codes,
+    "article_refs": _article_refs,
+    "limits": _limits,
     "lines": _lines,
 }
 
@@ -136,11 +152,13 @@ def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
     blocking = {
         str(keys.loc[i]): str(reason) for i, reason in report.quarantined_rows[REASONS_COLUMN].items()
     }
+    # Rows whose key is missing or shared, set aside by the extract (:mod:`~sage_sync.engine.bad_keys`).
+    bad_keys: dict[str, str] = extracted.get("bad_keys") or {}
     warnings: dict[str, list[str]] = {}
     for issue in report.warnings:
         warnings.setdefault(issue.key, []).append(f"{issue.expectation}: {issue.reason}")
     failures = [f.to_dict() for f in report.table_failures]
-    held = hold_quarantined(inp, set(blocking))
+    held = hold_quarantined(inp, set(blocking) | set(bad_keys))
     ctx.staging.write_json(ctx.name, "input.json", {"input": inp.to_dict()})
     ctx.staging.write_json(
         ctx.name,
@@ -150,7 +168,7 @@ def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
             "stop_load": bool(failures),
             "table_failures": failures,
             "guard_findings": [f.to_dict() for f in report.guard_findings],
-            "blocking": {k: v for k, v in blocking.items() if k in changed},
+            "blocking": {**{k: v for k, v in blocking.items() if k in changed}, **bad_keys},
             "warnings": {k: "; ".join(v) for k, v in warnings.items() if k in changed},
             "held_ssm_ids": held,
             "data_docs_path": report.data_docs_path,
@@ -161,7 +179,7 @@ def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
         entity=ctx.name,
         rows=report.row_count,
         passed=report.passed_count,
-        quarantined=report.quarantined_count,
+        quarantined=report.quarantined_count + len(bad_keys),
         warnings=report.warning_count,
         stop_load=bool(failures),
         data_docs=report.data_docs_path,

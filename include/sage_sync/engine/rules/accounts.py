@@ -20,6 +20,7 @@ from sage_sync.engine.rules.common import (
     guard_deletions,
     insert_in_sage_and_write_back,
     pair_ssm,
+    plan_orphans,
     quarantine_ssm_values,
     sage_problems,
     withheld,
@@ -153,6 +154,7 @@ class _Planner:
         keys = sorted(set(inp.created) | set(inp.updated) | set(inp.deleted) | pairs.keyset())
         for key in keys:
             self.plan_key(key, pairs.get(key))
+        plan_orphans(self.plan, inp, self.may_delete, "C3", "account")
         return self.plan
 
     def plan_key(self, key: str, pair: Pair) -> None:

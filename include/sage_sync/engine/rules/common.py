@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from sage_sync.engine.bindings import Binding, Pairs, Record
-from sage_sync.engine.codec import Spec, check_sage_value
+from sage_sync.engine.codec import Spec, check_sage_value, ssm_scalar
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Commit, Note, Op, Plan
@@ -24,26 +25,45 @@ class Reservations(Protocol):
         ...
 
 
+def deletion_set(keys: Iterable[str]) -> str:
+    """A short fingerprint of a set of deleted keys: an approval names exactly the set it approves (G4, A1)."""
+    return hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()[:12]
+
+
 def guard_deletions(inp: PlanInput, config: SyncConfig, plan: Plan) -> bool:
-    """G4: True when deletions may go ahead; otherwise sets ``plan.guard`` to the reason and returns False."""
+    """G4: True when the entity's deletions may go ahead; otherwise sets ``plan.guard`` and returns False.
+
+    Only deletions are withheld: creations and updates are planned whatever the guard says. A withheld set may be
+    approved for one run (A1): by its size (``approve_deletions: {entity: count}`` in the run's conf) or by its
+    fingerprint (``plan.withheld_set``); the approval holds only while the set is the one approved, since it is
+    compared with this run's deletions.
+    """
     guard = config.guard(inp.entity)
     deletions = len(inp.deleted)
     if not deletions:
         return True
     if not inp.sage:
-        plan.guard = (
-            f"the Sage snapshot of {inp.entity} is empty (the last one had {inp.previous_size} rows); "
-            f"{deletions} deletion(s) withheld"
-        )
-        return False
-    if deletions > guard.minimum and inp.previous_size and deletions / inp.previous_size > guard.ratio:
-        plan.guard = (
+        reason = f"the Sage snapshot of {inp.entity} is empty (the last one had {inp.previous_size} rows)"
+    elif deletions > guard.minimum and inp.previous_size and deletions / inp.previous_size > guard.ratio:
+        reason = (
             f"{deletions} of {inp.previous_size} {inp.entity} vanished from Sage "
-            f"({deletions / inp.previous_size:.0%} > {guard.ratio:.0%}, above the minimum of {guard.minimum}); "
-            "deletions withheld"
+            f"({deletions / inp.previous_size:.0%} > {guard.ratio:.0%}, above the minimum of {guard.minimum})"
         )
-        return False
-    return True
+    else:
+        return True
+    fingerprint = deletion_set(inp.deleted)
+    if inp.approved_deletions is not None and str(inp.approved_deletions) in (str(deletions), fingerprint):
+        plan.guard = (
+            f"{reason}; the {deletions} deletion(s) were approved for this run ({inp.approved_deletions})"
+        )
+        plan.approval = str(inp.approved_deletions)
+        return True
+    plan.guard = (
+        f"{reason}; {deletions} deletion(s) withheld (set {fingerprint}: approve with "
+        f"approve_deletions {{{inp.entity}: {deletions}}})"
+    )
+    plan.withheld_set = fingerprint
+    return False
 
 
 def withheld(plan: Plan, entity: str, key: str, rule: str) -> None:
@@ -167,13 +187,10 @@ def pair_ssm(inp: PlanInput, plan: Plan, *, rule: str, noun: str, on_new: Callab
             ext = str(ext)
             if ext in inp.sage and inp.live_binding(ext) is None:
                 pairs.attach(ext, adoptable=rec)
-            elif ext in inp.sage:
-                other = inp.bindings[ext].ssm_id
-                reason = (
-                    f"SSM {noun} {rid} also carries extId {ext}, which is bound to SSM {noun} {other}; "
-                    "left untouched"
-                )
-                plan.skipped.append(Note(plan.entity, ext, rule, reason, rid))
+            elif ext in inp.sage or inp.live_binding(ext) is not None:
+                twin(plan, inp, ext, rec, rule, noun)
+            elif ext in inp.orphans:
+                continue  # planned by plan_orphans
             else:
                 reason = f"SSM {noun} {rid} has extId {ext}, unknown to Sage"
                 plan.skipped.append(Note(plan.entity, ext, rule, reason, rid))
@@ -183,3 +200,49 @@ def pair_ssm(inp: PlanInput, plan: Plan, *, rule: str, noun: str, on_new: Callab
         if inp.live_binding(key) is None and key in inp.sage:
             pairs.offer(key, adoptable=found)
     return pairs
+
+
+def twin(plan: Plan, inp: PlanInput, key: str, rec: Record, rule: str, noun: str) -> None:
+    """C1: a live SSM record carries a key already bound to another live record: one key, two SSM records.
+
+    A twin made by the same user as the bound record (the integration: two runs that overlapped before the run
+    lease existed, or a lost response) is retired; a twin a user made is reported and never chosen over the bound
+    record. The twin is read again next run until it is gone, so a failed retirement is retried.
+    """
+    rid, other = int(rec["id"]), inp.bindings[key].ssm_id
+    creator = ssm_scalar(rec.get("salesRepIdCreated"))
+    if creator is not None and other is not None and creator == inp.creators.get(int(other)):
+        reason = (
+            f"SSM {noun} {rid} duplicates SSM {noun} {other} (extId {key}, both made by the integration's user "
+            f"{creator}): retire the duplicate"
+        )
+        plan.ops.append(Op("ssm_delete", plan.entity, f"ssm:{rid}", rule, reason, ssm_id=rid))
+        plan.pending[rid] = f"{rule}: duplicate of {noun} {other} being retired"
+        return
+    reason = (
+        f"SSM {noun} {rid} also carries extId {key}, which is bound to SSM {noun} {other}; made by user "
+        f"{creator}, it is left untouched and never chosen over {other}"
+    )
+    plan.skipped.append(Note(plan.entity, key, rule, reason, rid))
+
+
+def plan_orphans(plan: Plan, inp: PlanInput, may_delete: bool, rule: str, noun: str) -> None:
+    """G5: records whose SSM create may have applied (response lost) and that Sage deleted before the next run.
+
+    The SSM record found by ``extId`` is soft-deleted like any record deleted in Sage (within the G4 guard); a key
+    SSM has no record for is simply forgotten.
+    """
+    for key in inp.orphans:
+        found = inp.ssm_by_ext.get(key)
+        if found is None:
+            plan.commits.append(Commit(plan.entity, key, delete_row=True, binding="deleted"))
+        elif not may_delete:
+            withheld(plan, plan.entity, key, rule)
+        else:
+            sid = int(found["id"])
+            reason = (
+                f"{noun} {key} reached SSM ({sid}) in a run whose answer was lost, and Sage has deleted it since: "
+                "soft-delete it"
+            )
+            plan.ops.append(Op("ssm_delete", plan.entity, key, rule, reason, ssm_id=sid))
+            plan.commits.append(Commit(plan.entity, key, delete_row=True, ssm_id=sid, binding="deleted"))

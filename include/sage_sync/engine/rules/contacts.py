@@ -20,6 +20,7 @@ from sage_sync.engine.rules.common import (
     guard_deletions,
     insert_in_sage_and_write_back,
     pair_ssm,
+    plan_orphans,
     quarantine_ssm_values,
     sage_problems,
     withheld,
@@ -97,6 +98,7 @@ class _Planner:
         }
         for key in sorted(set(inp.created) | set(inp.updated) | set(inp.deleted) | pairs.keyset() | moved):
             self.plan_key(key, pairs.get(key))
+        plan_orphans(self.plan, inp, self.may_delete, "K3", "contact")
         return self.plan
 
     def _parent_id(self, code: str) -> int | None:

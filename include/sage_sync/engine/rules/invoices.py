@@ -12,7 +12,13 @@ from sage_sync.engine.bindings import Binding, Record, Status
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Commit, Note, Op, Plan
-from sage_sync.engine.rules.common import describe, guard_deletions, plan_sage_deletion, withheld
+from sage_sync.engine.rules.common import (
+    describe,
+    guard_deletions,
+    plan_orphans,
+    plan_sage_deletion,
+    withheld,
+)
 from sage_sync.engine.rules.products import compared_only, drift_prefix
 from sage_sync.mapping import transforms as tf
 from sage_sync.mapping.registry import registry
@@ -86,6 +92,7 @@ class _Planner:
             if key not in self.inp.sage and binding.stray_lines:
                 _plan_stray_lines(self.plan, key, binding, may_delete=self.may_delete)
         _link_lines_to_new_products(self.plan, self.inp, self.scope)
+        plan_orphans(self.plan, self.inp, self.may_delete, "I2", "invoice")
         return self.plan
 
     def invoice(self, key: str) -> None:

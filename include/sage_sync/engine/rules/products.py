@@ -8,7 +8,7 @@ from sage_sync.engine.bindings import Binding
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Commit, Note, Op, Plan
-from sage_sync.engine.rules.common import describe, guard_deletions, plan_sage_deletion
+from sage_sync.engine.rules.common import describe, guard_deletions, plan_orphans, plan_sage_deletion
 from sage_sync.mapping import transforms as tf
 
 ENTITY = "products"
@@ -147,6 +147,7 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
         plan.commits.append(Commit(ENTITY, key, row=row, synced=synced, ssm_id=sid, binding="ok"))
         if compared_only(inp, key) and len(plan.ops) == ops_before:
             plan.unchanged += 1  # compared with the live SSM record by a full reconcile: no drift
+    plan_orphans(plan, inp, may_delete, "D4", "article")
     return plan
 
 

@@ -318,6 +318,36 @@ def test_g4_shrinking_beyond_the_ratio_withholds_deletions() -> None:
     assert len(w.ssm.live("accounts")) == 6
 
 
+def test_g4_guard_withholds_only_deletions_and_a_run_approval_applies_exactly_that_set() -> None:
+    """G4 + A1: creations and updates flow while deletions wait; an approval of the withheld count applies them."""
+    w = world(guards={"accounts": Guard(ratio=0.3, minimum=2)})
+    for i in range(10):
+        w.sage.put("accounts", account_row(f"C{i:03d}", "Alpha"))
+    w.run()
+    for i in range(4):
+        w.sage.delete("accounts", (f"C{i:03d}",))
+    w.sage.edit("accounts", ("C009",), city="Nantes")
+    w.sage.put("accounts", account_row("C100", "Nouveau"))
+    first = w.run().plans["accounts"]
+    assert sorted((o.kind, o.key) for o in first.ops) == [("ssm_create", "C100"), ("ssm_update", "C009")]
+    assert sorted(n.key for n in first.deferred if n.rule == "G4") == ["C000", "C001", "C002", "C003"]
+    assert first.withheld_set and "approve with approve_deletions {accounts: 4}" in (first.guard or "")
+    assert w.ssm_by_ext("accounts", "C009")[0]["city"] == "Nantes" and w.ssm_by_ext("accounts", "C100")
+    # An approval that does not match the withheld set (3, not 4) approves nothing.
+    assert w.run(approve_deletions={"accounts": 3}).plans["accounts"].count("ssm_delete") == 0
+    # The set grows before the approval lands: the approval of 4 no longer matches its fingerprint or size.
+    w.sage.delete("accounts", ("C004",))
+    assert (
+        w.run(approve_deletions={"accounts": first.withheld_set or ""}).plans["accounts"].count("ssm_delete")
+        == 0
+    )
+    w.sage.put("accounts", account_row("C004", "Alpha"))
+    approved = w.run(approve_deletions={"accounts": 4}).plans["accounts"]
+    assert approved.count("ssm_delete") == 4 and approved.approval == "4"
+    assert sorted(r["extId"] for r in w.ssm.live("accounts"))[:2] == ["C004", "C005"]
+    assert w.run().planned_ops == 0
+
+
 def test_c4_company_deleted_in_ssm_before_its_ext_id_was_written_keeps_a_live_account() -> None:
     """C3 + C1: the Sage customer exists now; the SSM deletion is not propagated and SSM gets the customer back."""
     w = world(code_template="SSM{seq:05d}")

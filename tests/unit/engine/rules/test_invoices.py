@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sage_sync.engine.config import SyncConfig
-from tests.support.memory import Fault, SyncWorld, account_row, put_invoice, put_invoice_line
+from tests.support.memory import Fault, SyncWorld, account_row, put_article, put_invoice, put_invoice_line
 
 FACTURE, AVOIR = 11, 12
 
@@ -26,6 +26,7 @@ def line(w: SyncWorld, piece: str, line_id: int, **values: object) -> None:
 def world() -> SyncWorld:
     w = SyncWorld(config=SyncConfig())
     w.sage.put("accounts", account_row("C001", "Alpha"))
+    put_article(w.sage, "A1")  # the article the lines name (a line of an article Sage lacks is quarantined)
     return w
 
 

@@ -24,6 +24,7 @@ SMALL_WORDS = frozenset({"l", "d", "le", "la", "les", "de", "du", "des", "et", "
 
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss"})
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+_DOTTED = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 
 
 def fold_text(text: str | None) -> str:
@@ -36,8 +37,12 @@ def fold_text(text: str | None) -> str:
 
 
 def company_name(text: str | None) -> str:
-    """A company name without case, accents, punctuation, legal forms or small words ("" when nothing is left)."""
-    words = [w for w in fold_text(text).split() if w not in LEGAL_WORDS and w not in SMALL_WORDS]
+    """A company name without case, accents, punctuation, legal forms or small words ("" when nothing is left).
+
+    Dotted abbreviations are read as one word first ("S.A.R.L." is "SARL").
+    """
+    undotted = _DOTTED.sub(lambda m: m.group(0).replace(".", ""), str(text or ""))
+    words = [w for w in fold_text(undotted).split() if w not in LEGAL_WORDS and w not in SMALL_WORDS]
     return " ".join(words)
 
 

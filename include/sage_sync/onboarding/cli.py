@@ -117,10 +117,11 @@ def doctor(
     stop = len(blocking(file_checks))
     if file_checks:
         typer.echo(render(file_checks, title="Dossiers file") + "\n")
-    for label, settings, connection, why in targets:
+    for label, settings, connection, _why in targets:
         if settings is None:
             typer.echo(
-                f"Dossier {label}: not checked further, its entry is not valid ({why.splitlines()[0]})\n"
+                f"Dossier {label}: not checked further until its entry in the dossiers file is fixed "
+                "(see the table above)\n"
             )
             continue
         checks, _ = run_checks(settings, connection, ssm_conn)

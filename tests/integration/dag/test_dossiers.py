@@ -107,9 +107,19 @@ class DossiersStack(SyncStack):
         return self.sage_sync_home / "dossiers" / dossier
 
     def run_together(self, dag_ids: list[str]) -> dict[str, subprocess.CompletedProcess[str]]:
-        """One ``airflow dags test`` per DAG, started at the same moment; waits for all."""
+        """One ``airflow dags test`` per DAG, running together; waits for all.
+
+        Each starts once the previous one has stored the DAGs (its first task began): two processes storing the
+        same new DAGs and assets at the same moment would collide in the metadata database.
+        """
         launched = {}
         for dag_id in dag_ids:
+            if launched:
+                previous = self.root / f"{list(launched)[-1]}.log"
+                deadline = time.monotonic() + 120
+                while "starting task_id=preflight" not in previous.read_text(errors="replace"):
+                    assert time.monotonic() < deadline, previous.read_text(errors="replace")[-3000:]
+                    time.sleep(0.2)
             log = (self.root / f"{dag_id}.log").open("w")
             launched[dag_id] = (
                 subprocess.Popen(
@@ -300,15 +310,19 @@ class World:
         return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _paris_dossier(stack: DossiersStack, server: PostgresServer) -> dict[str, Any]:
+def _create_dossiers(stack: DossiersStack) -> list[Command]:
+    """Start creating both stand-in dossiers (lyon: 300 accounts in SQLite; paris: 40 in PostgreSQL WIN1252)."""
+    create = ("standin", "create", "--force", "--engine")
+    return [
+        stack.cli_start(*create, "sqlite", "--path", str(stack.dossier), "--scale", "300", "--seed", "3",
+                        env=dict(os.environ)),
+        stack.cli_start(*create, "postgres", "--url", stack.paris["url"], "--media", str(stack.root / "paris_media"),
+                        "--scale", "40", "--seed", "9", env=dict(os.environ)),
+    ]  # fmt: skip
+
+
+def _paris_dossier(server: PostgresServer) -> dict[str, Any]:
     url = server.create_database("dossier_paris")
-    media = stack.root / "paris_media"
-    done = stack.cli(
-        "standin", "create", "--engine", "postgres", "--url", url, "--media", str(media), "--scale", "40",
-        "--seed", "9", "--force",
-        env=dict(os.environ),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return {
         "host": server.host,
         "port": server.port,
@@ -388,13 +402,14 @@ def world(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFact
     stack = DossiersStack(tmp_path_factory.mktemp("dossiers"), rate_limit=TENANT_RATE)
     try:
         stack.clean()
-        stack.create_dossier("300", seed=3)
-        stack.paris = _paris_dossier(stack, postgres_server)
+        stack.paris = _paris_dossier(postgres_server)
         _write_dossiers(stack)
         stack.start_simulator()
+        creating = _create_dossiers(stack)  # while Airflow prepares its metadata database
         stack.prepare_airflow()
-        # The DAGs (and their assets) stored once: two `dags test` started together would both insert them.
-        stack.airflow("dags", "reserialize")
+        for command in creating:
+            done = command.wait_done()
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         lyon_before = _rows(stack.sage(), ACCOUNTS_SQL)
         truth = _prefill(stack, lyon_before)
         untouched = sorted(

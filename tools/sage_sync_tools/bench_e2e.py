@@ -49,6 +49,47 @@ def naive_calls(counts: dict[str, int]) -> dict[str, int]:
     return {"naive_full_push_writes": writes, "naive_full_push_reads": reads}
 
 
+def api_budget(report: dict[str, Any], stats: dict[str, Any], rate: float) -> dict[str, Any]:
+    """The calls a phase truly needs, and how the run compares with them.
+
+    Needed: each entity's creations, updates and deletions in bulk calls of the API maximum, one call per picture
+    (creating its document; the bytes then go to the document's upload locator, outside the API and its rate
+    limit), and one call per list the run reads (each GET route once). At
+    ``rate`` requests per second (a real tenant: 13) they take ``calls / rate`` seconds: the run's wall time can
+    not be shorter, and the ratio says how close it comes.
+    """
+    from sage_sync.mapping.registry import registry
+
+    specs = registry()
+    writes = sum(
+        math.ceil(int(section.get("counts", {}).get(kind) or 0) / specs.bulk_limit(entity))
+        for entity, section in (report.get("entities") or {}).items()
+        if entity in specs.names
+        for kind in ("created", "updated", "deleted")
+    )
+    routes: dict[str, int] = stats.get("by_route") or {}
+    pictures = sum(
+        n for route, n in routes.items() if route.startswith("POST") and route.endswith("/documents")
+    )
+    listings = sum(1 for route in routes if route.startswith("GET") and "/__sim" not in route)
+    needed = writes + pictures + listings
+    made = int(stats.get("total") or 0) - int(stats.get("logins") or 0)
+    out: dict[str, Any] = {
+        "api_budget_calls": needed,
+        "api_calls_made": made,
+        "api_calls_ratio": round(made / needed, 2) if needed else None,
+    }
+    if rate > 0:
+        out["api_budget_seconds"] = round(needed / rate, 1)
+    return out
+
+
+def reads_by_endpoint(stats: dict[str, Any]) -> dict[str, int]:
+    """Read calls per API route (the read-call figure of bench/RESULTS.md)."""
+    routes: dict[str, int] = stats.get("by_route") or {}
+    return {route[4:]: n for route, n in sorted(routes.items()) if route.startswith("GET ")}
+
+
 def _churn_sage(db: Any, rng: random.Random, share: float, entity: str, field: str, value: Any) -> int:
     """Set ``field`` of ``share`` of ``entity``'s rows, as a Sage user would (physical names from the mapping)."""
     import sqlalchemy as sa
@@ -109,15 +150,23 @@ def churn(stack: SyncStack, share: float = 0.01, seed: int = 3) -> dict[str, int
 
 
 def run_e2e(
-    scale: str, folder: Path, *, seed: int = 7, emit: Callable[[dict[str, Any]], None] | None = None
+    scale: str,
+    folder: Path,
+    *,
+    seed: int = 7,
+    rate_limit: float = 0.0,
+    emit: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the three phases on a fresh stack under ``folder``; return (and emit) one result per phase."""
+    """Run the three phases on a fresh stack under ``folder``; return (and emit) one result per phase.
+
+    ``rate_limit``: the simulator's requests per second per key (0: lifted); the client is set to the same pace.
+    """
     from sage_sync_tools.stack import SyncStack, exit_on_sigterm
 
     exit_on_sigterm()
 
     results: list[dict[str, Any]] = []
-    with SyncStack(folder, echo=lambda line: typer.echo(line, err=True)) as stack:
+    with SyncStack(folder, echo=lambda line: typer.echo(line, err=True), rate_limit=rate_limit) as stack:
         stack.start(scale=scale, seed=seed)
         naive = naive_calls(sage_counts(stack))
         for phase in ("initial", "churn", "no_change"):
@@ -142,8 +191,13 @@ def run_e2e(
                 "deleted": totals.get("deleted"),
                 "failed": totals.get("failed"),
                 "dag_exit_code": outcome.returncode,
+                "rate_limit": rate_limit,
+                **api_budget(outcome.report or {}, stats, rate_limit),
                 **naive,
+                "reads_by_route": reads_by_endpoint(stats),
             }
+            if rate_limit > 0 and result.get("api_budget_seconds"):
+                result["wall_budget_ratio"] = round(outcome.seconds / result["api_budget_seconds"], 2)
             results.append(result)
             if emit is not None:
                 emit(result)
@@ -158,6 +212,16 @@ def e2e(
         Path, typer.Option("--folder", help="Working folder (dossier, tenant, Airflow home).")
     ] = Path("bench-e2e"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the stand-in's data.")] = 7,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            "--rate-limit", help="SSM requests per second per key (13 as a real tenant; 0 lifts it)."
+        ),
+    ] = 0.0,
 ) -> None:
-    """Run the whole DAG at --scale: initial load, 1 % churn on both sides, no change; one JSON line per phase."""
-    run_e2e(scale, folder, seed=seed, emit=lambda r: typer.echo(json.dumps(r)))
+    """Run the whole DAG at --scale: initial load, 1 % churn on both sides, no change; one JSON line per phase.
+
+    Each line gives the wall time, API reads and writes (and reads per route), peak memory, the calls the phase
+    truly needs (the API budget) with the ratio of calls made to it, and what a naive full push would cost.
+    """
+    run_e2e(scale, folder, seed=seed, rate_limit=rate_limit, emit=lambda r: typer.echo(json.dumps(r)))

@@ -260,7 +260,8 @@ class SyncStack:
             "host": self.base_url,
             "login": integration["public_key"],
             "password": integration["private_key"],
-            "extra": {"requests_per_second": 0},
+            # The client keeps to the simulator's pace (0: no limit on either side).
+            "extra": {"requests_per_second": self.rate_limit},
         }
         env = dict(os.environ)
         env.update(

@@ -19,6 +19,7 @@ import random
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
@@ -854,6 +855,7 @@ class FirstHalf(SyncMachine):
     """The machine under its own name: its examples differ from the second half's."""
 
 
+@pytest.mark.timeout(2400)  # 100 examples of up to 15 steps: minutes, more on a busy machine
 def test_stateful_sync_first_half() -> None:
     """G5, G6 and every entity's rules under random interleavings and faults (half of the examples)."""
     run_with_seed(FirstHalf, RUN_SEED)

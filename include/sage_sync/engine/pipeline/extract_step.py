@@ -210,7 +210,13 @@ def read_plan_input(
         for k, b in inp.bindings.items()
         if b.ssm_id is None and b.status == Status.FAILED and k not in inp.sage and k not in inp.deleted
     )
-    unbound = [k for k in [*inp.created, *inp.updated, *inp.orphans] if inp.live_binding(k) is None]
+    wait = RULES[entity].waiting
+    waiting = wait(inp) if wait is not None else set()
+    unbound = [
+        k
+        for k in [*inp.created, *inp.updated, *inp.orphans]
+        if inp.live_binding(k) is None and k not in waiting
+    ]
     if unbound:
         found = ssm.find_by_ext_ids(spec.endpoint, unbound)
         inp.ssm_by_ext = {str(r["extId"]): r for r in found if not r.get("deleted")}

@@ -15,21 +15,27 @@ from sage_sync.engine.plan import Plan
 from sage_sync.engine.rules.accounts import plan_accounts, reserve_codes
 from sage_sync.engine.rules.common import Reservations
 from sage_sync.engine.rules.contacts import plan_contacts, reserve_numbers
+from sage_sync.engine.rules.contacts import waiting as waiting_contacts
 from sage_sync.engine.rules.invoices import plan_invoices
 from sage_sync.engine.rules.products import plan_products
 
 
 @dataclass(frozen=True)
 class EntityRules:
-    """The rules of one entity: its planner, and its key reservation (entities created in SSM only)."""
+    """The rules of one entity.
+
+    Its planner, its key reservation (entities created in SSM only), and the Sage records that wait this run
+    without ever having been sent (they need no ``extId`` lookup).
+    """
 
     plan: Callable[[PlanInput, SyncConfig], Plan]
     reserve: Callable[[PlanInput, Reservations, SyncConfig], None] | None = None
+    waiting: Callable[[PlanInput], set[str]] | None = None
 
 
 RULES: dict[str, EntityRules] = {
     "accounts": EntityRules(plan_accounts, reserve_codes),
-    "contacts": EntityRules(plan_contacts, reserve_numbers),
+    "contacts": EntityRules(plan_contacts, reserve_numbers, waiting_contacts),
     "products": EntityRules(plan_products),
     "invoices": EntityRules(plan_invoices),
 }

@@ -60,14 +60,7 @@ class _Planner:
 
     def parent_block(self, code: str) -> tuple[str, str] | None:
         """Why a contact of account ``code`` cannot be synced now (rule, reason), or None."""
-        parent = self.inp.parent(code)
-        if parent is None:
-            return "K4", f"account {code} is not in Sage (or not synced yet)"
-        if parent.is_prospect == 1:
-            return "P5", f"account {code} is a prospect: its contacts wait for the conversion"
-        if not parent.ready:
-            return "K1", f"customer {code} is not in SSM yet"
-        return None
+        return parent_block(self.inp, code)
 
     def new_in_ssm(self, rec: Record) -> None:
         """A contact created in SSM without extId: K1 once its Sage number is reserved; else it waits (K4, P5)."""
@@ -362,6 +355,31 @@ def reserve_numbers(inp: PlanInput, keys: Reservations, config: SyncConfig) -> N
             continue
         numbers[parent] = numbers.get(parent, 0) + 1
         inp.reserved[str(rid)] = keys.reserve(rid, contact_key(parent, numbers[parent]))
+
+
+def parent_block(inp: PlanInput, code: str) -> tuple[str, str] | None:
+    """Why a contact of account ``code`` cannot be synced now (rule, reason), or None."""
+    parent = inp.parent(code)
+    if parent is None:
+        return "K4", f"account {code} is not in Sage (or not synced yet)"
+    if parent.is_prospect == 1:
+        return "P5", f"account {code} is a prospect: its contacts wait for the conversion"
+    if not parent.ready:
+        return "K1", f"customer {code} is not in SSM yet"
+    return None
+
+
+def waiting(inp: PlanInput) -> set[str]:
+    """Sage contacts never sent to SSM (no binding) that wait for their account this run (K1, K4, P5).
+
+    No SSM record can carry their key yet, so the run does not look them up (a dossier's prospects' contacts
+    would otherwise be looked up on every run).
+    """
+    return {
+        key
+        for key in [*inp.created, *inp.updated]
+        if key not in inp.bindings and parent_block(inp, split_key(key)[0]) is not None
+    }
 
 
 def plan_contacts(inp: PlanInput, config: SyncConfig) -> Plan:

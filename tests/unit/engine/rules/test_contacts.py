@@ -172,3 +172,36 @@ def test_k1_contacts_follow_their_customer_when_its_ssm_account_is_recreated() -
     (rec,) = w.ssm.live("contacts")
     assert rec["accountId"] == new
     assert w.run().planned_ops == 0
+
+
+class CountingLookups(SyncWorld):
+    """A world whose SSM side notes every extId lookup (endpoint, keys)."""
+
+    def __init__(self) -> None:
+        super().__init__(config=SyncConfig())
+        self.lookups: list[tuple[str, list[str]]] = []
+        original = self.ssm.find_by_ext_ids
+
+        def find(endpoint: str, ext_ids: list[str]) -> list[dict[str, object]]:
+            self.lookups.append((endpoint, list(ext_ids)))
+            return original(endpoint, ext_ids)
+
+        self.ssm.find_by_ext_ids = find  # type: ignore[method-assign]
+
+
+def test_p5_contacts_waiting_for_their_prospect_are_not_looked_up_but_follow_its_conversion() -> None:
+    """A prospect's contacts wait (P5) and cost no extId lookup on any run; converted, they are created once."""
+    w = CountingLookups()
+    w.sage.put("accounts", account_row("P001", "Beta", prospect=True))
+    w.sage.put("contacts", contact_row("P001", 1, "Durand"))
+    first = w.run()
+    assert [n.rule for n in first.plans["contacts"].deferred] == ["P5"]
+    w.lookups.clear()
+    assert w.run().plans["contacts"].deferred  # still waiting
+    assert not [keys for endpoint, keys in w.lookups if endpoint == "contacts"]
+    w.sage.edit("accounts", ("P001",), is_prospect=0)  # P2: converted in Sage
+    w.run()
+    assert [keys for endpoint, keys in w.lookups if endpoint == "contacts"] == [
+        ["P001/1"]
+    ]  # C1 adoption check
+    assert [r["extId"] for r in w.ssm.live("contacts")] == ["P001/1"]

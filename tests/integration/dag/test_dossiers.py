@@ -363,6 +363,10 @@ def _doctor(stack: DossiersStack) -> Command:
     with sqlite3.connect(broken) as db:
         db.execute("ALTER TABLE F_COMPTET DROP COLUMN CT_Siret")
         db.execute("DROP TABLE F_CONTACTT")
+        db.execute("ALTER TABLE F_ARTICLE RENAME COLUMN AR_Design TO AR_Design_old")
+        db.execute(
+            "ALTER TABLE F_ARTICLE ADD COLUMN AR_Design BLOB"
+        )  # a designation Sage cannot read as text
     stack.admin_call("custom_fields", {"undeclare": {"accounts": ["Z_Siret"]}})
     lyon = {"conn_type": "odbc", "schema": str(stack.dossier), "extra": {"driver": "SQLite3"}}
     env = stack.env()
@@ -555,7 +559,7 @@ def test_o2_doctor_reports_each_seeded_misconfiguration(world: World) -> None:
     print("\n" + out[-6000:])
     assert done.returncode == 1
     expected = {
-        "broken": ["missing: CT_Siret", "F_CONTACTT", "table missing"],
+        "broken": ["missing: CT_Siret", "F_CONTACTT", "table missing", "AR_Design is BLOB, expected string"],
         "nomedia": ["/nonexistent/media", "not a readable folder"],
         "baddriver": ["'SQLite 3 (typo)' is not installed"],
         "ghost": ["'sage50_ghost' is not defined"],

@@ -839,15 +839,16 @@ SETTINGS = settings(
 )
 
 
-def run_with_seed(machine: type[SyncMachine], seed: int, config: settings = SETTINGS) -> None:
-    """Run ``machine`` from ``seed``; a failure names the seed and how to replay it."""
+def run_with_seed(
+    machine: type[SyncMachine], seed: int, config: settings = SETTINGS, replay: str | None = None
+) -> None:
+    """Run ``machine`` from ``seed``; a failure says how to replay it (``replay``: the command, when not the seed)."""
     machine._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]  # read by Hypothesis' stateful runner
     try:
         run_state_machine_as_test(machine, settings=config)
     except BaseException as exc:
-        exc.add_note(
-            f"Hypothesis seed {seed}: replay with SAGE_SYNC_HYPOTHESIS_SEED={seed} pytest {__file__}"
-        )
+        command = replay or f"SAGE_SYNC_HYPOTHESIS_SEED={seed} pytest {__file__}"
+        exc.add_note(f"Hypothesis seed {seed}: replay with {command}")
         raise
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse
@@ -27,7 +27,7 @@ def create_app(home: Path | None = None) -> FastAPI:
     """The app; ``home`` defaults to ``$SAGE_SYNC_HOME`` read at each request (so it follows the environment)."""
     # Airflow's API modules are imported here, not at module level: the DAG file and the unit tests of the page
     # import this package without an API server.
-    from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 
     can_read_dag = Depends(requires_access_dag("GET", param_dag_id=DAG_ID))
     app = FastAPI(
@@ -45,7 +45,10 @@ def create_app(home: Path | None = None) -> FastAPI:
         return root() / "reports"
 
     @app.get("/sync", response_class=HTMLResponse)
-    def sync_page(user: GetUserDep, runs: Annotated[int, Query(ge=1, le=200)] = DEFAULT_RUNS) -> str:
+    def sync_page(
+        runs: Annotated[int, Query(ge=1, le=200)] = DEFAULT_RUNS,
+        user: Any = Depends(get_user),  # noqa: B008
+    ) -> str:
         """The operator's page: last runs, quarantine, conflicts, deferred records, withheld deletions."""
         return render_sync_page(
             load_reports(folder(), runs), dag_id=DAG_ID, home=root(), user=user.get_name()

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sage_sync.engine.staging import run_name
+from sage_sync.report import decision_sentence
 
 #: How many runs the page shows by default.
 DEFAULT_RUNS = 20
@@ -276,11 +277,12 @@ def render_sync_page(
                 f"<code>{_e(s.get('withheld_set'))}</code>",
                 f"<code>{_e(sample)}</code>",
                 _e(s.get("guard")),
+                _e(decision_sentence(s["approval_decision"])) if s.get("approval_decision") else "not asked",
             ]
         )
     parts.append(
         _table(
-            ["Entity", "Deletions", "Set", "Sample", "Why"],
+            ["Entity", "Deletions", "Set", "Sample", "Why", "Decision"],
             rows,
             "No deletion is withheld by the mass-deletion guard.",
         )
@@ -288,7 +290,8 @@ def render_sync_page(
     if withheld:
         conf = {e: s.get("withheld_set") for e, s in withheld}
         parts.append(
-            "<p>To apply exactly these deletions, trigger the DAG with the conf "
+            "<p>A run asks for approval in <a href='../required_actions'>Required actions</a>. To apply exactly "
+            "these deletions without asking, trigger the DAG with the conf "
             f"<code>{_e(json.dumps({'approve_deletions': conf}))}</code>; a changed set asks again.</p>"
         )
     return _page(parts)

@@ -82,7 +82,10 @@ class SageSyncDeletionApprovalOperator(ApprovalOperator):
         found = withheld(staging, self.entity) or {}
         chosen = list(event.get("chosen_options") or [])
         user = event.get("responded_by_user") or None
-        by = (user.get("name") or user.get("id")) if isinstance(user, dict) else user
+        if isinstance(user, dict):
+            by = user.get("name") or user.get("id")
+        else:
+            by = (getattr(user, "name", None) or getattr(user, "id", None)) if user is not None else None
         at = event.get("responded_at")
         at_text = at.isoformat() if hasattr(at, "isoformat") else str(at or "")
         if "error" in event or by is None:

@@ -14,7 +14,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import requests
 
@@ -103,10 +102,14 @@ class ApiServer:
         reply.raise_for_status()
         return str(reply.json()["access_token"])
 
-    def get(self, path: str, user: str | None = None, **kwargs: Any) -> requests.Response:
-        """A GET as ``user`` (a bearer token) or anonymously."""
-        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
-        return requests.get(f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
+    def get(
+        self, path: str, user: str | None = None, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        """A GET as ``user`` (a bearer token), or with the given headers only (anonymous by default)."""
+        sent = dict(headers or {})
+        if user:
+            sent["Authorization"] = f"Bearer {self.token(user)}"
+        return requests.get(f"{self.url}{path}", headers=sent, timeout=30)
 
     def log_tail(self, chars: int = 4000) -> str:
         """The end of the server's output."""

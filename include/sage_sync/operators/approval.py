@@ -86,7 +86,7 @@ class SageSyncDeletionApprovalOperator(ApprovalOperator):
             by = user.get("name") or user.get("id")
         else:
             by = (getattr(user, "name", None) or getattr(user, "id", None)) if user is not None else None
-        at = event.get("responded_at")
+        at: Any = event.get("responded_at")
         at_text = at.isoformat() if hasattr(at, "isoformat") else str(at or "")
         if "error" in event or by is None:
             decision = TIMEOUT

@@ -119,6 +119,7 @@ def build_report(
         "run_id": run_id,
         "dry_run": dry_run,
         "full_reconcile": full_reconcile,
+        **onboarding_fields(staging),
         "started_at": started_at,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "status": "skipped"
@@ -138,6 +139,68 @@ def build_report(
         "settings": settings or {},
         **deadline_fields(deadline_alert),
     }
+
+
+def onboarding_fields(staging: Staging) -> dict[str, Any]:
+    """The run's opening tasks in the report: the preflight table (O2), the run mode (M3), the matching (O1)."""
+    preflight = staging.read_json_or_none(None, "preflight.json") or {}
+    mode = staging.read_json_or_none(None, "resume.json") or {}
+    matched = staging.read_json_or_none(None, "match.json")
+    matching = None
+    if matched:
+        rows = matched.get("rows") or []
+        waiting = [r for r in rows if r.get("status") in ("open", "ambiguous")]
+        matching = {
+            **(matched.get("summary") or {}),
+            "dry_run": bool(matched.get("dry_run")),
+            "held": matched.get("held") or {},
+            "rows": sorted(
+                rows,
+                key=lambda r: (
+                    r.get("status") not in ("open", "ambiguous"),
+                    r.get("entity"),
+                    r.get("sage_key"),
+                ),
+            )[:LIST_LIMIT],
+            "rows_total": len(rows),
+            "waiting": len(waiting),
+        }
+    return {
+        "preflight": preflight.get("checks") or [],
+        "resume": {"reason": mode.get("reason")} if mode.get("resume") else None,
+        "matching": matching,
+    }
+
+
+def _matching_markdown(report: dict[str, Any]) -> list[str]:
+    """The report's first-sync matching section (O1): the sentence, then the pairs, those waiting first."""
+    m = report.get("matching")
+    if not m or not m.get("rows"):
+        return []
+    counts = ", ".join(f"{n} {s}" for s, n in sorted((m.get("counts") or {}).items()) if n)
+    lines = [
+        "",
+        "## First-sync matching (O1)",
+        "",
+        f"{m.get('reason')}. Pairs: {counts or 'none'}; automatic binding at confidence >= {m.get('threshold')}. "
+        f"{m.get('waiting', 0)} pair(s) wait for a person: decide in `matching/decisions.csv` "
+        "(`bind`, `reject` or `ssm_only`).",
+        "",
+        "| entity | Sage | SSM id | status | confidence | evidence | Sage record | SSM record |",
+        "|---|---|---:|---|---:|---|---|---|",
+    ]
+    for r in m["rows"][:50]:
+        lines.append(
+            f"| {r['entity']} | {_cell(r['sage_key'])} | {r['ssm_id']} | {r['status']} | "
+            f"{float(r['confidence']):.2f} | {_cell(r['evidence'])} | {_cell(r.get('sage_label'))} | "
+            f"{_cell(r.get('ssm_label'))} |"
+        )
+    if m.get("rows_total", 0) > 50:
+        lines.append(
+            f"| … | {m['rows_total'] - 50} more in the JSON report and `proposals.csv` | | | | | | |"
+        )
+    lines += [f"- {_cell(p)}" for p in m.get("problems") or []]
+    return lines
 
 
 def deadline_fields(alert: dict[str, Any] | None) -> dict[str, Any]:
@@ -208,6 +271,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Status: **{report['status']}**. Finished {report['finished_at']}.",
         "",
     ]
+    if report.get("resume"):
+        lines += [f"**Resume run** (M3): {report['resume']['reason']}.", ""]
+    flagged = [c for c in report.get("preflight") or [] if c.get("status") != "ok"]
+    lines += [f"- Preflight {c['status']}: {c['area']} {c['target']}: {_cell(c['detail'])}" for c in flagged]
+    lines += [""] if flagged else []
     sentence = deadline_sentence(report)
     if sentence:
         lines += [sentence, ""]
@@ -266,32 +334,38 @@ def render_markdown(report: dict[str, Any]) -> str:
                 parts.append(f"- … {len(items) - 20} more in the JSON report")
         if parts:
             lines += ["", f"## {e}", "", *parts]
+    lines += _matching_markdown(report)
     return "\n".join(lines) + "\n"
 
 
 def render_html(report: dict[str, Any]) -> str:
-    """A small self-contained HTML page of the Markdown report (no external asset)."""
-    body = []
+    """A small self-contained HTML page of the Markdown report (no external asset); each table stays in place."""
+    body: list[str] = []
+    table: list[str] = []
+
+    def flush() -> None:
+        if table:
+            body.append("<table>" + "".join(table) + "</table>")
+            table.clear()
+
     for line in render_markdown(report).splitlines():
         text = html.escape(line)
+        if line.startswith("|"):
+            if not line.startswith("|---"):
+                cells = [c.strip() for c in line.strip("|").split(" | ")]
+                table.append(
+                    "<tr>" + "".join(f"<td>{html.escape(c.strip('* '))}</td>" for c in cells) + "</tr>"
+                )
+            continue
+        flush()
         if line.startswith("# "):
             body.append(f"<h1>{html.escape(line[2:])}</h1>")
         elif line.startswith("## "):
             body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("|") and not line.startswith("|---"):
-            cells = [c.strip() for c in line.strip("|").split(" | ")]
-            body.append("<tr>" + "".join(f"<td>{html.escape(c.strip('* '))}</td>" for c in cells) + "</tr>")
-        elif line.startswith("|---") or not line.strip():
-            continue
-        else:
+        elif line.strip():
             # The one bold phrase the report uses (a status, "Deadline missed") keeps its emphasis.
             body.append("<p>" + _BOLD.sub(r"<strong>\1</strong>", text) + "</p>")
-    rows, other = [b for b in body if b.startswith("<tr>")], [b for b in body if not b.startswith("<tr>")]
-    table = "<table>" + "".join(rows) + "</table>"
-    # The paragraphs above the summary table in the Markdown (title, mode, a missed deadline) stay above it.
-    first_row = next((i for i, b in enumerate(body) if b.startswith("<tr>")), len(body))
-    head = [b for b in body[:first_row] if not b.startswith("<tr>")]
-    content = [*head, table, *other[len(head) :]]
+    flush()
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}"
         "td{border:1px solid #ccc;padding:.2em .6em}tr:first-child td{font-weight:bold;background:#eee}"
@@ -299,7 +373,7 @@ def render_html(report: dict[str, Any]) -> str:
     title = html.escape(str(report["run_id"]))
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Sync report {title}</title>"
-        f"<style>{style}</style></head><body>{''.join(content)}</body></html>\n"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
     )
 
 

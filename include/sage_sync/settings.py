@@ -21,6 +21,11 @@ Two environment variables, both optional:
       max_quantity: 1000000              # invoice lines above these are reported as warnings (G3)
       max_unit_price: 10000000
       state_url: sqlite:////srv/sage-sync/state.db   # or a PostgreSQL URL
+      match_auto_confidence: 0.95        # O1: first-sync matches at or above this confidence bind themselves
+      resume_after_hours: 24             # M3: a run after this long without one takes Sage as master
+
+A deployment with several dossiers describes them in a dossiers file instead (:mod:`sage_sync.dossiers`); each
+dossier then gets its own settings and its own data folder ``$SAGE_SYNC_HOME/dossiers/<name>/``.
 
 Secrets never live here: they belong to the Airflow connections ``sage50_default`` and ``ssm_default``.
 This module imports nothing heavy, so the DAG file may use it at parse time (it does not read the file then).
@@ -39,6 +44,7 @@ from sage_sync.errors import ConfigurationError
 from sage_sync.mapping.registry import entity_names
 
 if TYPE_CHECKING:
+    from sage_sync.engine.ownership import Ownership
     from sage_sync.engine.staging import Staging
 
 HOME_ENV = "SAGE_SYNC_HOME"
@@ -62,6 +68,8 @@ _KNOWN_KEYS = {
     "state_url",
     "max_quantity",
     "max_unit_price",
+    "match_auto_confidence",
+    "resume_after_hours",
 }
 
 
@@ -69,6 +77,25 @@ def data_home() -> Path:
     """The data folder: ``$SAGE_SYNC_HOME`` or ``~/.sage-sync``."""
     raw = os.environ.get(HOME_ENV) or str(DEFAULT_HOME)
     return Path(raw).expanduser()
+
+
+@dataclass(frozen=True)
+class DossierPlace:
+    """Where one dossier of a dossiers file stands among the others (M2): its extId prefix and its branches.
+
+    ``other_prefixes`` are the prefixes of the deployment's other dossiers (an empty prefix owns every extId
+    they do not claim); ``claimed_branches`` every branch some dossier lists; ``default`` says whether this
+    dossier takes the new companies of branches nobody lists.
+    """
+
+    name: str
+    connection: str
+    prefix: str = ""
+    other_prefixes: tuple[str, ...] = ()
+    branches: tuple[int, ...] = ()
+    claimed_branches: tuple[int, ...] = ()
+    default: bool = False
+    several: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +116,12 @@ class Settings:
     max_quantity: float = 1_000_000.0
     max_unit_price: float = 10_000_000.0
     source: str | None = None
+    #: O1: first-sync matches at or above this confidence are bound without a person confirming them.
+    match_auto_confidence: float = 0.95
+    #: M3: a run coming this many hours after the last one takes Sage as master (0: never by itself).
+    resume_after_hours: float = 24.0
+    #: The dossier of a deployment with a dossiers file (None: the single dossier of ``settings.yaml``).
+    dossier: DossierPlace | None = None
 
     @property
     def state_database_url(self) -> str:
@@ -147,7 +180,35 @@ class Settings:
             "max_quantity": self.max_quantity,
             "max_unit_price": self.max_unit_price,
             "state_url": url,
+            "match_auto_confidence": self.match_auto_confidence,
+            "resume_after_hours": self.resume_after_hours,
+            **(
+                {
+                    "dossier": self.dossier.name,
+                    "connection": self.dossier.connection,
+                    "prefix": self.dossier.prefix,
+                }
+                if self.dossier is not None
+                else {}
+            ),
         }
+
+    def ownership(self) -> Ownership:
+        """Which SSM records belong to this dossier (M2): its extId codec and, with several dossiers, its branches."""
+        from sage_sync.engine.ownership import ExtIdCodec, Ownership
+
+        place = self.dossier
+        if place is None:
+            return Ownership()
+        codec = ExtIdCodec(place.prefix, place.other_prefixes)
+        if not place.several:
+            return Ownership(codec)
+        return Ownership(codec, frozenset(place.branches), frozenset(place.claimed_branches), place.default)
+
+    @property
+    def matching_dir(self) -> Path:
+        """Where first-sync match proposals are written and a person's decisions are read (O1)."""
+        return self.home / "matching"
 
 
 def _number(raw: dict[str, Any], name: str, kind: type, low: float, high: float | None, where: str) -> Any:
@@ -162,30 +223,27 @@ def _number(raw: dict[str, Any], name: str, kind: type, low: float, high: float 
     return number
 
 
-def load_settings(path: str | Path | None = None, home: str | Path | None = None) -> Settings:
-    """Read the settings file (``path``, else ``$SAGE_SYNC_CONFIG``, else ``$SAGE_SYNC_HOME/settings.yaml``).
+def read_yaml_mapping(target: Path, what: str) -> dict[str, Any]:
+    """A YAML file holding a mapping (empty file: empty mapping); a clear error names the file otherwise."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(target.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{target}: not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{target}: cannot be read ({exc.strerror or exc})") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigurationError(f"{target}: expected a mapping of {what}, got {type(loaded).__name__}")
+    return loaded or {}
+
+
+def settings_values(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Validate the setting keys of ``raw`` and return them as :class:`Settings` arguments (``where`` names them).
 
     Raises:
-        ConfigurationError: the file named explicitly does not exist, is not YAML, has an unknown key or a bad
-            value (the message names the file, the key and the limit).
+        ConfigurationError: an unknown key or a bad value (the message names ``where``, the key and the limit).
     """
-    folder = Path(home).expanduser() if home is not None else data_home()
-    named = path or os.environ.get(CONFIG_ENV)
-    target = Path(named).expanduser() if named else folder / "settings.yaml"
-    raw: dict[str, Any] = {}
-    if target.exists():
-        import yaml
-
-        try:
-            loaded = yaml.safe_load(target.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigurationError(f"{target}: not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigurationError(f"{target}: expected a mapping of settings, got {type(loaded).__name__}")
-        raw = loaded or {}
-    elif named:
-        raise ConfigurationError(f"settings file {target} (from {CONFIG_ENV} or --config) does not exist")
-    where = str(target)
     unknown = sorted(set(raw) - _KNOWN_KEYS)
     if unknown:
         raise ConfigurationError(
@@ -199,7 +257,7 @@ def load_settings(path: str | Path | None = None, home: str | Path | None = None
             raise ConfigurationError(
                 f"{where}: conflict.{entity} = {winner!r}; expected an entity of {entity_names()} -> sage or ssm"
             )
-    values: dict[str, Any] = {"home": folder, "source": where if target.exists() else None}
+    values: dict[str, Any] = {}
     if raw.get("media_folder"):
         values["media_folder"] = Path(str(raw["media_folder"])).expanduser()
     if "code_template" in raw:
@@ -219,9 +277,33 @@ def load_settings(path: str | Path | None = None, home: str | Path | None = None
     for limit in ("max_quantity", "max_unit_price"):
         if limit in raw:
             values[limit] = _number(raw, limit, float, 0.0, None, where)
+    if "match_auto_confidence" in raw:
+        values["match_auto_confidence"] = _number(raw, "match_auto_confidence", float, 0.0, 1.0, where)
+    if "resume_after_hours" in raw:
+        values["resume_after_hours"] = _number(raw, "resume_after_hours", float, 0.0, 24.0 * 365, where)
     if raw.get("state_url"):
         values["state_url"] = str(raw["state_url"])
-    values["conflict"] = {str(k): str(v) for k, v in conflict.items()}
-    settings = Settings(**values)
+    if conflict:
+        values["conflict"] = {str(k): str(v) for k, v in conflict.items()}
+    return values
+
+
+def load_settings(path: str | Path | None = None, home: str | Path | None = None) -> Settings:
+    """Read the settings file (``path``, else ``$SAGE_SYNC_CONFIG``, else ``$SAGE_SYNC_HOME/settings.yaml``).
+
+    Raises:
+        ConfigurationError: the file named explicitly does not exist, is not YAML, has an unknown key or a bad
+            value (the message names the file, the key and the limit).
+    """
+    folder = Path(home).expanduser() if home is not None else data_home()
+    named = path or os.environ.get(CONFIG_ENV)
+    target = Path(named).expanduser() if named else folder / "settings.yaml"
+    raw: dict[str, Any] = {}
+    if target.exists():
+        raw = read_yaml_mapping(target, "settings")
+    elif named:
+        raise ConfigurationError(f"settings file {target} (from {CONFIG_ENV} or --config) does not exist")
+    values = settings_values(raw, str(target))
+    settings = Settings(home=folder, source=str(target) if target.exists() else None, **values)
     settings.sync_config()  # validates the code template now, with the engine's own message
     return settings

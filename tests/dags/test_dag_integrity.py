@@ -128,7 +128,21 @@ def test_task_groups_chain_the_steps(dag) -> None:  # type: ignore[no-untyped-de
         assert all(i in dag.task_dict for i in ids), entity
         for upstream, downstream in zip(ids, ids[1:], strict=False):
             assert downstream in dag.task_dict[upstream].downstream_task_ids
-    assert set(dag.task_dict) == {f"{e}.{s}" for e in ENTITIES for s in STEPS} | {"begin", "report"}
+    assert set(dag.task_dict) == {f"{e}.{s}" for e in ENTITIES for s in STEPS} | {
+        "preflight",
+        "begin",
+        "match",
+        "report",
+    }
+
+
+def test_o2_preflight_then_o1_match_open_every_run(dag) -> None:  # type: ignore[no-untyped-def]
+    assert dag.task_dict["preflight"].upstream_task_ids == set()
+    assert dag.task_dict["begin"].upstream_task_ids == {"preflight"}
+    assert dag.task_dict["match"].upstream_task_ids == {"begin"}
+    for entity in ENTITIES:
+        assert "match" in dag.task_dict[f"{entity}.extract"].upstream_task_ids, entity
+    assert dag.params["match"] is False and dag.params["resume"] is False
 
 
 def test_contacts_and_invoices_wait_for_accounts(dag) -> None:  # type: ignore[no-untyped-def]
@@ -136,10 +150,10 @@ def test_contacts_and_invoices_wait_for_accounts(dag) -> None:  # type: ignore[n
     assert "accounts.commit" in dag.task_dict["invoices.extract"].upstream_task_ids
     # Invoice lines reference products: the product bindings must be committed first.
     assert "products.commit" in dag.task_dict["invoices.extract"].upstream_task_ids
-    # G1/G5: every extract waits for the run lease.
-    assert dag.task_dict["accounts.extract"].upstream_task_ids == {"begin"}
-    assert dag.task_dict["products.extract"].upstream_task_ids == {"begin"}
-    assert dag.task_dict["begin"].upstream_task_ids == set()
+    # G1/G5: every extract waits for the run lease, taken after the preflight (O2) and before the match (O1).
+    assert dag.task_dict["accounts.extract"].upstream_task_ids == {"match"}
+    assert dag.task_dict["products.extract"].upstream_task_ids == {"match"}
+    assert dag.task_dict["begin"].upstream_task_ids == {"preflight"}
 
 
 def test_report_runs_after_every_commit_whatever_happened(dag) -> None:  # type: ignore[no-untyped-def]
@@ -153,7 +167,10 @@ def test_report_runs_after_every_commit_whatever_happened(dag) -> None:  # type:
 
 def test_pool_on_every_api_task_only(dag) -> None:  # type: ignore[no-untyped-def]
     for task_id, task in dag.task_dict.items():
-        calls_api = task_id.endswith((".extract", ".load", ".apply_approved"))
+        calls_api = task_id.endswith((".extract", ".load", ".apply_approved")) or task_id in (
+            "preflight",
+            "match",
+        )
         assert (task.pool == "ssm_api") is calls_api, task_id
 
 

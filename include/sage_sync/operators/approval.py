@@ -37,7 +37,16 @@ class SageSyncDeletionApprovalOperator(ApprovalOperator):
 
     ui_color = "#fcf3cf"
 
-    def __init__(self, *, entity: str, config_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        entity: str,
+        config_path: str | None = None,
+        dossier: str | None = None,
+        sage50_conn_id: str = "sage50_default",
+        ssm_conn_id: str = "ssm_default",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             subject=f"Approve withheld deletions of {entity}",
             defaults=ApprovalOperator.REJECT,
@@ -46,13 +55,21 @@ class SageSyncDeletionApprovalOperator(ApprovalOperator):
         )
         self.entity = entity
         self.config_path = config_path
+        self.dossier = dossier
+        self.sage50_conn_id, self.ssm_conn_id = sage50_conn_id, ssm_conn_id
+
+    def _settings(self) -> Any:
+        """The dossier's settings, read as every sync task reads them (its dossiers-file entry, or settings.yaml)."""
+        return SageSyncBaseOperator(
+            task_id="settings", config_path=self.config_path, dossier=self.dossier
+        ).settings()
 
     def execute(self, context: Context) -> Any:
         """Skip, or write the question (count, sample) and wait for the answer."""
         from sage_sync.approvals import question, rejected_before, withheld
 
-        settings = SageSyncBaseOperator(task_id="settings", config_path=self.config_path).settings()
-        flags = SageSyncBaseOperator.flags(context)
+        settings = self._settings()
+        flags = SageSyncBaseOperator.flags(context, settings)
         found = withheld(settings.staging(str(context["run_id"])), self.entity)
         if found is None:
             raise AirflowSkipException(f"G4 withheld no deletion of {self.entity} in this run")
@@ -77,7 +94,7 @@ class SageSyncDeletionApprovalOperator(ApprovalOperator):
         """Record who decided what and when (a timeout is recorded as such), then approve or skip downstream."""
         from sage_sync.approvals import APPROVE, REJECT, TIMEOUT, record, withheld
 
-        settings = SageSyncBaseOperator(task_id="settings", config_path=self.config_path).settings()
+        settings = self._settings()
         staging = settings.staging(str(context["run_id"]))
         found = withheld(staging, self.entity) or {}
         chosen = list(event.get("chosen_options") or [])

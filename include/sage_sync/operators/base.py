@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The run-wide staging file of the preflight task: whether this run resumes a dossier switched off (M3), and why.
+RESUME_FILE = "resume.json"
+
 
 class SageSyncBaseOperator(BaseOperator):
     """Base of the sync operators: stores and validates keyword-only arguments; ``execute`` maps errors.
@@ -33,6 +36,8 @@ class SageSyncBaseOperator(BaseOperator):
         sage50_conn_id: the Sage 50 FR ODBC connection.
         ssm_conn_id: the Sage Sales Management HTTP connection.
         config_path: the dossier settings file (default: ``$SAGE_SYNC_CONFIG``, see :mod:`sage_sync.settings`).
+        dossier: the dossier of the deployment's dossiers file this task syncs (None: the single dossier of
+            ``settings.yaml``); its settings and data folder then come from that file (:mod:`sage_sync.dossiers`).
     """
 
     template_fields: Sequence[str] = ("sage50_conn_id", "ssm_conn_id", "config_path")
@@ -44,17 +49,23 @@ class SageSyncBaseOperator(BaseOperator):
         sage50_conn_id: str = "sage50_default",
         ssm_conn_id: str = "ssm_default",
         config_path: str | None = None,
+        dossier: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.sage50_conn_id = sage50_conn_id
         self.ssm_conn_id = ssm_conn_id
         self.config_path = config_path
+        self.dossier = dossier
 
     # --- helpers for subclasses --------------------------------------------------------------------------
 
     def settings(self) -> Settings:
-        """The dossier settings (read at run time, never at parse time)."""
+        """The dossier settings (read at run time, never at parse time): its dossiers-file entry, or settings.yaml."""
+        if self.dossier is not None:
+            from sage_sync.dossiers import dossier_settings
+
+            return dossier_settings(self.dossier)
         from sage_sync.settings import load_settings
 
         return load_settings(self.config_path)
@@ -72,11 +83,19 @@ class SageSyncBaseOperator(BaseOperator):
     # --- the boundary ------------------------------------------------------------------------------------
 
     @staticmethod
-    def flags(context: Context) -> RunFlags:
-        """The run's ``dry_run`` (G8) and ``full_reconcile`` params."""
+    def flags(context: Context, settings: Settings | None = None) -> RunFlags:
+        """The run's ``dry_run`` (G8), ``full_reconcile`` and ``resume`` params, and the preflight's M3 verdict.
+
+        The preflight task stages ``resume.json`` when it finds the dossier back from being switched off (M3), so
+        every task of the run sees the same flags.
+        """
         from sage_sync.engine.pipeline import RunFlags
 
-        return RunFlags.from_params(dict(context.get("params") or {}))
+        flags = RunFlags.from_params(dict(context.get("params") or {}))
+        if settings is None:
+            return flags
+        staged = settings.staging(str(context["run_id"])).read_json_or_none(None, RESUME_FILE) or {}
+        return flags.resumed(bool(staged.get("resume")))
 
     def execute(self, context: Context) -> Any:
         """Run :meth:`run` and map the project's errors to Airflow's failure modes."""
@@ -116,6 +135,6 @@ class EntityOperator(SageSyncBaseOperator):
             entity=registry()[self.entity],
             staging=settings.staging(str(context["run_id"])),
             config=settings.sync_config(),
-            flags=self.flags(context),
+            flags=self.flags(context, settings),
             data_docs=settings.data_docs_dir,
         )

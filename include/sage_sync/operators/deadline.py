@@ -144,16 +144,22 @@ def record_overdue_run(
 
 
 def run_overdue(
-    context: Any = None, deadline_minutes: float = DEFAULT_DEADLINE_MINUTES, **kwargs: Any
+    context: Any = None,
+    deadline_minutes: float = DEFAULT_DEADLINE_MINUTES,
+    dossier: str | None = None,
+    **kwargs: Any,
 ) -> None:
     """The deadline alert's callback: record the late run (alert file, report) and log a warning (G1).
 
-    Airflow passes the deadline's context and the kwargs the DAG gave the callback (``deadline_minutes``).
+    Airflow passes the deadline's context and the kwargs the DAG gave the callback (``deadline_minutes``, and
+    ``dossier`` for a DAG of a dossiers file, whose alert files and reports live in that dossier's data folder).
     A failure to write the alert file is logged, never raised: the warning must still reach the log.
     """
     minutes = float(deadline_minutes)
     try:
-        alert = record_overdue_run(context, minutes)
+        from sage_sync.dossiers import dossier_home
+
+        alert = record_overdue_run(context, minutes, dossier_home(dossier) if dossier else None)
         run_id, where = alert["run_id"], alert["path"]
     except OSError as exc:
         dag_run = (context or {}).get("dag_run") if isinstance(context, dict) else None

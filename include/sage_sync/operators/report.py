@@ -49,8 +49,8 @@ class SageSyncReportOperator(SageSyncBaseOperator):
         from sage_sync.operators.deadline import read_alert
         from sage_sync.report import summary_table
 
-        flags = self.flags(context)
         settings = self.settings()
+        flags = self.flags(context, settings)
         run_id = str(context["run_id"])
         dag_run = context.get("dag_run")
         started = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)

@@ -40,7 +40,7 @@ class SageSyncExtractOperator(EntityOperator):
         summary = extract(
             ctx,
             sage_side(self.sage50_conn_id, settings),
-            ssm_side(self.ssm_conn_id),
+            ssm_side(self.ssm_conn_id, settings),
             self.open_state(settings),
         )
         log.info("extract %s: %s", self.entity, summary.to_dict())
@@ -104,7 +104,7 @@ class SageSyncLoadOperator(EntityOperator):
         summary = load(
             ctx,
             sage_side(self.sage50_conn_id, settings),
-            ssm_side(self.ssm_conn_id),
+            ssm_side(self.ssm_conn_id, settings),
             self.open_state(settings),
         )
         for line in failures(ctx) if summary.failed else []:

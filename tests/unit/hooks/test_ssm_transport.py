@@ -446,19 +446,48 @@ def test_list_arguments_are_validated(connection: Callable[..., None]) -> None:
 
 
 def test_find_by_ext_ids_batches_within_the_url_limit(connection: Callable[..., None]) -> None:
+    """A tenant too big to list: the listing stops after as many pages as lookups, then batched lookups run."""
+
     def handler(r: requests.PreparedRequest) -> Reply:
         where = query(r)["where"]
+        if where == "extId IS NOT NULL":  # every page full: the tenant is bigger than the lookups are long
+            page = int(query(r)["page"])
+            return (
+                200,
+                [{"id": 10_000 + page * 1000 + n, "extId": f"X{n}", "deleted": False} for n in range(1000)],
+            )
         return (200, [{"id": int(e[1:]), "extId": e, "deleted": False} for e in where.split("'")[1::2]])
 
     hook, transport = make_hook(handler)
     wanted = [f"E{n:04d}" for n in range(300)]
     found = hook.find_by_ext_ids("accounts", [*wanted, "E0001"])
     assert set(found) == set(wanted)
-    gets = transport.calls("GET")
-    assert len(gets) > 1
+    listings = [g for g in transport.calls("GET") if query(g)["where"] == "extId IS NOT NULL"]
+    lookups = [g for g in transport.calls("GET") if query(g)["where"] != "extId IS NOT NULL"]
+    assert len(lookups) > 1 and len(listings) == len(lookups)  # at worst twice the lookups' calls
     limit = SalesManagementHook.MAX_WHERE_URL_CHARS
-    assert all(len(quote(query(g)["where"], safe="")) <= limit for g in gets)
-    assert sorted(e for g in gets for e in query(g)["where"].split("'")[1::2]) == wanted  # each asked once
+    assert all(len(quote(query(g)["where"], safe="")) <= limit for g in lookups)
+    assert sorted(e for g in lookups for e in query(g)["where"].split("'")[1::2]) == wanted  # each asked once
+
+
+def test_find_by_ext_ids_lists_a_small_tenant_instead_of_looking_each_key_up(
+    connection: Callable[..., None],
+) -> None:
+    """C1 adoption onto a tenant of 1,500 records: two list pages instead of several lookup batches."""
+
+    def handler(r: requests.PreparedRequest) -> Reply:
+        assert query(r)["where"] == "extId IS NOT NULL"
+        page = int(query(r)["page"])
+        return (
+            200,
+            [{"id": n, "extId": f"E{n:04d}", "deleted": False} for n in range(1500)][page * 1000 :][:1000],
+        )
+
+    hook, transport = make_hook(handler)
+    wanted = [f"E{n:04d}" for n in range(0, 3000, 3)]  # 1,000 keys, half of them absent from the tenant
+    found = hook.find_by_ext_ids("accounts", wanted)
+    assert set(found) == {e for e in wanted if int(e[1:]) < 1500}
+    assert len(transport.calls("GET")) == 2
 
 
 # ------------------------------------------------------------------------------------ documents, metadata

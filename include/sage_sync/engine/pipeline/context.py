@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from sage_sync.engine.staging import Staging, run_name
 from sage_sync.errors import ConfigurationError
 from sage_sync.mapping.registry import EntitySpec, registry
 
-__all__ = ["RunFlags", "StepContext", "run_name"]
+__all__ = ["RunFlags", "StepContext", "param_flag", "run_name"]
 
 
 @dataclass(frozen=True)
@@ -20,13 +20,15 @@ class RunFlags:
     """How a run was started.
 
     ``dry_run`` plans and writes nothing (G8); ``full_reconcile`` compares both live sides instead of the changes
-    since the last run (drift repair, ADR 0010).
+    since the last run (drift repair, ADR 0010); ``sage_master`` is the first run back of a dossier that was
+    switched off (M3): a full reconcile in which Sage's values win every synced field.
     """
 
     dry_run: bool = False
     full_reconcile: bool = False
     #: A1: entity -> the approved deletion count (or set fingerprint) of deletions the G4 guard withholds.
     approve_deletions: dict[str, str] = field(default_factory=dict)
+    sage_master: bool = False
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> RunFlags:
@@ -37,10 +39,14 @@ class RunFlags:
         """
         params = params or {}
         return cls(
-            _flag(params.get("dry_run")),
-            _flag(params.get("full_reconcile")),
+            param_flag(params.get("dry_run")),
+            param_flag(params.get("full_reconcile")),
             _approvals(params.get("approve_deletions")),
-        )
+        ).resumed(param_flag(params.get("resume")))
+
+    def resumed(self, resume: bool = True) -> RunFlags:
+        """These flags for a resume run (M3: full reconcile, Sage master) when ``resume``, else unchanged."""
+        return replace(self, full_reconcile=True, sage_master=True) if resume else self
 
 
 def _approvals(raw: Any) -> dict[str, str]:
@@ -66,7 +72,8 @@ def _approvals(raw: Any) -> dict[str, str]:
     return out
 
 
-def _flag(value: Any) -> bool:
+def param_flag(value: Any) -> bool:
+    """A run parameter as a boolean: booleans as they are, text such as "true" or "on" from a form."""
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)

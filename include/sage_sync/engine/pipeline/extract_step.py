@@ -24,10 +24,12 @@ import pandas as pd
 from sage_sync.engine.bad_keys import set_aside
 from sage_sync.engine.bindings import Parent, Status
 from sage_sync.engine.codec import ssm_scalar
+from sage_sync.engine.holds import MATCH_FILE, Holds, apply_holds
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.reconcile import reconcile_live, reconcile_summary
+from sage_sync.engine.resume import take_sage_as_master
 from sage_sync.engine.rules import RULES
 from sage_sync.engine.sides import SageSide, SsmSide
 from sage_sync.engine.snapshot import KEY, assemble, records, sage_changes
@@ -218,12 +220,16 @@ def read_plan_input(
     if unbound:
         found = ssm.find_by_ext_ids(spec.endpoint, unbound)
         inp.ssm_by_ext = {str(r["extId"]): r for r in found if not r.get("deleted")}
+    # O1: records a first-sync match holds until a person decides are neither created nor given a code.
+    apply_holds(inp, Holds.from_dict((ctx.staging.read_json_or_none(None, MATCH_FILE) or {}).get("held")))
     reserve = RULES[entity].reserve
     # An empty read of a dossier that had rows is a broken read (G4): no Sage key is reserved on it.
     if reserve is not None and (inp.sage or not inp.previous_size):
         reserve(inp, StateReservations(state, entity, dry_run=ctx.flags.dry_run), ctx.config)
     if ctx.flags.full_reconcile:
         reconcile_live(inp, ssm)
+    if ctx.flags.sage_master:
+        take_sage_as_master(inp)  # M3: the first run back after the dossier was switched off
     return inp
 
 

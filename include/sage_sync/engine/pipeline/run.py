@@ -73,14 +73,19 @@ def run_once(
     *,
     dry_run: bool = False,
     full_reconcile: bool = False,
+    resume: bool = False,
     approve_deletions: dict[str, int | str] | None = None,
     entities: tuple[str, ...] | None = None,
+    run_id: str | None = None,
     staging_root: Path | None = None,
     reports_dir: Path | None = None,
     data_docs: Path | None = None,
 ) -> RunResult:
     """Run every step of ``entities`` (default: all, in dependency order), then the report.
 
+    ``resume`` makes it the first run back of a dossier that was switched off (M3: Sage is master). ``run_id``
+    names the run (default: a new one), e.g. to find files a step outside the pipeline staged for it (the match
+    step's held records, O1).
     ``staging_root`` holds the run's step files (default: a temporary folder removed afterwards);
     ``reports_dir`` receives the report files and ``data_docs`` the Great Expectations Data Docs (default:
     neither is written). ``approve_deletions`` approves deletions the G4 guard withholds (A1), per entity, by their
@@ -89,8 +94,8 @@ def run_once(
     config = config or SyncConfig()
     flags = RunFlags.from_params(
         {"dry_run": dry_run, "full_reconcile": full_reconcile, "approve_deletions": approve_deletions}
-    )
-    run_id = f"run_{uuid.uuid4().hex[:16]}"
+    ).resumed(resume)
+    run_id = run_id or f"run_{uuid.uuid4().hex[:16]}"
     wanted = set(entities or entity_names())
     started, started_at = time.monotonic(), now_iso()
     calls_before = ssm.api_calls()

@@ -149,6 +149,9 @@ class Simulator:
         self.limiter = RateLimiter(settings.rate_limit)
         self.faults = Faults()
         self.stats = Stats()
+        # Custom fields this tenant does not declare (``/__sim/custom_fields``), by entity: a misconfigured tenant.
+        self.undeclared: dict[str, set[str]] = {}
+        self.records.undeclared = self.undeclared
         if self.store.is_empty:
             seed_tenant(self.store, self.clock.stamp())
             self.store.set_meta("seed", str(settings.seed))
@@ -399,6 +402,7 @@ class Simulator:
                 "List": False,
             }
             for f in CUSTOM_FIELDS[entity]
+            if f.name not in self.undeclared.get(entity, ())
         ]
         return json_response(200, items)
 
@@ -614,6 +618,7 @@ class Simulator:
         self.clock.set_offset(0)
         seed_tenant(self.store, self.clock.stamp())
         self.faults = Faults()
+        self.undeclared.clear()
         self.sessions.ttl = self.settings.token_ttl
         self.records.records_written = 0
         self.stats.reset()
@@ -634,6 +639,15 @@ class Simulator:
             except ValueError as exc:
                 raise ApiError(400, str(exc)) from exc
             return json_response(200, self.faults.to_json())
+        if route == ("POST", "/__sim/custom_fields"):
+            undeclare = body.get("undeclare") if isinstance(body, dict) else None
+            if not isinstance(undeclare, dict) or not all(
+                e in CUSTOM_FIELDS and isinstance(v, list) for e, v in undeclare.items()
+            ):
+                raise ApiError(400, 'custom_fields body must be {"undeclare": {"<entity>": ["Z_...", ...]}}')
+            for entity, names in undeclare.items():
+                self.undeclared.setdefault(entity, set()).update(str(n) for n in names)
+            return json_response(200, {e: sorted(n) for e, n in self.undeclared.items()})
         if route == ("POST", "/__sim/heal"):
             self.faults = Faults()
             return json_response(200, self.faults.to_json())

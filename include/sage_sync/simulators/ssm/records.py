@@ -79,6 +79,8 @@ class Records:
         self.store = store
         self.clock = clock
         self.records_written = 0
+        #: Custom fields the tenant does not declare, by entity (the simulator's admin sets them).
+        self.undeclared: dict[str, set[str]] = {}
         # (entity, where, order) -> (entity version, matching ids in order); consecutive pages reuse it.
         self._list_cache: OrderedDict[tuple[str, str, str], tuple[int, list[int]]] = OrderedDict()
         self._ref_fields: dict[str, list[tuple[str, FieldType, str | None, str]]] = {}
@@ -225,6 +227,8 @@ class Records:
                 if key.startswith("Z_"):
                     raise ApiError(400, f"{name}: custom field {key!r} is not declared for this tenant")
                 raise ApiError(400, f"{name}: unknown field {key!r}")
+            if f.custom and key in self.undeclared.get(name, ()):
+                raise ApiError(400, f"{name}: custom field {key!r} is not declared for this tenant")
             if not f.writable:
                 raise ApiError(400, f"{name}: field {key!r} is read-only")
             out[key] = self._clean_value(name, key, f.type, f.ref, f.max_length, value)

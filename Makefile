@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql
+APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql chromium chromium-driver
 PG_TEST_USER := sagesync
 
 .PHONY: help setup system-packages demo test test-unit lint format bench bench-datacompy-venv clean

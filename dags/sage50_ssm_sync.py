@@ -5,7 +5,10 @@ engine, pandas, Great Expectations and the hooks inside ``execute()``.
 
 Shape: ``preflight`` (O2 checks, fails fast), ``begin`` (takes the run lease: one run at a time writes), ``match``
 (O1 first-sync matching), then one task group per entity of the registry (the mapping files), each
-``extract -> validate -> plan -> load -> commit``, then ``report`` (which gives the lease back). An entity waits
+``extract -> validate -> plan -> load -> commit -> approve -> apply_approved``, then ``report`` (which gives the
+lease back). ``approve`` skips unless the G4 guard withheld the entity's deletions: then it asks a person in the
+UI (count, sample) and waits at most ``approval_timeout_minutes``; ``apply_approved`` applies exactly the approved
+set (see :mod:`sage_sync.operators.approval`). An entity waits
 for the entities its mapping says it depends on: contacts and invoices wait for the accounts (they attach to accounts' SSM ids); invoices also
 wait for the products (their lines reference products). Products run beside the accounts.
 
@@ -45,6 +48,7 @@ from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from sage_sync.dossiers import load_dossiers
 from sage_sync.mapping.registry import registry
+from sage_sync.operators.approval import SageSyncApplyApprovedOperator, SageSyncDeletionApprovalOperator
 from sage_sync.operators.begin import SageSyncBeginOperator
 from sage_sync.operators.deadline import configured_deadline_minutes
 from sage_sync.operators.onboarding import SageSyncMatchOperator, SageSyncPreflightOperator
@@ -164,6 +168,7 @@ def build_dag(dag_id: str, *, dossier: str | None = None, sage50_conn_id: str = 
         preflight >> begin >> match
         first: dict[str, SageSyncExtractOperator] = {}
         last: dict[str, SageSyncCommitOperator] = {}
+        approved: list[SageSyncApplyApprovedOperator] = []
         for spec in registry():
             entity = spec.name
             with TaskGroup(
@@ -179,14 +184,22 @@ def build_dag(dag_id: str, *, dossier: str | None = None, sage50_conn_id: str = 
                     outlets=[Asset(name=f"ssm_{entity}", uri=f"sage-sync://ssm/{entity}")],
                     **where,
                 )
-                extract >> validate >> plan >> load >> commit
+                # G4: withheld deletions are asked of a person after the commit (other entities do not wait).
+                approve = SageSyncDeletionApprovalOperator(
+                    task_id="approve", entity=entity, retries=0, **where
+                )
+                apply_approved = SageSyncApplyApprovedOperator(
+                    task_id="apply_approved", entity=entity, pool=SSM_POOL, retries=0, **where
+                )
+                extract >> validate >> plan >> load >> commit >> approve >> apply_approved
+                approved.append(apply_approved)
             first[entity], last[entity] = extract, commit
             match >> extract
             for dependency in spec.depends_on:
                 last[dependency] >> extract
 
         report = SageSyncReportOperator(task_id="report", trigger_rule="all_done", **where)
-        list(last.values()) >> report
+        approved >> report
     return built
 
 

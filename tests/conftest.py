@@ -14,7 +14,7 @@ _MARKERS = {"unit": "unit", "dags": "dags", "integration": "integration"}
 
 #: The longest tests, started first so that each test worker (pytest-xdist, one module at a time) takes one of
 #: them before the many short ones: the suite then ends when the short ones do.
-LONGEST_FIRST = ("test_stateful_sync", "test_stateful_sync_second_half")
+LONGEST_FIRST = ("test_stateful_sync", "test_stateful_sync_second_half", "test_operator_ui")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

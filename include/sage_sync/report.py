@@ -72,6 +72,7 @@ def entity_section(
         "guard": plan.get("guard"),
         "withheld_set": plan.get("withheld_set"),
         "approval": plan.get("approval"),
+        "approval_decision": staging.read_json_or_none(entity, "approval.json"),
         "table_failures": quality.get("table_failures") or [],
         "quality": (quality.get("report") or {}).get("counts"),
         "data_docs": quality.get("data_docs_path"),
@@ -248,6 +249,18 @@ def _cell(value: Any) -> str:
     return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
+def decision_sentence(decision: dict[str, Any]) -> str:
+    """What a person decided about withheld deletions (G4), and what the approved pass did."""
+    who = f" by {decision['by']}" if decision.get("by") else ""
+    text = f"{decision.get('count')} withheld deletion(s) (set {decision.get('set')}) {decision.get('decision')}{who}"
+    text += f" at {decision.get('at')}" if decision.get("at") else ""
+    if decision.get("applied") is True:
+        text += f"; {decision.get('deleted')} deleted in SSM after checking Sage again"
+    elif decision.get("note"):
+        text += f"; {decision['note']}"
+    return text
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the summary table, then per entity what needs attention."""
     mode = "dry run (nothing written)" if report["dry_run"] else "sync"
@@ -283,6 +296,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         parts: list[str] = []
         if s.get("guard"):
             parts.append(f"- Guard: {s['guard']}")
+        if s.get("approval_decision"):
+            parts.append(f"- Approval: {decision_sentence(s['approval_decision'])}")
         for f in s.get("table_failures") or []:
             parts.append(f"- Load stopped (`{f['expectation']}`): {f['reason']}")
         if s.get("data_docs"):

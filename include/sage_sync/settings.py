@@ -15,6 +15,8 @@ Two environment variables, both optional:
       conflict: {accounts: sage, contacts: sage}   # who wins a G2 conflict, per entity (sage | ssm)
       guard_ratio: 0.5                   # G4: largest share of a snapshot one run may delete
       guard_minimum: 10                  # G4: deletions always allowed (small dossiers)
+      approval_timeout_minutes: 10       # G4: how long a run waits for a person to approve withheld
+                                         # deletions (0: never ask; approve by the run's conf only)
       overlap_seconds: 120               # SSM incremental reads start this much before the watermark
       max_quantity: 1000000              # invoice lines above these are reported as warnings (G3)
       max_unit_price: 10000000
@@ -61,6 +63,7 @@ _KNOWN_KEYS = {
     "conflict",
     "guard_ratio",
     "guard_minimum",
+    "approval_timeout_minutes",
     "overlap_seconds",
     "state_url",
     "max_quantity",
@@ -107,6 +110,7 @@ class Settings:
     conflict: dict[str, str] = field(default_factory=dict)
     guard_ratio: float = 0.5
     guard_minimum: int = 10
+    approval_timeout_minutes: float = 10.0
     overlap_seconds: int = 120
     state_url: str | None = None
     max_quantity: float = 1_000_000.0
@@ -171,6 +175,7 @@ class Settings:
             "conflict": dict(self.conflict),
             "guard_ratio": self.guard_ratio,
             "guard_minimum": self.guard_minimum,
+            "approval_timeout_minutes": self.approval_timeout_minutes,
             "overlap_seconds": self.overlap_seconds,
             "max_quantity": self.max_quantity,
             "max_unit_price": self.max_unit_price,
@@ -265,6 +270,8 @@ def settings_values(raw: dict[str, Any], where: str) -> dict[str, Any]:
         values["guard_ratio"] = _number(raw, "guard_ratio", float, 0.0, 1.0, where)
     if "guard_minimum" in raw:
         values["guard_minimum"] = _number(raw, "guard_minimum", int, 0, None, where)
+    if "approval_timeout_minutes" in raw:
+        values["approval_timeout_minutes"] = _number(raw, "approval_timeout_minutes", float, 0.0, 14.0, where)
     if "overlap_seconds" in raw:
         values["overlap_seconds"] = _number(raw, "overlap_seconds", int, 0, 86400, where)
     for limit in ("max_quantity", "max_unit_price"):

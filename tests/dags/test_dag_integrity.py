@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "dags" / "sage50_ssm_sync.py"
 ENTITIES = ("accounts", "contacts", "products", "invoices")
-STEPS = ("extract", "validate", "plan", "load", "commit")
+STEPS = ("extract", "validate", "plan", "load", "commit", "approve", "apply_approved")
 HEAVY = ("pandas", "great_expectations", "pyodbc", "arrow_odbc", "sage_sync.engine", "sage_sync.hooks")
 
 
@@ -122,7 +122,7 @@ def test_g8_params_dry_run_and_full_reconcile_default_off(dag) -> None:  # type:
     assert params["full_reconcile"] is False
 
 
-def test_task_groups_chain_the_five_steps(dag) -> None:  # type: ignore[no-untyped-def]
+def test_task_groups_chain_the_steps(dag) -> None:  # type: ignore[no-untyped-def]
     for entity in ENTITIES:
         ids = [f"{entity}.{step}" for step in STEPS]
         assert all(i in dag.task_dict for i in ids), entity
@@ -158,13 +158,19 @@ def test_contacts_and_invoices_wait_for_accounts(dag) -> None:  # type: ignore[n
 
 def test_report_runs_after_every_commit_whatever_happened(dag) -> None:  # type: ignore[no-untyped-def]
     report = dag.task_dict["report"]
-    assert report.upstream_task_ids == {f"{e}.commit" for e in ENTITIES}
+    assert report.upstream_task_ids == {f"{e}.apply_approved" for e in ENTITIES}
+    for e in ENTITIES:
+        assert dag.task_dict[f"{e}.approve"].upstream_task_ids == {f"{e}.commit"}
+        assert dag.task_dict[f"{e}.apply_approved"].upstream_task_ids == {f"{e}.approve"}
     assert report.trigger_rule == "all_done"
 
 
 def test_pool_on_every_api_task_only(dag) -> None:  # type: ignore[no-untyped-def]
     for task_id, task in dag.task_dict.items():
-        calls_api = task_id.endswith((".extract", ".load")) or task_id in ("preflight", "match")
+        calls_api = task_id.endswith((".extract", ".load", ".apply_approved")) or task_id in (
+            "preflight",
+            "match",
+        )
         assert (task.pool == "ssm_api") is calls_api, task_id
 
 
@@ -174,8 +180,10 @@ def test_retries_with_exponential_backoff_on_transient_errors_only(dag) -> None:
     from sage_sync.errors import ConfigurationError, FatalSyncError, RetriableSyncError
 
     for task_id, task in dag.task_dict.items():
-        # A load is never re-sent from a stale plan: its failures are re-planned by the next run (G5).
-        assert task.retries == (0 if task_id.endswith(".load") else 3), task_id
+        # A load is never re-sent from a stale plan: its failures are re-planned by the next run (G5); an
+        # approval is asked once per run, and the approved pass writes like a load.
+        once = task_id.endswith((".load", ".approve", ".apply_approved"))
+        assert task.retries == (0 if once else 3), task_id
         assert task.retry_exponential_backoff == 2.0
         policy = task.retry_policy
         assert policy.evaluate(RetriableSyncError("503"), 1, 4).action == RetryAction.RETRY

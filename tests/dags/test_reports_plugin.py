@@ -14,19 +14,17 @@ from sage_sync.reports_app import create_app
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_reports_and_data_docs_are_served_and_nothing_else(tmp_path: Path) -> None:
+def test_every_route_refuses_an_anonymous_caller(tmp_path: Path) -> None:
+    """No session cookie, no bearer token: 401 on every route (the served files exist)."""
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "manual__1.html").write_text("<p>report</p>")
-    (tmp_path / "data_docs" / "site").mkdir(parents=True)
-    (tmp_path / "data_docs" / "site" / "index.html").write_text("<p>docs</p>")
-    (tmp_path / "state.db").write_text("secret state")
+    (tmp_path / "data_docs").mkdir()
+    (tmp_path / "data_docs" / "index.html").write_text("<p>docs</p>")
     client = TestClient(create_app(tmp_path))
-    assert "manual__1" in client.get("/reports").text
-    assert client.get("/reports/manual__1.html").text == "<p>report</p>"
-    assert client.get("/data-docs/site/index.html").text == "<p>docs</p>"
-    assert client.get("/reports/..%2Fstate.db").status_code == 404
-    assert client.get("/data-docs/../state.db").status_code == 404
-    assert client.get("/reports/missing.json").status_code == 404
+    for path in ("/sync", "/reports", "/reports/manual__1.html", "/data-docs/index.html"):
+        reply = client.get(path)
+        assert reply.status_code == 401, path
+        assert "report" not in reply.text and "docs</p>" not in reply.text
 
 
 def test_sync_report_link_points_at_the_runs_page() -> None:
@@ -38,5 +36,6 @@ def test_plugin_declares_the_app_the_view_and_the_link() -> None:
     module = runpy.run_path(str(REPO / "plugins" / "sage_sync_reports.py"))
     plugin = module["SageSyncReportsPlugin"]
     assert plugin.fastapi_apps[0]["url_prefix"] == "/sage-sync"
-    assert plugin.external_views[0]["href"] == "/sage-sync/reports"
+    views = {(v["destination"], v["href"]) for v in plugin.external_views}
+    assert {("nav", "/sage-sync/sync"), ("dag", "/sage-sync/sync"), ("nav", "/sage-sync/reports")} <= views
     assert isinstance(plugin.operator_extra_links[0], SyncReportLink)

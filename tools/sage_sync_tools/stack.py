@@ -279,6 +279,9 @@ class SyncStack:
         )
         env.pop("SAGE_SYNC_CONFIG", None)
         settings = dict(self.settings)
+        # ``airflow dags test`` has no scheduler to time out an approval it asks for (G4): a stack's runs do not ask
+        # unless its settings say how long to wait.
+        settings.setdefault("approval_timeout_minutes", 0)
         if self.postgres is not None:
             # A server dossier has no file to put the pictures beside: the settings name the media folder (D3).
             settings.setdefault("media_folder", str(self.root / "dossier_media"))

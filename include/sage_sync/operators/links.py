@@ -8,6 +8,8 @@ from airflow.sdk import BaseOperatorLink
 
 #: Where the plugin (plugins/sage_sync_reports.py) serves the reports in the Airflow API server.
 REPORTS_URL = "/sage-sync/reports"
+#: The operator's sync page (last runs, quarantine, conflicts, withheld deletions).
+SYNC_PAGE_URL = "/sage-sync/sync"
 
 
 class SyncReportLink(BaseOperatorLink):

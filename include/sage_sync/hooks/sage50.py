@@ -96,7 +96,7 @@ class Sage50Hook(OdbcHook):
 
     conn_name_attr = "sage50_conn_id"
     default_conn_name = "sage50_default"
-    conn_type = "odbc"
+    conn_type = "sage50"  # the form of provider_info.py; an "odbc" connection works too
     hook_name = "Sage 50 FR (ODBC)"
     _test_connection_sql = "SELECT 1"
 

@@ -97,7 +97,7 @@ class SalesManagementHook(BaseHook):
 
     conn_name_attr = "ssm_conn_id"
     default_conn_name = "ssm_default"
-    conn_type = "http"
+    conn_type = "sage_ssm"  # the form of provider_info.py; an "http" connection works too
     hook_name = "Sage Sales Management (API v4)"
 
     DEFAULT_REQUESTS_PER_SECOND: ClassVar[float] = 4.0

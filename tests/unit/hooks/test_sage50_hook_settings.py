@@ -26,7 +26,7 @@ def _hook(extra: dict[str, object] | None = None, **kwargs: object) -> Sage50Hoo
 def test_hook_contract() -> None:
     assert Sage50Hook.conn_name_attr == "sage50_conn_id"
     assert Sage50Hook.default_conn_name == "sage50_default"
-    assert Sage50Hook.conn_type == "odbc"
+    assert Sage50Hook.conn_type == "sage50"
     assert Sage50Hook.hook_name
     assert Sage50Hook().get_conn_id() == "sage50_default"
 

@@ -28,7 +28,7 @@ def test_an_airflow_hook_for_http_connections_that_does_not_inherit_http_hook() 
         "ssm_conn_id",
         "ssm_default",
     )
-    assert SalesManagementHook.conn_type == "http" and SalesManagementHook.hook_name
+    assert SalesManagementHook.conn_type == "sage_ssm" and SalesManagementHook.hook_name
 
 
 def test_the_hook_never_holds_http_hook_state(connection: Callable[..., None]) -> None:

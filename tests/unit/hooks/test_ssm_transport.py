@@ -36,7 +36,7 @@ from tests.unit.hooks.ssm_fakes import (
 def test_hook_contract_attributes() -> None:
     assert SalesManagementHook.conn_name_attr == "ssm_conn_id"
     assert SalesManagementHook.default_conn_name == "ssm_default"
-    assert SalesManagementHook.conn_type == "http"
+    assert SalesManagementHook.conn_type == "sage_ssm"
     assert SalesManagementHook.hook_name
 
 

@@ -54,7 +54,8 @@ def test_the_test_button_runs_our_hooks(
     tmp_path: Path,
     ssm_simulator: SimulatorHandle,  # noqa: F811  # the shared fixture, imported above
 ) -> None:
-    monkeypatch.setenv("AIRFLOW__PROVIDERS_ODBC__ALLOW_DRIVER_IN_EXTRA", "True")  # as every deployment sets it
+    # As every deployment sets it (README, Configuration).
+    monkeypatch.setenv("AIRFLOW__PROVIDERS_ODBC__ALLOW_DRIVER_IN_EXTRA", "True")
     dossier = tmp_path / "dossier.db"
     engine = sa.create_engine(f"sqlite:///{dossier}")
     with engine.begin() as db:

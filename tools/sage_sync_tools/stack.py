@@ -203,6 +203,8 @@ class SyncStack:
     deadline_minutes: str = "0"
     #: Settings of every run (``SAGE_SYNC_CONFIG``), e.g. a tighter G4 guard for a scenario.
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Where OpenLineage events are written (its file transport), or None for no lineage.
+    lineage_file: Path | None = None
     #: The project folder whose dags/ and plugins/ Airflow loads (default: found from the current folder).
     project: Path = field(default_factory=find_project)
     dossier: Path = field(init=False)
@@ -278,6 +280,10 @@ class SyncStack:
             }
         )
         env.pop("SAGE_SYNC_CONFIG", None)
+        if self.lineage_file is not None:
+            transport = {"type": "file", "log_file_path": str(self.lineage_file), "append": True}
+            env["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(transport)
+            env["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "sage_sync"
         settings = dict(self.settings)
         # ``airflow dags test`` has no scheduler to time out an approval it asks for (G4): a stack's runs do not ask
         # unless its settings say how long to wait.

@@ -112,6 +112,24 @@ class SageSyncLoadOperator(EntityOperator):
         log.info("load %s: %s", self.entity, summary.to_dict())
         return summary.to_dict()
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the entity's Sage tables in, its SSM endpoints out (and back for two-way entities)."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from airflow.sdk import BaseHook
+        from openlineage.client.event_v2 import Dataset
+
+        from sage_sync.lineage import load_lineage, sage_namespace, ssm_namespace
+
+        sage = BaseHook.get_connection(self.sage50_conn_id)
+        ssm = BaseHook.get_connection(self.ssm_conn_id)
+        inputs, outputs = load_lineage(
+            self.entity, sage_namespace(sage.host, sage.port, sage.schema), ssm_namespace(ssm.host or "")
+        )
+        return OperatorLineage(
+            inputs=[Dataset(namespace=d.namespace, name=d.name) for d in inputs],
+            outputs=[Dataset(namespace=d.namespace, name=d.name) for d in outputs],
+        )
+
 
 class SageSyncCommitOperator(EntityOperator):
     """Advance the state for confirmed records only (snapshot, bindings, watermark, quarantine, ledger; G5, G7).

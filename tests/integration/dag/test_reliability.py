@@ -13,6 +13,7 @@ One stack and six DAG runs, each scenario building on the last as an operator's 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -152,7 +153,8 @@ def _a_day_that_trips_the_guard(stack: SyncStack) -> tuple[list[str], str]:
 
 @pytest.fixture(scope="module")
 def week(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Week]:
-    stack = SyncStack(tmp_path_factory.mktemp("reliability"), settings=GUARD)
+    root = tmp_path_factory.mktemp("reliability")
+    stack = SyncStack(root, settings=GUARD, lineage_file=root / "lineage.jsonl")
     try:
         stack.start(scale="60", seed=5)
         w = Week(stack)
@@ -310,3 +312,28 @@ def test_a1_the_conf_approval_applies_exactly_the_withheld_deletions(week: Week)
     # The contacts of the deleted customers went with them, when their deletion was withheld too.
     if "contacts" in week.withheld:
         assert report["entities"]["contacts"]["counts"]["deleted"] == week.withheld["contacts"]
+
+
+def test_lineage_each_entity_load_emits_its_sage_tables_and_ssm_endpoints(week: Week) -> None:
+    """OpenLineage (file transport): every load names what it read and wrote, and no secret."""
+    assert week.stack.lineage_file is not None
+    text = week.stack.lineage_file.read_text(encoding="utf-8")
+    events = [json.loads(line) for line in text.splitlines() if line.strip()]
+    loads = {
+        e["job"]["name"].split(".")[-2]: e
+        for e in events
+        if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(".load")
+    }
+    assert set(loads) == {"accounts", "contacts", "products", "invoices"}
+
+    def names(event: dict[str, Any], side: str) -> set[str]:
+        return {d["name"] for d in event.get(side) or []}
+
+    assert names(loads["products"], "inputs") >= {"F_ARTICLE", "F_ARTSTOCK", "F_FAMILLE"}
+    assert names(loads["products"], "outputs") == {"products"}
+    assert names(loads["invoices"], "outputs") == {"salesorders", "salesordersLines"}
+    assert names(loads["accounts"], "outputs") == {"accounts", "F_COMPTET"}  # two-way: written back to Sage
+    sage = next(d for d in loads["accounts"]["inputs"] if d["name"] == "F_COMPTET")
+    assert sage["namespace"] == f"sage50://file/{str(week.stack.dossier).lstrip('/')}"
+    for key in ("integration", "user"):
+        assert week.stack.keys[key]["private_key"] not in text

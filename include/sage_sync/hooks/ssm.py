@@ -405,8 +405,8 @@ class SalesManagementHook(BaseHook):
             if current is None or _preferred(record, current):
                 found[ext] = record
 
-        batches = sum(1 for _ in where_in_batches("extId", wanted, self.MAX_WHERE_URL_CHARS))
-        if batches > 1:
+        batches = [where for _, where in where_in_batches("extId", wanted, self.MAX_WHERE_URL_CHARS)]
+        if len(batches) > 1:
             wanted_set = set(wanted)
             listed_all = False
             for number, page in enumerate(
@@ -418,7 +418,7 @@ class SalesManagementHook(BaseHook):
                 if len(page) < self.MAX_PAGE_SIZE:
                     listed_all = True
                     break
-                if number >= batches:
+                if number >= len(batches):
                     break  # the tenant is bigger than the lookups are long: look the rest up
             else:
                 listed_all = True  # an empty page (or none) ended the listing
@@ -426,8 +426,9 @@ class SalesManagementHook(BaseHook):
                 return found
         # Every id again, even those a partial listing found: a later page may hold a second record with the same
         # extId, and the lookups see all of them.
-        for record in self.iter_records_in(entity, "extId", wanted):
-            keep(record)
+        for where in batches:
+            for record in self.iter_records(entity, where=where):
+                keep(record)
         return found
 
     # ------------------------------------------------------------------------------------ single records

@@ -33,6 +33,7 @@ from sage_sync.engine.staging import run_name
 from sage_sync.settings import DAG_ID
 from sage_sync_tools.api_server import ApiServer
 from sage_sync_tools.stack import DagRunOutcome, DayOfChanges, SyncStack, day_of_changes
+from tests.support.sage_edits import insert_customer_without_code, purge_customers
 
 #: Five more deletions of the stand-in's 60 accounts trip it (G4); a person has 5 minutes to answer.
 SETTINGS = {"guard_ratio": 0.05, "guard_minimum": 2, "approval_timeout_minutes": 5}
@@ -60,44 +61,6 @@ class Scenario:
     asked_second: dict[str, dict[str, Any]] = field(default_factory=dict)
     asked_again: str = ""
     page_after_day: str = ""
-
-
-def _customer_without_code(stack: SyncStack) -> None:
-    engine = stack.sage()
-    try:
-        with engine.begin() as db:
-            db.execute(
-                sa.text(
-                    "INSERT INTO F_COMPTET (CT_Num, CT_Intitule, CT_Type, CT_Prospect, CT_Ville, CT_Sommeil) "
-                    "VALUES (NULL, 'Sans Code SARL', 0, 0, 'Lyon', 0)"
-                )
-            )
-    finally:
-        engine.dispose()
-
-
-def _delete_customers(stack: SyncStack, count: int) -> list[str]:
-    """``count`` customers without documents deleted in Sage with their contacts (a purge)."""
-    engine = stack.sage()
-    try:
-        with engine.begin() as db:
-            codes = [
-                str(r[0])
-                for r in db.execute(
-                    sa.text(
-                        "SELECT CT_Num FROM F_COMPTET c WHERE CT_Type = 0 AND CT_Num IS NOT NULL AND NOT EXISTS "
-                        "(SELECT 1 FROM F_DOCENTETE d WHERE d.DO_Tiers = c.CT_Num) AND NOT EXISTS "
-                        "(SELECT 1 FROM F_DOCLIGNE l WHERE l.CT_Num = c.CT_Num) ORDER BY CT_Num LIMIT :n"
-                    ),
-                    {"n": count},
-                )
-            ]
-            for code in codes:
-                for table in ("F_CONTACTT", "F_LIVRAISON", "F_COMPTET"):
-                    db.execute(sa.text(f"DELETE FROM {table} WHERE CT_Num = :c"), {"c": code})
-        return codes
-    finally:
-        engine.dispose()
 
 
 def _delete_contacts(stack: SyncStack, count: int) -> list[str]:
@@ -293,11 +256,11 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     try:
         stack.start(scale="60", seed=5)
         s = Scenario(stack, server, root / "screens")
-        _customer_without_code(stack)
+        insert_customer_without_code(stack)
         _keep(s, "first", stack.run_dag())
         server.start()
         s.day = day_of_changes(stack)
-        s.deleted = _delete_customers(stack, 5)
+        s.deleted = purge_customers(stack, 5)
         s.ssm_before = _ssm_accounts(stack)
         run = Background(stack)
         asks = _wait_for_asks(server, run, ASK_TIMEOUT_S)

@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from sage_sync_tools.stack import DagRunOutcome, SyncStack
+from tests.support.sage_edits import insert_customer_without_code, purge_customers
 
 #: Tight enough for the stand-in's 60 accounts: five deletions (8 %) are a mass deletion (G4).
 GUARD = {"guard_ratio": 0.05, "guard_minimum": 2}
@@ -85,15 +86,10 @@ def _count_rows(stack: SyncStack) -> dict[str, int]:
 
 def _seed_bad_keys(stack: SyncStack) -> str:
     """A customer row without CT_Num, and an open invoice whose piece was also saved as posted (type 7)."""
+    insert_customer_without_code(stack)
     engine = stack.sage()
     try:
         with engine.begin() as db:
-            db.execute(
-                sa.text(
-                    "INSERT INTO F_COMPTET (CT_Num, CT_Intitule, CT_Type, CT_Prospect, CT_Ville, CT_Sommeil) "
-                    "VALUES (NULL, 'Sans Code SARL', 0, 0, 'Lyon', 0)"
-                )
-            )
             piece = str(
                 db.execute(
                     sa.text("SELECT DO_Piece FROM F_DOCENTETE WHERE DO_Type = 6 ORDER BY DO_Piece LIMIT 1")
@@ -115,21 +111,10 @@ def _seed_bad_keys(stack: SyncStack) -> str:
 
 def _a_day_that_trips_the_guard(stack: SyncStack) -> tuple[list[str], str]:
     """Five customers without documents deleted with their contacts, one customer added, one edited."""
+    deleted = purge_customers(stack, 5)
     engine = stack.sage()
     try:
         with engine.begin() as db:
-            deleted = [
-                str(r[0])
-                for r in db.execute(
-                    sa.text(
-                        "SELECT CT_Num FROM F_COMPTET c WHERE CT_Type = 0 AND CT_Num IS NOT NULL AND NOT EXISTS "
-                        "(SELECT 1 FROM F_DOCENTETE d WHERE d.DO_Tiers = c.CT_Num) ORDER BY CT_Num LIMIT 5"
-                    )
-                )
-            ]
-            for code in deleted:
-                db.execute(sa.text("DELETE FROM F_CONTACTT WHERE CT_Num = :c"), {"c": code})
-                db.execute(sa.text("DELETE FROM F_COMPTET WHERE CT_Num = :c"), {"c": code})
             db.execute(
                 sa.text(
                     "INSERT INTO F_COMPTET (CT_Num, CT_Intitule, CT_Type, CT_Prospect, CT_Ville, CT_Sommeil) "

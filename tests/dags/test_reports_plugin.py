@@ -29,7 +29,7 @@ def test_every_route_refuses_an_anonymous_caller(tmp_path: Path) -> None:
 
 def test_sync_report_link_points_at_the_runs_page() -> None:
     link = SyncReportLink().get_link(None, ti_key=SimpleNamespace(run_id="manual__2026-11-29T07:00:00+00:00"))
-    assert link == "/sage-sync/reports/manual__2026-11-29T07_00_00_00_00.html"
+    assert link == "sage-sync/reports/manual__2026-11-29T07_00_00_00_00.html"  # relative: under the base URL
 
 
 def test_plugin_declares_the_app_the_view_and_the_link() -> None:
@@ -37,5 +37,5 @@ def test_plugin_declares_the_app_the_view_and_the_link() -> None:
     plugin = module["SageSyncReportsPlugin"]
     assert plugin.fastapi_apps[0]["url_prefix"] == "/sage-sync"
     views = {(v["destination"], v["href"]) for v in plugin.external_views}
-    assert {("nav", "/sage-sync/sync"), ("dag", "/sage-sync/sync"), ("nav", "/sage-sync/reports")} <= views
+    assert {("nav", "sage-sync/sync"), ("dag", "sage-sync/sync"), ("nav", "sage-sync/reports")} <= views
     assert isinstance(plugin.operator_extra_links[0], SyncReportLink)

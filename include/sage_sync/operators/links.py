@@ -6,14 +6,16 @@ from typing import Any
 
 from airflow.sdk import BaseOperatorLink
 
-#: Where the plugin (plugins/sage_sync_reports.py) serves the reports in the Airflow API server.
-REPORTS_URL = "/sage-sync/reports"
+#: Where the plugin (plugins/sage_sync_reports.py) serves the reports in the Airflow API server. The URLs are
+#: relative: the UI resolves them against its base URL (``<base href>``), so they work behind a reverse proxy that
+#: serves Airflow under a path.
+REPORTS_URL = "sage-sync/reports"
 #: The operator's sync page (last runs, quarantine, conflicts, withheld deletions).
-SYNC_PAGE_URL = "/sage-sync/sync"
+SYNC_PAGE_URL = "sage-sync/sync"
 
 
 class SyncReportLink(BaseOperatorLink):
-    """Link to ``/sage-sync/reports/<run>.html`` for the task instance's run."""
+    """Link to ``sage-sync/reports/<run>.html`` (under the UI's base URL) for the task instance's run."""
 
     name = "Sync report"
 

@@ -60,10 +60,12 @@ def build_suite(spec: SuiteSpec, active: Sequence[ExpectationSpec]) -> Expectati
     """A fresh GX suite holding the ``active`` expectations of ``spec`` (GX objects are bound to one context)."""
     import great_expectations as gx
 
-    suite = gx.ExpectationSuite(name=spec.name, meta={"description": spec.description})
-    for item in active:
-        suite.add_expectation(_expectation(item))
-    return suite
+    # Passed whole: add_expectation would re-serialise the suite into the context's store at each addition.
+    return gx.ExpectationSuite(
+        name=spec.name,
+        meta={"description": spec.description},
+        expectations=[_expectation(item) for item in active],
+    )
 
 
 @cache

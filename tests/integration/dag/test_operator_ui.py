@@ -242,7 +242,17 @@ def _sync_page_in_browser(driver: Any, scenario: Scenario) -> None:
     driver.save_screenshot(str(scenario.screens / "05-sync-page.png"))
     # The same page inside the Airflow UI (the DAG's "Sync" tab, an iframe the session cookie authenticates).
     driver.get(f"{scenario.server.url}/dags/{DAG_ID}/plugin/sage-sync-dag")
-    time.sleep(3)
+    _wait(driver, "the DAG's Sync tab", lambda d: d.find_elements(By.TAG_NAME, "iframe"))
+    frame = driver.find_element(By.TAG_NAME, "iframe")
+    # The plugin's href is relative: the UI resolves it against its base URL, not against the tab's own path.
+    scenario.browser_seen["tab_src"] = frame.get_property("src")
+    driver.switch_to.frame(frame)
+    _wait(
+        driver,
+        "the sync page in the tab",
+        lambda d: "Open quarantine" in d.find_element(By.TAG_NAME, "body").text,
+    )
+    driver.switch_to.default_content()
     driver.save_screenshot(str(scenario.screens / "06-dag-sync-tab.png"))
 
 
@@ -346,6 +356,8 @@ def test_g3_g2_g4_the_sync_page_shows_quarantine_conflict_and_withheld_deletions
     # The browser showed the same page (rendered, signed in through the login form).
     assert scenario.day.ssm_job_title in scenario.browser_seen["sync"]
     assert "Open quarantine" in scenario.browser_seen["sync"]
+    # The DAG's Sync tab frames the same page: the plugin's relative href resolved against the UI's base URL.
+    assert scenario.browser_seen["tab_src"] == f"{scenario.server.url}/sage-sync/sync"
 
 
 def test_g4_a1_deletions_approved_in_the_ui_are_applied_exactly_and_recorded(scenario: Scenario) -> None:

@@ -30,7 +30,8 @@ from sage_sync.engine.rules.accounts import account_specs
 from sage_sync.engine.rules.contacts import contact_specs
 from tests.support.memory import Fault, SimulatedCrash, SyncWorld, TransportError, account_row, contact_row
 
-EXAMPLES = int(os.environ.get("SAGE_SYNC_HYPOTHESIS_EXAMPLES", "200"))
+#: Examples per run, split between the two halves; raise it (e.g. 1000) to explore deeper on a quiet machine.
+EXAMPLES = int(os.environ.get("SAGE_SYNC_HYPOTHESIS_EXAMPLES", "120"))
 ENTITIES = ("accounts", "contacts", "products", "invoices")
 ANCHOR = "ANCHOR"
 
@@ -821,8 +822,16 @@ class SyncMachine(RuleBasedStateMachine):
         assert not orphans, f"I2: live lines under a deleted (or no) sales order: {orphans}"
 
 
-#: Each run explores new examples from its own seed (printed when a run fails); set this variable to replay a seed.
-RUN_SEED = int(os.environ.get("SAGE_SYNC_HYPOTHESIS_SEED") or random.SystemRandom().getrandbits(128))
+#: The seed of a CI build: a build is judged on the code it builds, so it replays the same examples every time
+#: (a red build always means a change broke something; it never waits on a rare example found by chance).
+CI_SEED = 11
+
+#: Outside CI each run explores new examples from its own seed (printed when a run fails); set
+#: SAGE_SYNC_HYPOTHESIS_SEED to replay one.
+RUN_SEED = int(
+    os.environ.get("SAGE_SYNC_HYPOTHESIS_SEED")
+    or (CI_SEED if os.environ.get("CI") else random.SystemRandom().getrandbits(128))
+)
 
 #: Fixed seeds replayed on every run besides the random ones: a red build on them always means a change broke
 #: something (a gap a random seed finds gets its own example test, e.g. test_orphans_and_twins.py for G5/D4).
@@ -856,7 +865,7 @@ class FirstHalf(SyncMachine):
     """The machine under its own name: its examples differ from the second half's."""
 
 
-@pytest.mark.timeout(2400)  # 100 examples of up to 15 steps: minutes, more on a busy machine
+@pytest.mark.timeout(2400)  # 60 examples of up to 15 steps: minutes, more on a busy machine
 def test_stateful_sync_first_half() -> None:
     """G5, G6 and every entity's rules under random interleavings and faults (half of the examples)."""
     run_with_seed(FirstHalf, RUN_SEED)

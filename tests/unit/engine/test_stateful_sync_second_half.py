@@ -23,7 +23,7 @@ class Regression(SyncMachine):
     """The machine replaying a fixed seed."""
 
 
-@pytest.mark.timeout(2400)  # 100 examples of up to 15 steps: minutes, more on a busy machine
+@pytest.mark.timeout(2400)  # 60 examples of up to 15 steps: minutes, more on a busy machine
 def test_stateful_sync_second_half() -> None:
     """G5, G6 and every entity's rules under random interleavings and faults (the other half of the examples)."""
     run_with_seed(SecondHalf, RUN_SEED + 1, replay=f"SAGE_SYNC_HYPOTHESIS_SEED={RUN_SEED} pytest {__file__}")

@@ -64,8 +64,8 @@ def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _run_url(dag_id: str, run_id: str) -> str:
-    return f"../dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+def _run_url(dag_id: str, run_id: str, ui_root: str) -> str:
+    return f"{ui_root}dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
 def _chart(reports: list[dict[str, Any]]) -> str:
@@ -93,7 +93,7 @@ def _chart(reports: list[dict[str, Any]]) -> str:
     )
 
 
-def _runs_table(reports: list[dict[str, Any]], dag_id: str) -> str:
+def _runs_table(reports: list[dict[str, Any]], dag_id: str, ui_root: str) -> str:
     rows = []
     for r in reports:
         run_id = str(r.get("run_id"))
@@ -102,7 +102,7 @@ def _runs_table(reports: list[dict[str, Any]], dag_id: str) -> str:
         mode = "dry run" if r.get("dry_run") else ("full reconcile" if r.get("full_reconcile") else "")
         rows.append(
             [
-                f"<a href='{_run_url(dag_id, run_id)}'>{_e(run_id)}</a>",
+                f"<a href='{_run_url(dag_id, run_id, ui_root)}'>{_e(run_id)}</a>",
                 _e(r.get("finished_at")),
                 f"<span class='{_e(status)}'>{_e(status)}</span> {_e(mode)}",
                 *[f"<span class='n'>{int(totals.get(c, 0) or 0)}</span>" for c in _COUNTS],
@@ -112,13 +112,13 @@ def _runs_table(reports: list[dict[str, Any]], dag_id: str) -> str:
     return _table(["Run", "Finished", "Status", *_COUNTS, ""], rows, "No run report yet.")
 
 
-def _entities_table(report: dict[str, Any], dag_id: str, home: Path | None) -> str:
+def _entities_table(report: dict[str, Any], dag_id: str, home: Path | None, ui_root: str) -> str:
     run_id = str(report.get("run_id"))
     rows = []
     for entity, s in (report.get("entities") or {}).items():
         counts = s.get("counts") or {}
         logs = " ".join(
-            f"<a href='{_run_url(dag_id, run_id)}/tasks/{quote(str(task), safe='')}'>{_e(task)}</a>"
+            f"<a href='{_run_url(dag_id, run_id, ui_root)}/tasks/{quote(str(task), safe='')}'>{_e(task)}</a>"
             for task in sorted(s.get("tasks") or {})
         )
         rows.append(
@@ -193,23 +193,34 @@ def _latest_real(reports: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def render_sync_page(
-    reports: list[dict[str, Any]], *, dag_id: str, home: Path | None = None, user: str | None = None
+    reports: list[dict[str, Any]],
+    *,
+    dag_id: str,
+    home: Path | None = None,
+    user: str | None = None,
+    ui_root: str = "../",
 ) -> str:
-    """The whole page for ``reports`` (newest first)."""
+    """The whole page for ``reports`` (newest first).
+
+    Every link is relative: ``reports/...`` and ``data-docs/...`` to the page's own folder, Airflow's pages through
+    ``ui_root`` (the way up from the page to the UI's base URL: ``../`` for ``sage-sync/sync``).
+    """
     latest = _latest_real(reports)
     parts = ["<h1>Sage 50 &harr; Sales Management sync</h1>"]
     if user:
         parts.append(f"<p>Signed in as <strong>{_e(user)}</strong>. DAG <code>{_e(dag_id)}</code>.</p>")
     parts.append(f"<h2>Last {len(reports)} runs</h2>")
     parts.append(_chart(reports))
-    parts.append(_runs_table(reports, dag_id))
+    parts.append(_runs_table(reports, dag_id, ui_root))
     if latest is None:
         parts.append("<p class='empty'>The sync has not run yet: nothing else to show.</p>")
         return _page(parts)
     entities = latest.get("entities") or {}
     run_id = str(latest.get("run_id"))
-    parts.append(f"<h2>Latest run per entity: <a href='{_run_url(dag_id, run_id)}'>{_e(run_id)}</a></h2>")
-    parts.append(_entities_table(latest, dag_id, home))
+    parts.append(
+        f"<h2>Latest run per entity: <a href='{_run_url(dag_id, run_id, ui_root)}'>{_e(run_id)}</a></h2>"
+    )
+    parts.append(_entities_table(latest, dag_id, home, ui_root))
 
     quarantine = open_quarantine(reports)
     parts.append(f"<h2>Open quarantine ({len(quarantine)})</h2>")
@@ -290,7 +301,7 @@ def render_sync_page(
     if withheld:
         conf = {e: s.get("withheld_set") for e, s in withheld}
         parts.append(
-            "<p>A run asks for approval in <a href='../required_actions'>Required actions</a>. To apply exactly "
+            f"<p>A run asks for approval in <a href='{ui_root}required_actions'>Required actions</a>. To apply exactly "
             "these deletions without asking, trigger the DAG with the conf "
             f"<code>{_e(json.dumps({'approve_deletions': conf}))}</code>; a changed set asks again.</p>"
         )

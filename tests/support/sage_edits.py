@@ -39,9 +39,38 @@ def purge_customers(stack: SyncStack, count: int) -> list[str]:
                     {"n": count},
                 )
             ]
+        delete_customers(stack, codes)
+        return codes
+    finally:
+        engine.dispose()
+
+
+def insert_customers(stack: SyncStack, count: int, city: str = "Nantes") -> list[str]:
+    """``count`` new customers without documents (codes ``ZZNEW001``...), as a Sage user creates them; their codes."""
+    codes = [f"ZZNEW{i:03d}" for i in range(1, count + 1)]
+    engine = stack.sage()
+    try:
+        with engine.begin() as db:
+            for i, code in enumerate(codes, 1):
+                db.execute(
+                    sa.text(
+                        "INSERT INTO F_COMPTET (CT_Num, CT_Intitule, CT_Type, CT_Prospect, CT_Ville, CT_Sommeil) "
+                        "VALUES (:code, :name, 0, 0, :city, 0)"
+                    ),
+                    {"code": code, "name": f"Nouveau client {i}", "city": city},
+                )
+        return codes
+    finally:
+        engine.dispose()
+
+
+def delete_customers(stack: SyncStack, codes: list[str]) -> None:
+    """Customers deleted in Sage with their contacts and delivery addresses (they must have no documents)."""
+    engine = stack.sage()
+    try:
+        with engine.begin() as db:
             for code in codes:
                 for table in ("F_CONTACTT", "F_LIVRAISON", "F_COMPTET"):
                     db.execute(sa.text(f"DELETE FROM {table} WHERE CT_Num = :c"), {"c": code})
-        return codes
     finally:
         engine.dispose()

@@ -35,7 +35,9 @@ import sqlalchemy as sa
 import yaml
 
 from sage_sync.onboarding import normalise as nz
+from sage_sync_tools.api_server import ApiServer
 from sage_sync_tools.stack import SyncStack, _bin
+from tests.support.per_dag_auth import ACCESS_ENV
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401
 
 #: The tenant's API rate limit (requests per second, one bucket for the integration key) and each connection's
@@ -304,6 +306,8 @@ class World:
     match_cli: subprocess.CompletedProcess[str] | None = None
     after_match: list[dict[str, Any]] = field(default_factory=list)
     doctor: subprocess.CompletedProcess[str] | None = None
+    #: The plugin's pages as each user got them: ``(user, path) -> (status, text)``.
+    pages: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
 
     def report(self, dossier: str) -> dict[str, Any]:
         path = self.stack.home_of(dossier) / "reports" / "latest.json"
@@ -446,6 +450,7 @@ def world(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFact
         # The person's decisions applied, and the doctor on a misconfigured deployment, side by side.
         match = stack.cli_start("match", "--dossier", "lyon")
         doctor = _doctor(stack)
+        world.pages = _plugin_pages(stack)
         world.match_cli = match.wait_done()
         world.doctor = doctor.wait_done()
         world.after_match = admin.list("accounts")
@@ -454,6 +459,40 @@ def world(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFact
         yield world
     finally:
         stack.stop()
+
+
+#: The plugin's users: lea reads only lyon's DAG (an auth manager granting DAG by DAG), vic reads every DAG.
+PAGE_USERS = {"lea": "viewer", "vic": "viewer"}
+PAGE_PATHS = (
+    "/sage-sync/sync",
+    "/sage-sync/dags/sage50_ssm_sync__lyon/sync",
+    "/sage-sync/dags/sage50_ssm_sync__paris/sync",
+    "/sage-sync/dags/sage50_ssm_sync__paris/reports",
+    "/sage-sync/dags/sage50_ssm_sync/sync",
+    "/sage-sync/reports",
+)
+
+
+def _plugin_pages(stack: DossiersStack) -> dict[tuple[str, str], tuple[int, str]]:
+    """The plugin's pages from a real API server, as each user (and an anonymous caller) gets them."""
+    server = ApiServer(
+        stack,
+        PAGE_USERS,
+        extra_env={
+            "AIRFLOW__CORE__AUTH_MANAGER": "tests.support.per_dag_auth.PerDagAuthManager",
+            ACCESS_ENV: json.dumps({"lea": ["sage50_ssm_sync__lyon"]}),
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parents[3]), os.environ.get("PYTHONPATH", "")]
+            ),
+        },
+    )
+    pages = {}
+    with server:
+        for user in (None, *PAGE_USERS):
+            for path in PAGE_PATHS:
+                reply = server.get(path, user=user)
+                pages[(user or "anonymous", path)] = (reply.status_code, reply.text)
+    return pages
 
 
 def _live(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -571,3 +610,37 @@ def test_o2_doctor_reports_each_seeded_misconfiguration(world: World) -> None:
             assert needle in out, (entry, needle)
     assert "not declared: Z_Siret" in out  # the tenant lost a Z_ field the mappings write
     assert "BLOCKING" in out and "blocking problem(s)" in out
+
+
+def test_m1_each_dossiers_pages_are_served_to_the_users_the_auth_manager_allows_on_its_dag(
+    world: World,
+) -> None:
+    """M1 in the UI: each dossier's DAG has its own sync page and reports, checked DAG by DAG by the auth manager."""
+    pages = world.pages
+    lyon_run, paris_run = world.report("lyon")["run_id"], world.report("paris")["run_id"]
+    for path in PAGE_PATHS:
+        assert pages[("anonymous", path)][0] == 401, path
+    # vic reads both DAGs: the navigation page lists both dossiers; each page shows its own dossier's run only.
+    status, index = pages[("vic", "/sage-sync/sync")]
+    assert status == 200 and "Dossiers you may read: 3 of 3" in index  # lyon, paris and ghost
+    assert "dags/sage50_ssm_sync__lyon/sync" in index and "dags/sage50_ssm_sync__paris/sync" in index
+    assert "no run yet" in index  # ghost: its connection does not exist, it never got past preflight
+    status, lyon = pages[("vic", "/sage-sync/dags/sage50_ssm_sync__lyon/sync")]
+    assert status == 200 and str(lyon_run) in lyon and str(paris_run) not in lyon
+    assert "DAG <code>sage50_ssm_sync__lyon</code>" in lyon
+    assert "../../../dags/sage50_ssm_sync__lyon/runs/" in lyon  # Airflow's run page, up from the DAG's page
+    status, paris = pages[("vic", "/sage-sync/dags/sage50_ssm_sync__paris/sync")]
+    assert status == 200 and str(paris_run) in paris and str(lyon_run) not in paris
+    status, listing = pages[("vic", "/sage-sync/dags/sage50_ssm_sync__paris/reports")]
+    assert status == 200 and "reports/" in listing
+    # lea may read lyon's DAG only: paris is refused, and the navigation page lists lyon alone.
+    status, index = pages[("lea", "/sage-sync/sync")]
+    assert (
+        status == 200 and "Dossiers you may read: 1 of 3" in index and "sage50_ssm_sync__paris" not in index
+    )
+    assert pages[("lea", "/sage-sync/dags/sage50_ssm_sync__lyon/sync")][0] == 200
+    assert pages[("lea", "/sage-sync/dags/sage50_ssm_sync__paris/sync")][0] == 403
+    assert pages[("lea", "/sage-sync/dags/sage50_ssm_sync__paris/reports")][0] == 403
+    # The single-DAG routes do not exist in a deployment of several dossiers.
+    assert pages[("vic", "/sage-sync/dags/sage50_ssm_sync/sync")][0] == 404
+    assert pages[("vic", "/sage-sync/reports")][0] == 404

@@ -39,7 +39,14 @@ from tests.support.sage_edits import insert_customer_without_code, purge_custome
 SETTINGS = {"guard_ratio": 0.05, "guard_minimum": 2, "approval_timeout_minutes": 5}
 #: viewer: reads DAGs; op: also acts on them (answers approvals); "" (no role): the auth manager allows nothing.
 USERS = {"vera": "viewer", "otto": "op", "nora": ""}
-PLUGIN_ROUTES = ("/sage-sync/sync", "/sage-sync/reports", "/sage-sync/data-docs/index.html")
+PLUGIN_ROUTES = (
+    "/sage-sync/sync",
+    "/sage-sync/reports",
+    "/sage-sync/data-docs/index.html",
+    f"/sage-sync/dags/{DAG_ID}/sync",
+    f"/sage-sync/dags/{DAG_ID}/reports",
+    f"/sage-sync/dags/{DAG_ID}/data-docs/index.html",
+)
 ASK_TIMEOUT_S = 240.0
 
 
@@ -61,6 +68,7 @@ class Scenario:
     asked_second: dict[str, dict[str, Any]] = field(default_factory=dict)
     asked_again: str = ""
     page_after_day: str = ""
+    dag_page_after_day: str = ""
 
 
 def _delete_contacts(stack: SyncStack, count: int) -> list[str]:
@@ -291,6 +299,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         reply = server.get("/sage-sync/sync", user="vera")
         assert reply.status_code == 200, reply.text[:500]
         s.page_after_day = reply.text
+        s.dag_page_after_day = server.get(f"/sage-sync/dags/{DAG_ID}/sync", user="vera").text
         _sync_page_in_browser(driver, s)
         # A clean-up of contacts: the run asks again (another entity, a new set); rejected, they stay withheld.
         s.deleted_more = _delete_contacts(stack, 8)
@@ -317,8 +326,9 @@ def test_plugin_routes_refuse_anonymous_callers_and_users_without_access_to_the_
     scenario: Scenario,
 ) -> None:
     server = scenario.server
-    report = f"/sage-sync/reports/{run_name(str(scenario.reports['day']['run_id']))}.html"
-    for path in (*PLUGIN_ROUTES, report):
+    name = f"{run_name(str(scenario.reports['day']['run_id']))}.html"
+    report, dag_report = f"/sage-sync/reports/{name}", f"/sage-sync/dags/{DAG_ID}/reports/{name}"
+    for path in (*PLUGIN_ROUTES, report, dag_report):
         anonymous = server.get(path)
         assert anonymous.status_code == 401, (path, anonymous.text[:200])
         assert "Sans Code" not in anonymous.text
@@ -329,6 +339,9 @@ def test_plugin_routes_refuse_anonymous_callers_and_users_without_access_to_the_
     # The same user is refused by the core API too: the plugin asks the same auth manager the same question.
     assert server.get(f"/api/v2/dags/{DAG_ID}", user="nora").status_code == 403
     assert server.get(report, user="vera").status_code == 200
+    assert server.get(dag_report, user="vera").content == server.get(report, user="vera").content
+    # Only the sync DAGs of this deployment have pages.
+    assert server.get("/sage-sync/dags/another_dag/sync", user="vera").status_code == 404
     assert server.get("/sage-sync/reports/..%2Fstate.db", user="vera").status_code == 404
     # Encoded, so that no client normalises the path before the app sees it.
     escape = server.get("/sage-sync/data-docs/..%2F..%2Fstate.db", user="vera")
@@ -357,7 +370,13 @@ def test_g3_g2_g4_the_sync_page_shows_quarantine_conflict_and_withheld_deletions
     assert scenario.day.ssm_job_title in scenario.browser_seen["sync"]
     assert "Open quarantine" in scenario.browser_seen["sync"]
     # The DAG's Sync tab frames the same page: the plugin's relative href resolved against the UI's base URL.
-    assert scenario.browser_seen["tab_src"] == f"{scenario.server.url}/sage-sync/sync"
+    assert scenario.browser_seen["tab_src"] == f"{scenario.server.url}/sage-sync/dags/{DAG_ID}/sync"
+    # The DAG's page: the same content, its links to Airflow's pages going up from sage-sync/dags/<dag_id>/.
+    run_link = f"../../../dags/{DAG_ID}/runs/{day['run_id']}".replace(":", "%3A").replace("+", "%2B")
+    assert (
+        run_link in scenario.dag_page_after_day and scenario.day.ssm_job_title in scenario.dag_page_after_day
+    )
+    assert f"'../dags/{DAG_ID}/runs/" in text
 
 
 def test_g4_a1_deletions_approved_in_the_ui_are_applied_exactly_and_recorded(scenario: Scenario) -> None:

@@ -11,6 +11,11 @@ executor runs the callback while the run goes on.
 One scenario, checked from the outside: the run succeeded (tasks in their own processes, XCom between them);
 the alert file names the run; the callback's log says why; Airflow recorded the deadline as missed; the run report
 (JSON, and the HTML page the API server's plugin serves) says "deadline missed"; both systems got the initial sync.
+
+Then customers are purged in Sage beyond the mass-deletion guard (G4) and a second run is triggered: it asks for
+approval in the UI (a human-in-the-loop task, deferred to the triggerer) and nobody answers. After the configured
+time the run finishes on its own, the deletions stay withheld (nothing deleted in SSM), the report records the
+timeout, and the timeout is not kept as a rejection (the next run asks again).
 """
 
 from __future__ import annotations
@@ -31,13 +36,21 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from sage_sync.engine.staging import run_name
 from sage_sync.settings import DAG_ID
 from sage_sync_tools.stack import SyncStack, free_port
+from tests.support.sage_edits import delete_customers, insert_customers
 
 #: Far below what a first sync under a scheduler takes (each of the 21 tasks starts its own process; the
 #: accounts -> contacts chain alone is ten of them in a row), so the miss does not depend on machine speed.
 DEADLINE_MINUTES = "0.25"
 RUN_ID = "manual__g1_deadline_scheduler_test"
+TIMEOUT_RUN_ID = "manual__g4_approval_timeout_scheduler_test"
+#: How long the second run waits for an answer nobody gives (seconds, so the scenario stays short).
+APPROVAL_TIMEOUT_MINUTES = 0.25
+#: Five customers created before the first run and deleted before the second, of about 25: they trip the guard (G4).
+SETTINGS = {"guard_ratio": 0.05, "guard_minimum": 2, "approval_timeout_minutes": APPROVAL_TIMEOUT_MINUTES}
+PURGED = 5
 RUN_TIMEOUT_S = 8 * 60
 PROGRESS_EVERY_S = 20.0
 
@@ -93,6 +106,7 @@ class AirflowComponents:
             "api-server": [airflow, "api-server", "--host", "127.0.0.1", "--port", str(self.api_port)],
             "dag-processor": [airflow, "dag-processor"],
             "scheduler": [airflow, "scheduler"],
+            "triggerer": [airflow, "triggerer"],  # runs the deferred approval tasks (their timeout)
         }
         env = self.env()
         for name, cmd in commands.items():
@@ -151,11 +165,16 @@ class AirflowComponents:
         """Wait until the DAG processor has parsed and stored the DAG (with its deadline alert)."""
         self._wait(f"DAG {DAG_ID}", lambda: self.get(f"/api/v2/dags/{DAG_ID}") is not None, timeout)
 
-    def wait_for_run(self, run_id: str, timeout: float) -> dict[str, Any]:
-        """Wait (bounded) until the run is finished, printing the task states now and then; the run."""
+    def wait_for_run(self, run_id: str, timeout: float, watch: Any = None) -> dict[str, Any]:
+        """Wait (bounded) until the run is finished, printing the task states now and then; the run.
+
+        ``watch`` (optional) is called at each poll while the run goes on.
+        """
         started = last = time.monotonic()
         while True:
             self._check_alive()
+            if watch is not None:
+                watch()
             run = self.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}") or {}
             if run.get("state") in ("success", "failed"):
                 _say(f"run {run_id} {run['state']} after {time.monotonic() - started:.0f} s")
@@ -213,14 +232,28 @@ class SchedulerRun:
     deadlines: list[dict[str, Any]]
     report_html: str
     callback_logs: list[Path]
+    purged: list[str] = field(default_factory=list)
+    ssm_before_purge: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timeout_run: dict[str, Any] = field(default_factory=dict)
+    asked: list[dict[str, Any]] = field(default_factory=list)
+    task_states: dict[str, str] = field(default_factory=dict)
+    ssm_after: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
 def scheduler_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchedulerRun]:
-    stack = SyncStack(tmp_path_factory.mktemp("dag-scheduler"), echo=_say, deadline_minutes=DEADLINE_MINUTES)
+    stack = SyncStack(
+        tmp_path_factory.mktemp("dag-scheduler"),
+        echo=_say,
+        deadline_minutes=DEADLINE_MINUTES,
+        settings=SETTINGS,
+    )
     components = AirflowComponents(stack)
     try:
         stack.start(scale="20", seed=3)
+        created = insert_customers(
+            stack, PURGED
+        )  # synced by the first run, deleted in Sage before the second
         # C4 before the first run: a company created in SSM as "Client", so Sage gets a write too.
         user = stack.user_client()
         try:
@@ -257,7 +290,7 @@ def scheduler_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Schedule
         )
         html = requests.get(f"{components.api_url}/sage-sync/reports/{RUN_ID}.html", timeout=30)
         callback_logs = sorted((stack.airflow_home / "logs").rglob("executor_callbacks/**/*"))
-        yield SchedulerRun(
+        outcome = SchedulerRun(
             stack=stack,
             run=run,
             ssm_company_id=int(company["id"]),
@@ -265,13 +298,44 @@ def scheduler_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Schedule
             report_html=html.text if html.ok else f"HTTP {html.status_code}",
             callback_logs=[p for p in callback_logs if p.is_file()],
         )
+        _approval_nobody_answers(components, outcome, created)
+        yield outcome
     finally:
         components.stop()
         stack.stop()
 
 
-def _report(stack: SyncStack) -> dict[str, Any]:
-    path = stack.sage_sync_home / "reports" / f"{RUN_ID}.json"
+def _ssm_accounts(stack: SyncStack) -> dict[str, dict[str, Any]]:
+    client = stack.integration_client()
+    try:
+        return {str(r["extId"]): r for r in client.list("accounts") if r.get("extId")}
+    finally:
+        client.close()
+
+
+def _approval_nobody_answers(components: AirflowComponents, outcome: SchedulerRun, codes: list[str]) -> None:
+    """G4 under the scheduler: a purge beyond the guard, a run that asks, nobody answers, the run finishes."""
+    stack = outcome.stack
+    outcome.ssm_before_purge = _ssm_accounts(stack)
+    delete_customers(stack, codes)
+    outcome.purged = codes
+    components.airflow("dags", "trigger", DAG_ID, "--run-id", TIMEOUT_RUN_ID)
+    _say(f"triggered {TIMEOUT_RUN_ID} after purging {len(outcome.purged)} customers; nobody will answer")
+    hitl = f"/api/v2/dags/{DAG_ID}/dagRuns/{TIMEOUT_RUN_ID}/hitlDetails"
+
+    def watch() -> None:
+        if not outcome.asked:
+            outcome.asked = list((components.get(hitl) or {}).get("hitl_details") or [])
+
+    outcome.timeout_run = components.wait_for_run(TIMEOUT_RUN_ID, RUN_TIMEOUT_S, watch)
+    outcome.asked = list((components.get(hitl) or {}).get("hitl_details") or []) or outcome.asked
+    tis = components.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{TIMEOUT_RUN_ID}/taskInstances") or {}
+    outcome.task_states = {str(t["task_id"]): str(t["state"]) for t in tis.get("task_instances", [])}
+    outcome.ssm_after = _ssm_accounts(stack)
+
+
+def _report(stack: SyncStack, run_id: str = RUN_ID) -> dict[str, Any]:
+    path = stack.sage_sync_home / "reports" / f"{run_name(run_id)}.json"
     assert path.exists(), f"no run report at {path}"
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
@@ -323,6 +387,8 @@ def test_c1_c4_both_systems_got_the_initial_sync(scheduler_run: SchedulerRun) ->
     try:
         with engine.connect() as db:
             codes = {str(r[0]) for r in db.execute(sa.text("SELECT CT_Num FROM F_COMPTET WHERE CT_Type = 0"))}
+            # The customers deleted in Sage before the second run were synced by the first; withheld since (G4).
+            codes |= set(scheduler_run.purged)
             client = stack.integration_client()
             try:
                 accounts = client.list("accounts")
@@ -346,3 +412,36 @@ def test_c1_c4_both_systems_got_the_initial_sync(scheduler_run: SchedulerRun) ->
     assert report["entities"]["accounts"]["counts"]["updated"] == 1
     assert report["entities"]["products"]["counts"]["created"] == len(products) > 0
     assert report["entities"]["invoices"]["counts"]["created"] > 0
+
+
+def test_g4_a1_an_unanswered_approval_times_out_and_the_run_finishes_with_the_deletions_withheld(
+    scheduler_run: SchedulerRun,
+) -> None:
+    """G4/A1: asked in the UI, nobody answers: after the configured time the run ends, nothing deleted in SSM."""
+    purged = scheduler_run.purged
+    assert set(purged) <= set(scheduler_run.ssm_before_purge), "the first run did not sync the new customers"
+    assert scheduler_run.timeout_run["state"] == "success", scheduler_run.timeout_run
+    # The run asked (the triggerer held the task): the question names the count.
+    asked = [a for a in scheduler_run.asked if a["task_instance"]["task_id"] == "accounts.approve"]
+    assert asked and f"Delete {PURGED} accounts" in asked[0]["subject"], scheduler_run.asked
+    assert not asked[0].get("responded_by_user"), asked[0]
+    # The default answer was taken at the timeout: the approved pass did not run.
+    assert scheduler_run.task_states["accounts.apply_approved"] == "skipped", scheduler_run.task_states
+    assert scheduler_run.task_states["report"] == "success", scheduler_run.task_states
+    report = _report(scheduler_run.stack, TIMEOUT_RUN_ID)
+    accounts = report["entities"]["accounts"]
+    withheld = {d["key"] for d in accounts["deferred"] if d["rule"] == "G4"}
+    assert set(purged) <= withheld
+    decision = accounts["approval_decision"]
+    assert decision["decision"] == "timed out" and decision["by"] is None, decision
+    assert decision["set"] == accounts["withheld_set"] and decision["count"] == len(withheld)
+    # SSM: none of the purged customers was deleted.
+    before, after = scheduler_run.ssm_before_purge, scheduler_run.ssm_after
+    assert all(not after[code].get("deleted") for code in purged)
+    assert {k for k, r in after.items() if r.get("deleted")} == {
+        k for k, r in before.items() if r.get("deleted")
+    }
+    # A timeout is not a decision: the next run asks again (no rejection kept for this set).
+    decisions = scheduler_run.stack.sage_sync_home / "approvals.json"
+    kept = json.loads(decisions.read_text(encoding="utf-8")) if decisions.exists() else {}
+    assert kept.get("accounts", {}).get("decision") != "rejected", kept

@@ -21,10 +21,10 @@ LONGEST_FIRST = (
     "unit/engine/test_stateful_sync.py",
     "integration/dag/test_operator_ui.py",
     "integration/dag/test_reliability.py",
+    "integration/dag/test_scheduler.py",
     "integration/dag/test_rules.py",
     "integration/dag/test_sync.py",
     "integration/dag/test_dossiers.py",
-    "integration/dag/test_scheduler.py",
     "integration/dag/test_postgres.py",
     "integration/engine/test_state_store_postgres.py",
 )

@@ -480,7 +480,12 @@ class StateStore:
         if not ids:
             return
         with self._tx() as conn:
-            conn.execute(pending.delete().where(pending.c.entity == entity, pending.c.ssm_id.in_(ids)))
+            for start in range(0, len(ids), 500):  # SQLite caps the variables of one statement
+                conn.execute(
+                    pending.delete().where(
+                        pending.c.entity == entity, pending.c.ssm_id.in_(ids[start : start + 500])
+                    )
+                )
 
     # --- C4 code reservation ---------------------------------------------------------------------------------
 
@@ -594,20 +599,31 @@ class StateStore:
                 )
 
     def release_quarantine(self, entity: str, keys: Iterable[str]) -> None:
-        """Release the quarantine entries of rows that now pass."""
-        wanted = list(keys)
-        if not wanted:
-            return
+        """Release the quarantine entries of rows that now pass.
+
+        ``keys`` may be every row a run confirmed (hundreds of thousands on a first sync): only those with a live
+        entry are touched, in statements of at most 500 keys (SQLite caps the variables of one statement).
+        """
         with self._tx() as conn:
-            conn.execute(
-                quarantine.update()
-                .where(
-                    quarantine.c.entity == entity,
-                    quarantine.c.key.in_(wanted),
-                    quarantine.c.released_at.is_(None),
+            live = set(
+                conn.scalars(
+                    sa.select(quarantine.c.key).where(
+                        quarantine.c.entity == entity, quarantine.c.released_at.is_(None)
+                    )
                 )
-                .values(released_at=now_iso())
             )
+            wanted = sorted(live.intersection(keys)) if live else []
+            stamp = now_iso()
+            for start in range(0, len(wanted), 500):
+                conn.execute(
+                    quarantine.update()
+                    .where(
+                        quarantine.c.entity == entity,
+                        quarantine.c.key.in_(wanted[start : start + 500]),
+                        quarantine.c.released_at.is_(None),
+                    )
+                    .values(released_at=stamp)
+                )
 
     def quarantined(self, entity: str) -> dict[str, str]:
         """Live quarantine entries of ``entity``: key -> reason (both severities)."""

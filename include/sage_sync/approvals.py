@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sage_sync.engine.plan import staged_digest
 from sage_sync.engine.staging import Staging
 
 APPROVE, REJECT, TIMEOUT = "approved", "rejected", "timed out"
@@ -28,7 +29,7 @@ SAMPLE_SIZE = 10
 
 def withheld(staging: Staging, entity: str) -> dict[str, Any] | None:
     """The deletions G4 withheld for ``entity`` in this run: ``{set, count, keys, guard}``, or None."""
-    plan = staging.read_json_or_none(entity, "plan.json") or {}
+    plan = staged_digest(staging, entity) or {}
     if not plan.get("withheld_set"):
         return None
     keys = [str(d.get("key")) for d in plan.get("deferred") or [] if d.get("rule") == "G4"]

@@ -11,11 +11,11 @@ import html
 import json
 import os
 import re
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sage_sync.engine.plan import staged_digest
 from sage_sync.engine.staging import Staging
 from sage_sync.mapping.registry import entity_names
 
@@ -43,7 +43,7 @@ def entity_section(
         return {"entity": entity, "status": "not run", "tasks": states, "counts": {}}
     extracted = staging.read_json_or_none(entity, "extract.json") or {}
     quality = staging.read_json_or_none(entity, "quality.json") or {}
-    plan = staging.read_json_or_none(entity, "plan.json") or {}
+    plan = staged_digest(staging, entity) or {}
     applied = staging.read_json_or_none(entity, "apply.json") or {}
     committed = staging.read_json_or_none(entity, "commit.json") or {}
     counts = dict(committed.get("counts") or {})
@@ -76,12 +76,9 @@ def entity_section(
         "table_failures": quality.get("table_failures") or [],
         "quality": (quality.get("report") or {}).get("counts"),
         "data_docs": quality.get("data_docs_path"),
-        "planned": [
-            {k: op.get(k) for k in ("kind", "key", "rule", "reason", "ssm_id")}
-            for op in (plan.get("ops") or [])[:LIST_LIMIT]
-        ],
-        "planned_total": len(plan.get("ops") or []),
-        "planned_by_kind": dict(Counter(str(op.get("kind")) for op in plan.get("ops") or [])),
+        "planned": (plan.get("ops_head") or [])[:LIST_LIMIT],
+        "planned_total": int(plan.get("ops_total") or 0),
+        "planned_by_kind": dict(plan.get("ops_by_kind") or {}),
         "conflicts": (plan.get("conflicts") or [])[:LIST_LIMIT],
         "quarantined": (plan.get("quarantined") or [])[:LIST_LIMIT],
         "deferred": (plan.get("deferred") or [])[:LIST_LIMIT],

@@ -9,11 +9,11 @@ them again (a write that applied anyway is recognised then, by binding, reserved
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from sage_sync.engine.codec import key_fields
-from sage_sync.engine.plan import Op, Plan
+from sage_sync.engine.plan import Op, Plan, fields_dict
 from sage_sync.engine.sides import ItemOutcome, SageSide, SsmSide
 from sage_sync.mapping.registry import registry
 
@@ -43,7 +43,11 @@ class ApplyResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return asdict(self)
+        return {
+            "entity": self.entity,
+            "outcomes": [fields_dict(o) for o in self.outcomes],
+            "api_calls": self.api_calls,
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ApplyResult:

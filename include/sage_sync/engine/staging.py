@@ -7,16 +7,18 @@ demo and the tests, or any path-like object with ``/``, ``open``, ``exists`` and
 
 Files of an entity: ``extract.json`` (the plan input and the state token), ``sage.parquet`` (the Sage snapshot as
 validated; invoice lines in ``lines.parquet``), ``quality.json``, ``input.json`` (the plan input less quarantined
-rows), ``plan.json``, ``apply.json``, ``commit.json``. Run-wide: ``value_lists.json``.
+rows), ``plan.json`` (with ``plan_digest.json``, what the report and the approvals read of it), ``apply.json``,
+``commit.json``. Run-wide: ``value_lists.json``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
 
 from sage_sync.errors import FatalSyncError
 
@@ -30,6 +32,22 @@ def run_name(run_id: str) -> str:
     if len(name) <= 40:
         return name
     return f"{name[:31]}_{hashlib.sha1(run_id.encode()).hexdigest()[:8]}"
+
+
+#: Step files of a large dossier hold millions of records (ADR 0018): orjson writes them about six times faster
+#: than the standard library, straight to UTF-8 bytes. Keys sorted, keys that are not text written as text (like
+#: ``json.dumps``), NumPy scalars as numbers, datetimes and any other value through ``str``.
+_JSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_SERIALIZE_NUMPY
+    | orjson.OPT_PASSTHROUGH_DATETIME
+)
+
+
+def dumps(data: Any) -> bytes:
+    """``data`` as the compact UTF-8 JSON of a step file."""
+    return orjson.dumps(data, default=str, option=_JSON_OPTIONS)
 
 
 class Location(Protocol):
@@ -75,16 +93,15 @@ class Staging:
         return folder / name
 
     def write_json(self, entity: str | None, name: str, data: Any) -> Any:
-        """Write ``data`` as compact JSON; on a local disk atomically (a crash never leaves half a file)."""
+        """Write ``data`` as compact UTF-8 JSON; on a local disk atomically (a crash never leaves half a file)."""
         target = self._writable(entity, name)
-        # Compact: the step files of a medium dossier hold hundreds of thousands of records.
-        text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
+        text = dumps(data)
         if isinstance(target, Path):
             tmp = target.with_suffix(target.suffix + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
+            tmp.write_bytes(text)
             tmp.replace(target)
         else:  # an object store writes an object whole or not at all
-            with target.open("w") as fh:
+            with target.open("wb") as fh:
                 fh.write(text)
         return target
 
@@ -93,8 +110,8 @@ class Staging:
         target = self.path(entity, name)
         if not target.exists():
             raise FatalSyncError(f"{target} is missing: its upstream step did not complete in this run")
-        with target.open("r") as fh:
-            return json.loads(fh.read())
+        with target.open("rb") as fh:
+            return orjson.loads(fh.read())
 
     def read_json_or_none(self, entity: str | None, name: str) -> Any:
         """Read a step file, or None when its step did not run (the report reads what exists)."""

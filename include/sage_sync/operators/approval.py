@@ -129,6 +129,7 @@ class SageSyncApplyApprovedOperator(EntityOperator):
 
         from sage_sync.approvals import DECISION_FILE, amend
         from sage_sync.engine.pipeline import commit, extract, load, plan, validate
+        from sage_sync.engine.plan import staged_digest
         from sage_sync.engine.staging import Staging, run_name
         from sage_sync.operators.sides import sage_side, ssm_side
 
@@ -150,7 +151,7 @@ class SageSyncApplyApprovedOperator(EntityOperator):
         planned = plan(ctx)
         load(ctx, sage, ssm, state)
         committed = commit(ctx, state)
-        still = ctx.staging.read_json_or_none(self.entity, "plan.json") or {}
+        still = staged_digest(ctx.staging, self.entity) or {}
         applied = still.get("approval") == str(decision["set"])
         counts = committed.to_dict()
         entry = amend(

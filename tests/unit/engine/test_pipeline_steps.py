@@ -82,3 +82,27 @@ def test_g3_ssm_company_failing_the_to_sage_suite_is_not_written_to_sage(tmp_pat
     assert [n.key for n in plan.quarantined] == ["C000102"]
     assert "cp1252" in plan.quarantined[0].reason or "character" in plan.quarantined[0].reason
     assert 102 in plan.pending
+
+
+def test_g7_the_plan_digest_keeps_what_the_report_and_approvals_read(tmp_path: Path) -> None:
+    """The report and the G4 approval read the plan's digest, not the plan of every record to write."""
+    from sage_sync.engine.plan import DIGEST_OPS, Note, Op, Plan, digest, staged_digest
+    from sage_sync.engine.staging import Staging
+
+    ops = [Op("ssm_create", "accounts", f"C{i:04d}", "C1", "new") for i in range(DIGEST_OPS + 50)]
+    ops.append(Op("ssm_update", "accounts", "C9999", "C2", "edited", ssm_id=7))
+    plan = Plan("accounts", ops=ops, deferred=[Note("accounts", "C1", "G4", "withheld")], withheld_set="f00d")
+    staging = Staging(tmp_path / "run")
+    staging.write_json("accounts", "plan.json", plan.to_dict())
+    # A staging area without a digest (a run of an earlier version): made from plan.json.
+    made = staged_digest(staging, "accounts")
+    assert made is not None and made["ops_total"] == DIGEST_OPS + 51
+    assert made["ops_by_kind"] == {"ssm_create": DIGEST_OPS + 50, "ssm_update": 1}
+    assert len(made["ops_head"]) == DIGEST_OPS and made["ops_head"][0]["key"] == "C0000"
+    assert made["withheld_set"] == "f00d" and made["deferred"][0]["rule"] == "G4"
+    assert "ops" not in made and "commits" not in made
+    # The staged digest is read when present (the plan file itself is not needed).
+    staging.write_json("accounts", "plan_digest.json", digest(plan.to_dict()))
+    staging.path("accounts", "plan.json").unlink()
+    assert staged_digest(staging, "accounts") == made
+    assert staged_digest(staging, "contacts") is None

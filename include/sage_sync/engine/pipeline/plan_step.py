@@ -16,7 +16,7 @@ from sage_sync.engine.codec import key_fields
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
-from sage_sync.engine.plan import Note, Op, Plan
+from sage_sync.engine.plan import Note, Op, Plan, digest
 from sage_sync.engine.reconcile import reconciled_unchanged
 from sage_sync.engine.rules import RULES
 from sage_sync.mapping.registry import registry
@@ -125,7 +125,9 @@ def plan(ctx: StepContext) -> PlanSummary:
         check_writes_to_sage(result, ctx)
     result.quarantined.extend(Note(ctx.name, k, "G3", r) for k, r in sorted(quality["blocking"].items()))
     result.warnings.extend(Note(ctx.name, k, "G3", r) for k, r in sorted(quality["warnings"].items()))
-    ctx.staging.write_json(ctx.name, "plan.json", result.to_dict())
+    staged = result.to_dict()
+    ctx.staging.write_json(ctx.name, "plan.json", staged)
+    ctx.staging.write_json(ctx.name, "plan_digest.json", digest(staged))  # what the report and approvals read
     return PlanSummary(
         entity=ctx.name,
         ops=len(result.ops),

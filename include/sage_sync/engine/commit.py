@@ -82,7 +82,9 @@ def commit_plan(
         released: list[str] = []
         binds: list[BindRow] = []  # written in one statement; flushed first when a failure is recorded
         for c in plan.commits:
-            bad = (c.entity, c.key) in failed or any((d[0], d[1]) in failed for d in c.depends)
+            bad = bool(failed) and (
+                (c.entity, c.key) in failed or any((d[0], d[1]) in failed for d in c.depends)
+            )
             outs = status.get((c.entity, c.key), [])
             if bad:
                 error = (

@@ -34,6 +34,7 @@ from sage_sync.settings import DAG_ID
 from sage_sync_tools.api_server import ApiServer
 from sage_sync_tools.stack import DagRunOutcome, DayOfChanges, SyncStack, day_of_changes
 from tests.support.sage_edits import insert_customer_without_code, purge_customers
+from tests.support.ssm_reads import by_ext_id
 
 #: Five more deletions of the stand-in's 60 accounts trip it (G4); a person has 5 minutes to answer.
 SETTINGS = {"guard_ratio": 0.05, "guard_minimum": 2, "approval_timeout_minutes": 5}
@@ -91,22 +92,6 @@ def _delete_contacts(stack: SyncStack, count: int) -> list[str]:
         return [f"{code}/{number}" for code, number in rows]
     finally:
         engine.dispose()
-
-
-def _ssm_contacts(stack: SyncStack) -> dict[str, dict[str, Any]]:
-    client = stack.integration_client()
-    try:
-        return {str(r["extId"]): r for r in client.list("contacts") if r.get("extId")}
-    finally:
-        client.close()
-
-
-def _ssm_accounts(stack: SyncStack) -> dict[str, dict[str, Any]]:
-    client = stack.integration_client()
-    try:
-        return {str(r["extId"]): r for r in client.list("accounts") if r.get("extId")}
-    finally:
-        client.close()
 
 
 def _keep(scenario: Scenario, name: str, outcome: DagRunOutcome) -> dict[str, Any]:
@@ -279,7 +264,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         server.start()
         s.day = day_of_changes(stack)
         s.deleted = purge_customers(stack, 5)
-        s.ssm_before = _ssm_accounts(stack)
+        s.ssm_before = by_ext_id(stack, "accounts")
         run = Background(stack)
         asks = _wait_for_asks(server, run, ASK_TIMEOUT_S)
         s.asked = {a["task_instance"]["task_id"].split(".")[0]: a for a in asks}
@@ -399,7 +384,7 @@ def test_g4_a1_deletions_approved_in_the_ui_are_applied_exactly_and_recorded(sce
     # SSM: every withheld account is deleted now, and no other account was deleted.
     withheld = {d["key"] for d in accounts["deferred"] if d["rule"] == "G4"}
     assert set(scenario.deleted) <= withheld
-    after = _ssm_accounts(scenario.stack)
+    after = by_ext_id(scenario.stack, "accounts")
     deleted_now = {
         k for k, r in after.items() if r.get("deleted") and not scenario.ssm_before[k].get("deleted")
     }
@@ -413,7 +398,7 @@ def test_g4_a_rejected_set_stays_withheld_and_is_not_asked_again(scenario: Scena
     assert decision["decision"] == "rejected" and decision["by"] == "otto"
     assert decision["set"] == rejected["withheld_set"] and "applied" not in decision
     # Nothing of the second purge reached SSM.
-    after = _ssm_contacts(scenario.stack)
+    after = by_ext_id(scenario.stack, "contacts")
     assert all(not after[key].get("deleted") for key in scenario.deleted_more)
     assert set(scenario.deleted_more) <= {d["key"] for d in rejected["deferred"] if d["rule"] == "G4"}
     # The same set again: skipped with the reason, no new question.

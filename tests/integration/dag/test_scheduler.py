@@ -40,6 +40,7 @@ from sage_sync.engine.staging import run_name
 from sage_sync.settings import DAG_ID
 from sage_sync_tools.stack import SyncStack, free_port
 from tests.support.sage_edits import delete_customers, insert_customers
+from tests.support.ssm_reads import by_ext_id
 
 #: Far below what a first sync under a scheduler takes (each of the 21 tasks starts its own process; the
 #: accounts -> contacts chain alone is ten of them in a row), so the miss does not depend on machine speed.
@@ -305,18 +306,10 @@ def scheduler_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Schedule
         stack.stop()
 
 
-def _ssm_accounts(stack: SyncStack) -> dict[str, dict[str, Any]]:
-    client = stack.integration_client()
-    try:
-        return {str(r["extId"]): r for r in client.list("accounts") if r.get("extId")}
-    finally:
-        client.close()
-
-
 def _approval_nobody_answers(components: AirflowComponents, outcome: SchedulerRun, codes: list[str]) -> None:
     """G4 under the scheduler: a purge beyond the guard, a run that asks, nobody answers, the run finishes."""
     stack = outcome.stack
-    outcome.ssm_before_purge = _ssm_accounts(stack)
+    outcome.ssm_before_purge = by_ext_id(stack, "accounts")
     delete_customers(stack, codes)
     outcome.purged = codes
     components.airflow("dags", "trigger", DAG_ID, "--run-id", TIMEOUT_RUN_ID)
@@ -331,7 +324,7 @@ def _approval_nobody_answers(components: AirflowComponents, outcome: SchedulerRu
     outcome.asked = list((components.get(hitl) or {}).get("hitl_details") or []) or outcome.asked
     tis = components.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{TIMEOUT_RUN_ID}/taskInstances") or {}
     outcome.task_states = {str(t["task_id"]): str(t["state"]) for t in tis.get("task_instances", [])}
-    outcome.ssm_after = _ssm_accounts(stack)
+    outcome.ssm_after = by_ext_id(stack, "accounts")
 
 
 def _report(stack: SyncStack, run_id: str = RUN_ID) -> dict[str, Any]:

@@ -81,6 +81,7 @@ def commit_plan(
         log: list[dict[str, str]] = []
         released: list[str] = []
         binds: list[BindRow] = []  # written in one statement; flushed first when a failure is recorded
+        settled: set[int] = set()  # SSM ids cleared from the pending list after the loop (in chunks)
         for c in plan.commits:
             bad = bool(failed) and (
                 (c.entity, c.key) in failed or any((d[0], d[1]) in failed for d in c.depends)
@@ -94,6 +95,7 @@ def commit_plan(
                 binds = []
                 state.mark_failed(c.entity, c.key, error)
                 for sid in c.ssm_ids:
+                    settled.discard(sid)  # a later failure of the same SSM record wins, as it happens
                     state.set_pending(plan.entity, sid, "G5", f"write failed: {error}")
                 continue
             if c.entity == plan.entity:
@@ -111,9 +113,10 @@ def commit_plan(
                 if date is None and ssm_id is not None:
                     date = seen.get(int(ssm_id))
                 binds.append(BindRow(c.entity, c.key, ssm_id, c.synced, date, c.binding))
-            state.clear_pending(plan.entity, c.ssm_ids)
+            settled.update(c.ssm_ids)
             released.append(c.key)
         state.bind_many(binds)
+        state.clear_pending(plan.entity, sorted(settled))
         # Only confirmed rows are hashed and stored: a failed row keeps its previous values AND digest (G5).
         digests = committed_digests(plan.entity, {k: r for k, r in confirmed.items() if r is not None})
         snapshot: dict[str, tuple[str, dict[str, Any]] | None] = {

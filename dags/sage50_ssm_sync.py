@@ -33,7 +33,7 @@ it fails fast with the table in its log, and says whether the run resumes a doss
 
 Several dossiers (M1): with a dossiers file (``$SAGE_SYNC_DOSSIERS`` or ``$SAGE_SYNC_HOME/dossiers.yaml``) this file
 declares one DAG per enabled dossier, ``sage50_ssm_sync__<dossier>``, each with its own connection, settings, data
-folder (state, staging, reports, alerts) and deadline; all of them share the ``ssm_api`` pool. A dossier whose
+folder, part of the shared location (staging, reports, alerts) and deadline; all of them share the ``ssm_api`` pool. A dossier whose
 entry is wrong still gets its DAG, whose preflight fails with every reason; the others are not affected. Without
 the file, the single DAG ``sage50_ssm_sync`` is declared as before.
 """
@@ -94,7 +94,7 @@ default_args = {
 }
 
 # G1: alert when a run is not done 12 minutes after it was queued (3 minutes before the next window). The scheduler
-# notices the miss and has the executor run ``run_overdue``, which writes ``$SAGE_SYNC_HOME/alerts/<run>.json``,
+# notices the miss and has the executor run ``run_overdue``, which writes ``<shared>/alerts/<run>.json``,
 # marks the run report "deadline missed" and logs a warning (docs/adr/0011). ``SAGE_SYNC_DEADLINE_MINUTES`` sets the
 # minutes (decimals allowed: 0.25 is 15 seconds) and 0 turns the alert off: Airflow 3.3.2's ``airflow dags test``
 # crashes when it finishes a successful run of a DAG that has a deadline alert (DagRun.update_state looks the alerts
@@ -104,7 +104,7 @@ DEADLINE_MINUTES = configured_deadline_minutes()
 
 
 def deadline(dossier: str | None) -> DeadlineAlert | None:
-    """The G1 alert of a DAG (None when off); a dossier's alert files land in that dossier's data folder."""
+    """The G1 alert of a DAG (None when off); a dossier's alert files land in its part of the shared location."""
     if DEADLINE_MINUTES <= 0:
         return None
     kwargs: dict[str, object] = {"deadline_minutes": DEADLINE_MINUTES}

@@ -1,7 +1,8 @@
 """Airflow plugin: the sync page and the run reports in the Airflow UI.
 
 It mounts :mod:`sage_sync.reports_app` at ``/sage-sync`` in the API server (each sync DAG's page, reports and
-Data Docs, each route checked by Airflow's auth manager for the DAG it shows), shows the pages inside the UI (a
+Data Docs, read from the shared location ``SAGE_SYNC_SHARED_URL`` the workers write to, each route checked by
+Airflow's auth manager for the DAG it shows), shows the pages inside the UI (a
 "Sage sync" navigation entry and a "Sync" tab on every sync DAG), and registers the report task's "Sync report"
 button so the UI can show it.
 """

@@ -5,9 +5,10 @@ human-in-the-loop approval in the Airflow UI) with the count and a sample of the
 
 - in the run's staging area (``<entity>/approval.json``): the set, who decided and when, and once applied what the
   approved pass did; the run report shows it;
-- in the decisions file ``$SAGE_SYNC_HOME/approvals.json`` (``{entity: {set, decision, by, at}}``): a *rejected*
-  set is not asked about again until the withheld set changes (its fingerprint differs). A timeout is not a
-  decision: the set stays withheld and the next run asks again.
+- in the decisions file ``<shared>/approvals.json`` (``{entity: {set, decision, by, at}}``, in the dossier's
+  shared location: :mod:`sage_sync.settings`): a *rejected* set is not asked about again until the withheld set
+  changes (its fingerprint differs). A timeout is not a decision: the set stays withheld and the next run asks
+  again.
 
 No Airflow import here.
 """
@@ -15,12 +16,11 @@ No Airflow import here.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 from sage_sync.engine.plan import staged_digest
 from sage_sync.engine.staging import Staging
+from sage_sync.location import Location, read_bytes_or_none, write_bytes_atomic
 
 APPROVE, REJECT, TIMEOUT = "approved", "rejected", "timed out"
 DECISION_FILE = "approval.json"
@@ -52,42 +52,45 @@ def question(entity: str, found: dict[str, Any]) -> tuple[str, str]:
     return subject, body
 
 
-def _decisions_path(home: Path) -> Path:
-    return home / "approvals.json"
+def _decisions_path(folder: Location) -> Location:
+    return folder / "approvals.json"
 
 
-def decisions(home: Path) -> dict[str, Any]:
-    """The last decision per entity (``{entity: {set, decision, by, at}}``)."""
-    path = _decisions_path(home)
-    if not path.exists():
-        return {}
+def decisions(folder: Location) -> dict[str, Any]:
+    """The last decision per entity (``{entity: {set, decision, by, at}}``) kept in ``folder``."""
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
+        data = read_bytes_or_none(_decisions_path(folder))
+        return dict(json.loads(data)) if data is not None else {}
     except (OSError, ValueError):
         return {}
 
 
-def rejected_before(home: Path, entity: str, withheld_set: str) -> dict[str, Any] | None:
+def rejected_before(folder: Location, entity: str, withheld_set: str) -> dict[str, Any] | None:
     """The earlier rejection of exactly this set, or None (then the run asks)."""
-    last = decisions(home).get(entity) or {}
+    last = decisions(folder).get(entity) or {}
     if last.get("decision") == REJECT and last.get("set") == withheld_set:
         return last
     return None
 
 
 def record(
-    home: Path, staging: Staging, entity: str, found: dict[str, Any], decision: str, by: str | None, at: str
+    folder: Location,
+    staging: Staging,
+    entity: str,
+    found: dict[str, Any],
+    decision: str,
+    by: str | None,
+    at: str,
 ) -> dict[str, Any]:
-    """Keep a decision in the run's staging area and (unless a timeout) in the decisions file."""
+    """Keep a decision in the run's staging area and (unless a timeout) in the decisions file of ``folder``."""
     entry = {"set": found["set"], "count": found["count"], "decision": decision, "by": by, "at": at}
     staging.write_json(entity, DECISION_FILE, entry)
     if decision != TIMEOUT:
-        every = decisions(home)
+        every = decisions(folder)
         every[entity] = entry
-        home.mkdir(parents=True, exist_ok=True)
-        tmp = _decisions_path(home).with_suffix(".tmp")
-        tmp.write_text(json.dumps(every, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, _decisions_path(home))
+        write_bytes_atomic(
+            _decisions_path(folder), json.dumps(every, indent=2, sort_keys=True).encode("utf-8")
+        )
     return entry
 
 

@@ -2,9 +2,12 @@
 
 Optional: without it the deployment has one dossier (connection ``sage50_default``, settings from
 ``settings.yaml``, DAG ``sage50_ssm_sync``). With it, every dossier gets its own DAG ``sage50_ssm_sync__<name>``,
-its own data folder ``$SAGE_SYNC_HOME/dossiers/<name>/`` (state database, staging, reports, alerts, matching
-files) and its own settings; all DAGs share the ``ssm_api`` pool, so together they stay under the tenant's rate
-limit. The file is ``$SAGE_SYNC_DOSSIERS``, else ``$SAGE_SYNC_HOME/dossiers.yaml``::
+its own data folder ``$SAGE_SYNC_HOME/dossiers/<name>/`` (SQLite state database, Data Docs work folder), its own
+part of the shared location ``<shared>/dossiers/<name>/`` (staging, reports, Data Docs, alerts, approvals,
+matching files: see :mod:`sage_sync.settings`) and its own settings; all DAGs share the ``ssm_api`` pool, so
+together they stay under the tenant's rate limit. Each dossier names its own ``state_url`` here:
+``$SAGE_SYNC_STATE_URL`` is refused with a dossiers file. The file is ``$SAGE_SYNC_DOSSIERS``, else
+``$SAGE_SYNC_HOME/dossiers.yaml``::
 
     default_dossier: lyon            # takes new "Client" companies of branches no dossier lists (C4, M2)
     defaults:                        # settings every dossier starts from (keys of settings.yaml)
@@ -38,7 +41,16 @@ from pathlib import Path
 from typing import Any
 
 from sage_sync.errors import ConfigurationError
-from sage_sync.settings import DAG_ID, DossierPlace, Settings, data_home, settings_values
+from sage_sync.location import Location
+from sage_sync.settings import (
+    DAG_ID,
+    STATE_ENV,
+    DossierPlace,
+    Settings,
+    data_home,
+    settings_values,
+    shared_location,
+)
 
 DOSSIERS_ENV = "SAGE_SYNC_DOSSIERS"
 #: Longest extId prefix: a product's extId (AR_Ref, up to 19 characters) must stay within the API's 30.
@@ -65,6 +77,14 @@ def dossier_dag_id(name: str) -> str:
 def dossier_home(name: str, home: Path | None = None) -> Path:
     """The data folder of dossier ``name``: ``<home>/dossiers/<name>`` (home: ``$SAGE_SYNC_HOME``)."""
     return (home or data_home()) / "dossiers" / name
+
+
+def dossier_shared(name: str, shared: Location | None = None) -> Location:
+    """The part of the shared location of dossier ``name``: ``<shared>/dossiers/<name>``.
+
+    ``shared`` defaults to the deployment's shared location (``$SAGE_SYNC_SHARED_URL``, else ``$SAGE_SYNC_HOME``).
+    """
+    return (shared if shared is not None else shared_location()) / "dossiers" / name
 
 
 @dataclass(frozen=True)
@@ -146,15 +166,31 @@ class DossierSet:
         )
 
     def settings(self, name: str, home: Path | None = None) -> Settings:
-        """The settings of dossier ``name`` (checked first: see :meth:`check`), with its own data folder."""
+        """The settings of dossier ``name`` (checked first: see :meth:`check`), with its own folders.
+
+        Its data folder is ``<home>/dossiers/<name>``, its part of the shared location ``<shared>/dossiers/<name>``.
+
+        Raises:
+            ConfigurationError: the entry has problems, or ``$SAGE_SYNC_STATE_URL`` is set (each dossier names its
+                own ``state_url`` in the dossiers file: one URL for every dossier would mix their states).
+        """
         dossier = self.check(name)
+        if os.environ.get(STATE_ENV, "").strip():
+            raise ConfigurationError(
+                f"{STATE_ENV} is set, but the dossiers file {self.path} is in use: each dossier names its own "
+                f"state database (`state_url` in its entry); unset {STATE_ENV}"
+            )
         values = dict(dossier.values)
         if "branch_id" not in values and dossier.branches:
             values["branch_id"] = dossier.branches[
                 0
             ]  # accounts the sync creates land in the dossier's branch
         return Settings(
-            home=dossier_home(name, home), source=str(self.path), dossier=self.place(name), **values
+            home=dossier_home(name, home),
+            source=str(self.path),
+            dossier=self.place(name),
+            shared_root=dossier_shared(name, shared_location(home)),
+            **values,
         )
 
 

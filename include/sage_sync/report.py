@@ -1,22 +1,22 @@
 """The run report (G7, G8): per entity the counts, API calls, conflicts, quarantined and deferred rows, Data Docs.
 
-Built from the files the steps left in the run's staging folder, written as ``$SAGE_SYNC_HOME/reports/<run>.json``
-(and ``latest.json``), a readable ``<run>.md`` and a small self-contained ``<run>.html`` page. Nothing secret is in
-it: connections are never read here, and error texts come from the hooks already scrubbed.
+Built from the files the steps left in the run's staging folder, written as ``<shared>/reports/<run>.json`` (and
+``latest.json``), a readable ``<run>.md`` and a small self-contained ``<run>.html`` page, in the shared location
+(:mod:`sage_sync.settings`) so the API server shows what any worker wrote. Nothing secret is in it: connections are
+never read here, and error texts come from the hooks already scrubbed.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import os
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sage_sync.engine.plan import staged_digest
 from sage_sync.engine.staging import Staging
+from sage_sync.location import Location, read_bytes_or_none, write_bytes_atomic
 from sage_sync.mapping.registry import entity_names
 
 COUNT_COLUMNS = (
@@ -374,45 +374,45 @@ def render_html(report: dict[str, Any]) -> str:
     )
 
 
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def _read_json(path: Location) -> dict[str, Any] | None:
+    """A report file as written, or None when there is none."""
+    data = read_bytes_or_none(path)
+    return json.loads(data) if data is not None else None
 
 
-def amend_report_with_deadline(reports_dir: Path, name: str, alert: dict[str, Any]) -> bool:
+def amend_report_with_deadline(reports_dir: Location, name: str, alert: dict[str, Any]) -> bool:
     """Add a deadline alert that fired after the run's report was written; ``False`` if there is no report yet.
 
     ``latest.json`` is rewritten only while it is still this run's report (a later run must not be replaced).
     """
-    path = reports_dir / f"{name}.json"
-    if not path.exists():
+    report = _read_json(reports_dir / f"{name}.json")
+    if report is None:
         return False
-    report = json.loads(path.read_text(encoding="utf-8"))
     report.update(deadline_fields(alert))
-    latest_path = reports_dir / "latest.json"
-    latest = json.loads(latest_path.read_text(encoding="utf-8")) if latest_path.exists() else {}
+    latest = _read_json(reports_dir / "latest.json") or {}
     write_report(report, reports_dir, name, latest=latest.get("run_id") == report.get("run_id"))
     return True
 
 
 def write_report(
-    report: dict[str, Any], reports_dir: Path, name: str, *, latest: bool = True
-) -> dict[str, Path]:
-    """Write ``<name>.json``, ``<name>.md``, ``<name>.html`` and refresh ``latest.json`` / ``latest.md``."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True, default=str)
+    report: dict[str, Any], reports_dir: Location, name: str, *, latest: bool = True
+) -> dict[str, Location]:
+    """Write ``<name>.json``, ``<name>.md``, ``<name>.html`` and refresh ``latest.json`` / ``latest.md``.
+
+    Each file is written whole (atomically on a local disk): a reader never sees half a report.
+    """
+    text = json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True, default=str).encode("utf-8")
     paths = {
         "json": reports_dir / f"{name}.json",
         "markdown": reports_dir / f"{name}.md",
         "html": reports_dir / f"{name}.html",
         "latest": reports_dir / "latest.json",
     }
-    markdown = render_markdown(report)
-    _atomic(paths["json"], text)
-    _atomic(paths["markdown"], markdown)
-    _atomic(paths["html"], render_html(report))
+    markdown = render_markdown(report).encode("utf-8")
+    write_bytes_atomic(paths["json"], text)
+    write_bytes_atomic(paths["markdown"], markdown)
+    write_bytes_atomic(paths["html"], render_html(report).encode("utf-8"))
     if latest:
-        _atomic(paths["latest"], text)
-        _atomic(reports_dir / "latest.md", markdown)
+        write_bytes_atomic(paths["latest"], text)
+        write_bytes_atomic(reports_dir / "latest.md", markdown)
     return paths

@@ -1,10 +1,25 @@
-"""Dossier settings and the data folder: one optional YAML file, defaults for everything.
+"""Dossier settings, the data folder and the shared location: one optional YAML file, defaults for everything.
 
-Two environment variables, both optional:
+Environment variables, all optional:
 
-* ``SAGE_SYNC_HOME`` — the data folder: the state database (``state.db``), the staging area of each run
-  (``staging/<run>/<entity>/``), the run reports (``reports/``) and the Great Expectations Data Docs
-  (``data_docs/``). Default: ``~/.sage-sync``.
+* ``SAGE_SYNC_HOME`` — the data folder, private to each Airflow component: the settings file, the SQLite state
+  database (``state.db``, when no ``state_url`` is set) and the work folder of the Great Expectations Data Docs
+  when the shared location is an object store. Default: ``~/.sage-sync``.
+* ``SAGE_SYNC_SHARED_URL`` — the shared location, which every component (each worker, the API server, the
+  scheduler's callbacks) must reach: the staging area of each run (``staging/<run>/<entity>/``), the run reports
+  (``reports/``), the Great Expectations Data Docs (``data_docs/``), the deadline alerts (``alerts/``), the
+  approval decisions (``approvals.json``) and the first-sync matching files (``matching/``). A URL opened as
+  Airflow's ``ObjectStoragePath`` — ``file:///srv/sage-sync/shared`` (a folder every host mounts) or
+  ``s3://bucket/prefix`` (with the provider of that store installed) — or a plain local folder. The Airflow
+  connection of the store is given as ``s3://<conn_id>@bucket/prefix`` or by ``SAGE_SYNC_SHARED_CONN_ID``.
+  Default: the data folder itself, which is enough when every task runs on one machine. With workers on several
+  hosts it is required: a task must never depend on another task's local disk.
+* ``SAGE_SYNC_SHARED_CONN_ID`` — the Airflow connection of the shared location's store (default: none, or the one
+  the URL names).
+* ``SAGE_SYNC_STATE_URL`` — the state store (a PostgreSQL URL, or ``sqlite:///...``); it takes precedence over
+  the settings file's ``state_url``. Only for a deployment without dossiers file: with one, each dossier names its
+  own ``state_url`` in that file, and the variable set there is a configuration error (one database would hold
+  every dossier's state).
 * ``SAGE_SYNC_CONFIG`` — the dossier settings file (YAML). Default: ``$SAGE_SYNC_HOME/settings.yaml`` when it
   exists, otherwise built-in defaults. Example::
 
@@ -25,10 +40,12 @@ Two environment variables, both optional:
       resume_after_hours: 24             # M3: a run after this long without one takes Sage as master
 
 A deployment with several dossiers describes them in a dossiers file instead (:mod:`sage_sync.dossiers`); each
-dossier then gets its own settings and its own data folder ``$SAGE_SYNC_HOME/dossiers/<name>/``.
+dossier then gets its own settings, its own data folder ``$SAGE_SYNC_HOME/dossiers/<name>/`` and its own part of
+the shared location, ``<shared>/dossiers/<name>/``.
 
 Secrets never live here: they belong to the Airflow connections ``sage50_default`` and ``ssm_default``.
-This module imports nothing heavy, so the DAG file may use it at parse time (it does not read the file then).
+This module imports nothing heavy, so the DAG file may use it at parse time (it does not read the file then; the
+shared location's ``ObjectStoragePath`` is imported when the location is first asked for).
 ``DAG_ID`` and ``SSM_POOL`` are defined here once.
 """
 
@@ -41,14 +58,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sage_sync.errors import ConfigurationError
+from sage_sync.location import Location, as_location
 from sage_sync.mapping.registry import entity_names
 
 if TYPE_CHECKING:
     from sage_sync.engine.ownership import Ownership
     from sage_sync.engine.staging import Staging
+    from sage_sync.quality.data_docs import DataDocsSite
 
 HOME_ENV = "SAGE_SYNC_HOME"
 CONFIG_ENV = "SAGE_SYNC_CONFIG"
+SHARED_ENV = "SAGE_SYNC_SHARED_URL"
+SHARED_CONN_ENV = "SAGE_SYNC_SHARED_CONN_ID"
+STATE_ENV = "SAGE_SYNC_STATE_URL"
 DEFAULT_HOME = Path("~/.sage-sync")
 
 #: The DAG of a deployment, and the pool that holds every task calling the SSM API (the tenant's rate limit).
@@ -79,6 +101,21 @@ def data_home() -> Path:
     return Path(raw).expanduser()
 
 
+def shared_location(home: Path | None = None) -> Location:
+    """The shared location: ``$SAGE_SYNC_SHARED_URL``, else the data folder ``home`` (default: ``$SAGE_SYNC_HOME``).
+
+    Raises:
+        ConfigurationError: the URL cannot name a location (a query or a fragment in it).
+    """
+    url = os.environ.get(SHARED_ENV, "").strip()
+    if not url:
+        return home if home is not None else data_home()
+    try:
+        return as_location(url, conn_id=os.environ.get(SHARED_CONN_ENV) or None)
+    except ValueError as exc:
+        raise ConfigurationError(f"{SHARED_ENV}: {exc}, or by {SHARED_CONN_ENV}") from None
+
+
 @dataclass(frozen=True)
 class DossierPlace:
     """Where one dossier of a dossiers file stands among the others (M2): its extId prefix and its branches.
@@ -100,7 +137,10 @@ class DossierPlace:
 
 @dataclass(frozen=True)
 class Settings:
-    """The dossier settings plus the data folder layout."""
+    """The dossier settings plus where its files live: the private data folder and the shared location.
+
+    ``shared_root`` is the dossier's part of the shared location (None: the data folder ``home`` itself).
+    """
 
     home: Path
     media_folder: Path | None = None
@@ -122,27 +162,45 @@ class Settings:
     resume_after_hours: float = 24.0
     #: The dossier of a deployment with a dossiers file (None: the single dossier of ``settings.yaml``).
     dossier: DossierPlace | None = None
+    shared_root: Location | None = None
 
     @property
     def state_database_url(self) -> str:
         """The state store URL: ``state_url`` or a SQLite file in the data folder."""
         return self.state_url or f"sqlite:///{self.home / 'state.db'}"
 
+    @property
+    def shared(self) -> Location:
+        """Where the files every task and the API server read live: ``shared_root``, else the data folder."""
+        return self.shared_root if self.shared_root is not None else self.home
+
     def staging(self, run_id: str) -> Staging:
-        """The staging area of one run: ``<home>/staging/<run name>/`` (entity folders created on demand)."""
+        """The staging area of one run: ``<shared>/staging/<run name>/`` (entity folders created on demand)."""
         from sage_sync.engine.staging import Staging, run_name
 
-        return Staging(self.home / "staging" / run_name(run_id))
+        return Staging(self.shared / "staging" / run_name(run_id))
+
+    def approved_staging(self, run_id: str) -> Staging:
+        """The staging area of a run's approved deletions pass (A1): ``<shared>/staging/<run name>__approved/``."""
+        from sage_sync.engine.staging import Staging, run_name
+
+        return Staging(self.shared / "staging" / f"{run_name(run_id)}__approved")
 
     @property
-    def reports_dir(self) -> Path:
-        """Where run reports are written."""
-        return self.home / "reports"
+    def reports_dir(self) -> Location:
+        """Where run reports are written: ``<shared>/reports``."""
+        return self.shared / "reports"
 
     @property
-    def data_docs_dir(self) -> Path:
-        """Where the Great Expectations Data Docs are built."""
-        return self.home / "data_docs"
+    def data_docs(self) -> DataDocsSite:
+        """Where the Great Expectations Data Docs are served from (``<shared>/data_docs``) and built.
+
+        GX builds in a local folder: the served one when the shared location is on a local disk, else the private
+        ``<home>/data_docs``, from which the pages are published to the shared location.
+        """
+        from sage_sync.quality.data_docs import DataDocsSite
+
+        return DataDocsSite.for_location(self.shared / "data_docs", self.home / "data_docs")
 
     def sync_config(self) -> Any:
         """The engine's :class:`~sage_sync.engine.config.SyncConfig` built from these settings."""
@@ -167,6 +225,7 @@ class Settings:
         url = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.state_database_url)
         return {
             "home": str(self.home),
+            "shared": str(self.shared),
             "source": self.source,
             "media_folder": str(self.media_folder) if self.media_folder else None,
             "code_template": self.code_template,
@@ -206,9 +265,9 @@ class Settings:
         return Ownership(codec, frozenset(place.branches), frozenset(place.claimed_branches), place.default)
 
     @property
-    def matching_dir(self) -> Path:
+    def matching_dir(self) -> Location:
         """Where first-sync match proposals are written and a person's decisions are read (O1)."""
-        return self.home / "matching"
+        return self.shared / "matching"
 
 
 def _number(raw: dict[str, Any], name: str, kind: type, low: float, high: float | None, where: str) -> Any:
@@ -291,6 +350,9 @@ def settings_values(raw: dict[str, Any], where: str) -> dict[str, Any]:
 def load_settings(path: str | Path | None = None, home: str | Path | None = None) -> Settings:
     """Read the settings file (``path``, else ``$SAGE_SYNC_CONFIG``, else ``$SAGE_SYNC_HOME/settings.yaml``).
 
+    ``$SAGE_SYNC_STATE_URL`` replaces the file's ``state_url``; the shared location is ``$SAGE_SYNC_SHARED_URL``, else
+    the data folder.
+
     Raises:
         ConfigurationError: the file named explicitly does not exist, is not YAML, has an unknown key or a bad
             value (the message names the file, the key and the limit).
@@ -304,6 +366,14 @@ def load_settings(path: str | Path | None = None, home: str | Path | None = None
     elif named:
         raise ConfigurationError(f"settings file {target} (from {CONFIG_ENV} or --config) does not exist")
     values = settings_values(raw, str(target))
-    settings = Settings(home=folder, source=str(target) if target.exists() else None, **values)
+    state_url = os.environ.get(STATE_ENV, "").strip()
+    if state_url:
+        values["state_url"] = state_url
+    settings = Settings(
+        home=folder,
+        source=str(target) if target.exists() else None,
+        shared_root=shared_location(folder),
+        **values,
+    )
     settings.sync_config()  # validates the code template now, with the engine's own message
     return settings

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sage_sync.engine.staging import run_name
+from sage_sync.location import Location, newest_first, read_bytes_or_none, relative_name
 from sage_sync.report import decision_sentence
 
 #: How many runs the page shows by default.
@@ -36,16 +37,18 @@ _STYLE = (
 )
 
 
-def load_reports(folder: Path, limit: int = DEFAULT_RUNS) -> list[dict[str, Any]]:
-    """The last ``limit`` run reports of ``folder`` (``<run>.json``), newest first; unreadable files are skipped."""
-    if not folder.is_dir():
-        return []
-    files = [p for p in folder.glob("*.json") if p.name != "latest.json"]
-    files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+def load_reports(folder: Location, limit: int = DEFAULT_RUNS) -> list[dict[str, Any]]:
+    """The last ``limit`` run reports of ``folder`` (``<run>.json``), newest first; unreadable files are skipped.
+
+    ``folder`` is a local folder or a place in an object store (:mod:`sage_sync.location`).
+    """
+    files = [p for p in newest_first(folder, "*.json") if p.name != "latest.json"]
     reports = []
     for path in files[:limit]:
         try:
-            reports.append(json.loads(path.read_text(encoding="utf-8")))
+            data = read_bytes_or_none(path)
+            if data is not None:
+                reports.append(json.loads(data))
         except (OSError, ValueError):
             continue
     return reports
@@ -112,7 +115,7 @@ def _runs_table(reports: list[dict[str, Any]], dag_id: str, ui_root: str) -> str
     return _table(["Run", "Finished", "Status", *_COUNTS, ""], rows, "No run report yet.")
 
 
-def _entities_table(report: dict[str, Any], dag_id: str, home: Path | None, ui_root: str) -> str:
+def _entities_table(report: dict[str, Any], dag_id: str, home: Location | None, ui_root: str) -> str:
     run_id = str(report.get("run_id"))
     rows = []
     for entity, s in (report.get("entities") or {}).items():
@@ -133,19 +136,20 @@ def _entities_table(report: dict[str, Any], dag_id: str, home: Path | None, ui_r
     return _table(["Entity", "Status", *_COUNTS, "Data Docs", "Task logs"], rows, "No entity in this run.")
 
 
-def _data_docs_link(path: Any, home: Path | None) -> str:
-    """A relative link to the entity's Data Docs page when it lies in the served Data Docs folder."""
+def _data_docs_link(path: Any, home: Location | None) -> str:
+    """A relative link to the entity's Data Docs page when it lies in the served Data Docs folder.
+
+    The report records the page as a local path, or as the object store's URL of a published site.
+    """
     if not path:
         return ""
-    target = Path(str(path))
-    root = (home / "data_docs") if home is not None else None
-    if root is not None and target.is_absolute():
-        try:
-            relative = target.resolve().relative_to(root.resolve())
-        except ValueError:
+    text = str(path)
+    if home is not None and ("://" in text or Path(text).is_absolute()):
+        relative = relative_name(text, home / "data_docs")
+        if relative is None:
             return _e(path)
-        return f"<a href='data-docs/{quote(relative.as_posix())}'>Data Docs</a>"
-    return f"<a href='data-docs/{quote(target.as_posix().lstrip('/'))}'>Data Docs</a>"
+        return f"<a href='data-docs/{quote(relative)}'>Data Docs</a>"
+    return f"<a href='data-docs/{quote(Path(text).as_posix().lstrip('/'))}'>Data Docs</a>"
 
 
 def open_quarantine(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -196,11 +200,11 @@ def render_sync_page(
     reports: list[dict[str, Any]],
     *,
     dag_id: str,
-    home: Path | None = None,
+    home: Location | None = None,
     user: str | None = None,
     ui_root: str = "../",
 ) -> str:
-    """The whole page for ``reports`` (newest first).
+    """The whole page for ``reports`` (newest first); ``home`` is the DAG's shared folder (its ``data_docs``).
 
     Every link is relative: ``reports/...`` and ``data-docs/...`` to the page's own folder, Airflow's pages through
     ``ui_root`` (the way up from the page to the UI's base URL: ``../`` for ``sage-sync/sync``).

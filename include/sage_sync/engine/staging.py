@@ -1,9 +1,9 @@
 """The staging area of one run: each step's output, one folder per entity, under a root every task can reach.
 
 A step reads what the previous one wrote and writes its own result, so a re-run of one step reads exactly what
-its upstream step produced, and XCom carries only paths and counts. The root is passed in: a local folder for the
-demo and the tests, or any path-like object with ``/``, ``open``, ``exists`` and ``mkdir`` (Airflow's
-``ObjectStoragePath`` on a shared location when the tasks run on several machines).
+its upstream step produced, and XCom carries only paths and counts. The root is passed in: a location of
+:mod:`sage_sync.location`, a local folder for the demo and the tests, or Airflow's ``ObjectStoragePath`` on the
+shared location when the tasks run on several machines (see :mod:`sage_sync.settings`).
 
 Files of an entity: ``extract.json`` (the plan input and the state token), ``sage.parquet`` (the Sage snapshot as
 validated; invoice lines in ``lines.parquet``), ``quality.json``, ``input.json`` (the plan input less quarantined
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from sage_sync.errors import FatalSyncError
+from sage_sync.location import Location, write_bytes_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,28 +50,10 @@ def dumps(data: Any) -> bytes:
     return orjson.dumps(data, default=str, option=_JSON_OPTIONS)
 
 
-class Location(Protocol):
-    """What the staging needs of a path: ``pathlib.Path`` and Airflow's ``ObjectStoragePath`` both have it."""
-
-    def __truediv__(self, other: str) -> Location: ...
-
-    def exists(self) -> bool:
-        """True when the file or folder exists."""
-        ...
-
-    def mkdir(self, parents: bool = ..., exist_ok: bool = ...) -> None:
-        """Create the folder."""
-        ...
-
-    def open(self, mode: str = ...) -> Any:
-        """Open the file."""
-        ...
-
-
 class Staging:
     """The step files of one run under ``root`` (``<staging location>/<run name>``)."""
 
-    def __init__(self, root: Location | Path) -> None:
+    def __init__(self, root: Location) -> None:
         """Use ``root`` as the run's folder; entity folders are created when a step first writes."""
         self.root = root
 
@@ -95,14 +77,7 @@ class Staging:
     def write_json(self, entity: str | None, name: str, data: Any) -> Any:
         """Write ``data`` as compact UTF-8 JSON; on a local disk atomically (a crash never leaves half a file)."""
         target = self._writable(entity, name)
-        text = dumps(data)
-        if isinstance(target, Path):
-            tmp = target.with_suffix(target.suffix + ".tmp")
-            tmp.write_bytes(text)
-            tmp.replace(target)
-        else:  # an object store writes an object whole or not at all
-            with target.open("wb") as fh:
-                fh.write(text)
+        write_bytes_atomic(target, dumps(data))
         return target
 
     def read_json(self, entity: str | None, name: str) -> Any:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from sage_sync.location import Location, read_bytes_or_none
 from sage_sync.mapping.registry import registry
 
 DECISIONS = {"bind": "bound", "reject": "rejected", "ssm_only": "ssm_only"}
@@ -84,15 +84,16 @@ def proposals_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def read_decisions(path: Path) -> tuple[list[Decision], list[str]]:
+def read_decisions(path: Location) -> tuple[list[Decision], list[str]]:
     """The decisions of ``path`` and the problems of its bad rows (each naming the file, the line and why).
 
     A missing file means no decision yet.
     """
-    if not path.exists():
-        return [], []
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet may save a BOM
+        data = read_bytes_or_none(path)
+        if data is None:
+            return [], []
+        text = data.decode("utf-8-sig")  # a spreadsheet may save a BOM
     except (OSError, UnicodeDecodeError) as exc:
         return [], [f"{path}: cannot be read as UTF-8 text ({exc})"]
     reader = csv.DictReader(io.StringIO(text))

@@ -20,7 +20,6 @@ shows no duplicate either). The step stages ``match.json`` and ``proposals.csv``
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from sage_sync.engine.holds import MATCH_FILE, Holds
@@ -28,6 +27,7 @@ from sage_sync.engine.sides import SageSide, SsmSide
 from sage_sync.engine.snapshot import assemble, records
 from sage_sync.engine.staging import Staging
 from sage_sync.engine.state import StateStore
+from sage_sync.location import Location, write_bytes_atomic
 from sage_sync.mapping.registry import registry
 from sage_sync.mapping.transforms import ValueLists
 from sage_sync.onboarding.binder import BindOutcome, bind
@@ -330,7 +330,7 @@ def _remember(
 
 
 def _write(
-    staging: Staging, folder: Path, summary: MatchSummary, work: _Pass, held: Holds, dry_run: bool
+    staging: Staging, folder: Location, summary: MatchSummary, work: _Pass, held: Holds, dry_run: bool
 ) -> None:
     """Stage ``match.json`` and ``proposals.csv``; refresh the dossier's ``matching/proposals.csv``."""
     listed = [s.to_dict() for s in sorted(work.rows.values(), key=lambda s: s.proposal.pair)]
@@ -344,10 +344,7 @@ def _write(
     text = proposals_csv(listed)
     with staging.path(None, PROPOSALS_CSV).open("w") as fh:
         fh.write(text)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"{PROPOSALS_CSV}.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(folder / PROPOSALS_CSV)
+    write_bytes_atomic(folder / PROPOSALS_CSV, text.encode("utf-8"))
 
 
 def match(
@@ -357,7 +354,7 @@ def match(
     ssm: SsmSide,
     state: StateStore,
     *,
-    folder: Path,
+    folder: Location,
     threshold: float = 0.95,
     dry_run: bool = False,
     requested: bool = False,

@@ -79,7 +79,7 @@ class SageSyncDeletionApprovalOperator(ApprovalOperator):
             raise AirflowSkipException(f"the run's conf approves {self.entity}: {flags.approve_deletions}")
         if settings.approval_timeout_minutes <= 0:
             raise AirflowSkipException("approval_timeout_minutes is 0: approvals only by the run's conf (A1)")
-        earlier = rejected_before(settings.home, self.entity, found["set"])
+        earlier = rejected_before(settings.shared, self.entity, found["set"])
         if earlier:
             raise AirflowSkipException(
                 f"set {found['set']} ({found['count']} deletion(s)) was rejected by {earlier.get('by')} at "
@@ -109,7 +109,7 @@ class SageSyncDeletionApprovalOperator(ApprovalOperator):
             decision = TIMEOUT
         else:
             decision = APPROVE if chosen == [ApprovalOperator.APPROVE] else REJECT
-        entry = record(settings.home, staging, self.entity, found, decision, by, at_text)
+        entry = record(settings.shared, staging, self.entity, found, decision, by, at_text)
         log.info("deletions of %s: %s", self.entity, entry)
         if "error" in event:
             # A timeout without a default answer: the set stays withheld, the run goes on.
@@ -130,7 +130,6 @@ class SageSyncApplyApprovedOperator(EntityOperator):
         from sage_sync.approvals import DECISION_FILE, amend
         from sage_sync.engine.pipeline import commit, extract, load, plan, validate
         from sage_sync.engine.plan import staged_digest
-        from sage_sync.engine.staging import Staging, run_name
         from sage_sync.operators.sides import sage_side, ssm_side
 
         settings = self.settings()
@@ -141,7 +140,7 @@ class SageSyncApplyApprovedOperator(EntityOperator):
         approved = {**ctx.flags.approve_deletions, self.entity: str(decision["set"])}
         ctx = replace(
             ctx,
-            staging=Staging(settings.home / "staging" / f"{run_name(run_id)}__approved"),
+            staging=settings.approved_staging(run_id),
             flags=replace(ctx.flags, approve_deletions=approved),
         )
         state = self.open_state(settings)

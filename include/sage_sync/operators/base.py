@@ -136,5 +136,5 @@ class EntityOperator(SageSyncBaseOperator):
             staging=settings.staging(str(context["run_id"])),
             config=settings.sync_config(),
             flags=self.flags(context, settings),
-            data_docs=settings.data_docs_dir,
+            data_docs=settings.data_docs,
         )

@@ -4,13 +4,14 @@ A run still not done ``SAGE_SYNC_DEADLINE_MINUTES`` (default 12) after it was qu
 15-minute window. Airflow's scheduler notices the missed deadline and runs :func:`run_overdue` as an executor
 callback (a ``SyncCallback``, see docs/adr). The callback makes the miss visible where users look:
 
-* ``$SAGE_SYNC_HOME/alerts/<run>.json`` — run id, DAG id, deadline minutes, when the alert fired, a sentence;
+* ``<shared>/alerts/<run>.json`` — run id, DAG id, deadline minutes, when the alert fired, a sentence (in the
+  shared location of :mod:`sage_sync.settings`: the callback may run on any worker, the report task on another);
 * the run report, which says "deadline missed" when that file exists (and is amended if it was already
   written when the alert fired);
 * a warning in the callback's log.
 
-The DAG file imports this module at parse time, so it imports nothing heavy (standard library and
-:mod:`sage_sync.settings` only). Nothing secret is read or written here.
+The DAG file imports this module at parse time, so it imports nothing heavy (standard library,
+:mod:`sage_sync.settings` and :mod:`sage_sync.location` only). Nothing secret is read or written here.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import logging
 import math
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sage_sync.errors import ConfigurationError
-from sage_sync.settings import DAG_ID, data_home
+from sage_sync.location import Location, read_bytes_or_none, write_bytes_atomic
+from sage_sync.settings import DAG_ID, shared_location
 
 log = logging.getLogger("sage_sync.deadline")
 
@@ -63,24 +64,28 @@ def describe_minutes(minutes: float) -> str:
     return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
 
 
-def alerts_dir(home: Path | None = None) -> Path:
-    """Where the alert files live: ``<home>/alerts`` (default home: ``$SAGE_SYNC_HOME``)."""
-    return (home or data_home()) / "alerts"
+def _shared(folder: Location | None) -> Location:
+    """The DAG's shared folder: ``folder``, else the deployment's shared location."""
+    return folder if folder is not None else shared_location()
 
 
-def alert_path(run_id: str, home: Path | None = None) -> Path:
+def alerts_dir(folder: Location | None = None) -> Location:
+    """Where the alert files live: ``<folder>/alerts`` (default folder: the deployment's shared location)."""
+    return _shared(folder) / "alerts"
+
+
+def alert_path(run_id: str, folder: Location | None = None) -> Location:
     """The alert file of one run (its name is the run id made file-safe, as for the run report)."""
     from sage_sync.engine.staging import run_name
 
-    return alerts_dir(home) / f"{run_name(run_id)}.json"
+    return alerts_dir(folder) / f"{run_name(run_id)}.json"
 
 
-def read_alert(run_id: str, home: Path | None = None) -> dict[str, Any] | None:
+def read_alert(run_id: str, folder: Location | None = None) -> dict[str, Any] | None:
     """The deadline alert recorded for ``run_id``, or ``None`` when the run met its deadline (so far)."""
-    path = alert_path(run_id, home)
-    if not path.exists():
-        return None
-    found = json.loads(path.read_text(encoding="utf-8"))
+    path = alert_path(run_id, folder)
+    data = read_bytes_or_none(path)
+    found = json.loads(data) if data is not None else None
     return {**found, "path": str(path)} if isinstance(found, dict) else None
 
 
@@ -104,9 +109,11 @@ def _now() -> str:
 
 
 def record_overdue_run(
-    context: Any, minutes: float = DEFAULT_DEADLINE_MINUTES, home: Path | None = None
+    context: Any, minutes: float = DEFAULT_DEADLINE_MINUTES, folder: Location | None = None
 ) -> dict[str, Any]:
     """Write the alert file of the late run named in ``context``, amend its report if written; return the alert.
+
+    ``folder`` is the DAG's shared folder (default: the deployment's shared location).
 
     The scheduler's context is ``{"dag_run": <the run as the REST API shows it>, "deadline": {...}}``: the run id
     is ``dag_run.dag_run_id`` there, ``run_id`` in a task context; both are accepted.
@@ -129,17 +136,14 @@ def record_overdue_run(
             "in the run's report."
         ),
     }
-    path = alert_path(run_id, home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(alert, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    path = alert_path(run_id, folder)
+    write_bytes_atomic(path, json.dumps(alert, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8"))
     alert["path"] = str(path)
     # The run may have ended between the deadline and this callback: its report then exists without the alert.
     from sage_sync.engine.staging import run_name
     from sage_sync.report import amend_report_with_deadline
 
-    amend_report_with_deadline((home or data_home()) / "reports", run_name(run_id), alert)
+    amend_report_with_deadline(_shared(folder) / "reports", run_name(run_id), alert)
     return alert
 
 
@@ -152,16 +156,17 @@ def run_overdue(
     """The deadline alert's callback: record the late run (alert file, report) and log a warning (G1).
 
     Airflow passes the deadline's context and the kwargs the DAG gave the callback (``deadline_minutes``, and
-    ``dossier`` for a DAG of a dossiers file, whose alert files and reports live in that dossier's data folder).
-    A failure to write the alert file is logged, never raised: the warning must still reach the log.
+    ``dossier`` for a DAG of a dossiers file, whose alert files and reports live in that dossier's part of the
+    shared location). A failure to write the alert file is logged, never raised: the warning must still reach the
+    log.
     """
     minutes = float(deadline_minutes)
     try:
-        from sage_sync.dossiers import dossier_home
+        from sage_sync.dossiers import dossier_shared
 
-        alert = record_overdue_run(context, minutes, dossier_home(dossier) if dossier else None)
+        alert = record_overdue_run(context, minutes, dossier_shared(dossier) if dossier else None)
         run_id, where = alert["run_id"], alert["path"]
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - a full disk, a store refusing the write, a bad location setting
         dag_run = (context or {}).get("dag_run") if isinstance(context, dict) else None
         run_id, where = str(_field(dag_run or {}, "dag_run_id", "run_id") or "?"), f"not written ({exc})"
     log.warning(

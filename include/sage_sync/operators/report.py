@@ -34,7 +34,7 @@ def _task_states(context: Context) -> dict[str, dict[str, str]]:
 
 
 class SageSyncReportOperator(SageSyncBaseOperator):
-    """Write ``$SAGE_SYNC_HOME/reports/<run>.json`` (+ ``.md``, ``.html``, ``latest.json``) and log the summary.
+    """Write ``<shared>/reports/<run>.json`` (+ ``.md``, ``.html``, ``latest.json``) and log the summary.
 
     It runs whatever happened upstream (trigger rule ``all_done``) so a failed entity still gets its report; it
     then fails itself when an entity did not complete, so the DAG run shows the failure.
@@ -65,7 +65,7 @@ class SageSyncReportOperator(SageSyncBaseOperator):
             settings=settings.to_public_dict(),
             # G1: the deadline alert fires while the run is still going, so it is usually known by now; one that
             # fires after this task amends the written report itself.
-            deadline_alert=read_alert(run_id, settings.home),
+            deadline_alert=read_alert(run_id, settings.shared),
         )
         built, paths = result.report, result.paths
         log.info("Sync report %s\n%s", run_id, summary_table(built))

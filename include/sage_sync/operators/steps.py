@@ -51,7 +51,7 @@ class SageSyncValidateOperator(EntityOperator):
     """Validate the Sage snapshot with the entity's Great Expectations suite (G3, G4).
 
     See :mod:`sage_sync.engine.pipeline.validate_step`: blocking failures are quarantined, warnings reported, a
-    table-level failure stops the entity's load. Data Docs are rebuilt under ``$SAGE_SYNC_HOME/data_docs``.
+    table-level failure stops the entity's load. Data Docs are rebuilt under the shared location's ``data_docs``.
     """
 
     ui_color = "#fdebd0"

@@ -1,4 +1,4 @@
-"""Great Expectations 1.x plumbing: suite from spec, one ephemeral context per validation, Data Docs on disk.
+"""Great Expectations 1.x plumbing: suite from spec, one ephemeral context per validation, Data Docs in a folder.
 
 GX is imported inside the functions: importing it costs seconds, and DAG files (which import operators, which
 import this package) must parse fast without it.
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pandas as pd
 
 from sage_sync.errors import ConfigurationError
+from sage_sync.quality.data_docs import INDEX, DataDocsSite, publish
 from sage_sync.quality.spec import ExpectationSpec, SuiteSpec
 
 if TYPE_CHECKING:
@@ -161,22 +162,14 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-#: Where a GX file context under a Data Docs folder keeps its site's index.
-DATA_DOCS_INDEX = ("gx", "uncommitted", "data_docs", "local_site", "index.html")
-
-
-def data_docs_index(folder: Path) -> str | None:
-    """The index.html of the Data Docs already built under ``folder``, or None."""
-    index = folder.joinpath(*DATA_DOCS_INDEX)
-    return str(index) if index.exists() else None
-
-
 def write_data_docs(
-    folder: Path, suite: ExpectationSuite, results: ExpectationSuiteValidationResult, batch_name: str
+    site: DataDocsSite, suite: ExpectationSuite, results: ExpectationSuiteValidationResult, batch_name: str
 ) -> str:
-    """Store the (trimmed) results in a file context under ``folder`` and rebuild its Data Docs; return index.html.
+    """Store the (trimmed) results in the file context of ``site`` and rebuild its Data Docs; return index.html.
 
-    The file context accumulates runs, so the index lists every run validated into ``folder``.
+    The file context accumulates runs, so the index lists every run validated into its folder. A site served
+    from an object store is published there after the build (:mod:`sage_sync.quality.data_docs`); the index
+    returned is then the store's URL.
     """
     import great_expectations as gx
     from great_expectations.data_context.types.resource_identifiers import (
@@ -185,8 +178,8 @@ def write_data_docs(
     )
 
     _trim(results)
-    with _locked(folder):
-        context = gx.get_context(mode="file", project_root_dir=str(folder))
+    with _locked(site.build):
+        context = gx.get_context(mode="file", project_root_dir=str(site.build))
         suite_id = ExpectationSuiteIdentifier(name=suite.name)
         context.expectations_store.add_or_update(suite_id, suite)
         result_id = ValidationResultIdentifier(
@@ -195,5 +188,9 @@ def write_data_docs(
         context.validation_results_store.set(result_id, results)
         # GX accepts a mixed list at run time; its annotation wants one identifier type.
         sites = context.build_data_docs(resource_identifiers=cast(Any, [result_id, suite_id]))
+        if site.published:
+            publish(site)
+    if site.published:
+        return str(site.served / INDEX)
     url = next(iter(sites.values()))
     return url.removeprefix("file://")

@@ -20,6 +20,7 @@ import pandas as pd
 
 from sage_sync.errors import ConfigurationError
 from sage_sync.quality import gx_runner
+from sage_sync.quality.data_docs import DataDocsSite
 from sage_sync.quality.derived import CHECKS, CheckInput, context_names, missing_context
 from sage_sync.quality.report import REASONS_COLUMN, QualityIssue, QualityReport, TableFailure
 from sage_sync.quality.spec import TABLE_SEVERITIES, ExpectationSpec, SuiteSpec, load_suite
@@ -200,7 +201,7 @@ def validate_entity(
     *,
     context: Mapping[str, Any] | None = None,
     previous_row_count: int | None = None,
-    data_docs_dir: str | Path | None = None,
+    data_docs: DataDocsSite | None = None,
     run_id: str | None = None,
     shrink_ratio: float | None = None,
     shrink_minimum: int | None = None,
@@ -219,8 +220,9 @@ def validate_entity(
             (the invoice lines frame, for the totals checks). A check whose context is missing is skipped and
             listed in ``report.skipped``.
         previous_row_count: rows of the previous snapshot (G4 shrink guard); ``None`` on a first run.
-        data_docs_dir: when given, the run's results are added to the GX file context under this folder and its
-            Data Docs rebuilt; ``report.data_docs_path`` is then the site's index.html.
+        data_docs: when given, the run's results are added to the GX file context of this site and its Data
+            Docs rebuilt (and published, for a site served from an object store); ``report.data_docs_path`` is
+            then the site's index.html.
         run_id: the run's name in GX results and Data Docs (the Airflow run id).
         shrink_ratio: largest share of the previous snapshot one run may lose (default: the suite's guard).
         shrink_minimum: row losses always allowed whatever the ratio (default: the suite's guard).
@@ -319,13 +321,11 @@ def validate_entity(
         skipped=[*table.skipped, *rows.skipped],
         run_id=run_id,
     )
-    if data_docs_dir is not None and not validated:
-        report.data_docs_path = gx_runner.data_docs_index(Path(data_docs_dir))
-    if data_docs_dir is not None and validated:
+    if data_docs is not None and not validated:
+        report.data_docs_path = data_docs.index()
+    if data_docs is not None and validated:
         suite, results = gx_runner.merged(spec, [*table_active, *row_active], [r for _, r in validated])
-        report.data_docs_path = gx_runner.write_data_docs(
-            Path(data_docs_dir), suite, results, batch_name=entity
-        )
+        report.data_docs_path = gx_runner.write_data_docs(data_docs, suite, results, batch_name=entity)
     report.seconds = time.perf_counter() - started
     log.info(
         "quality %s: %d rows (%d checked), %d passed, %d quarantined, %d warnings, %d table failures%s",

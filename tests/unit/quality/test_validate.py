@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from sage_sync.quality import REASONS_COLUMN, QualityReport, render_markdown, validate_entity
+from sage_sync.quality.data_docs import DataDocsSite
 
 
 def accounts(n: int = 3, **overrides: list[Any]) -> pd.DataFrame:
@@ -279,13 +280,12 @@ def test_invoice_checks_needing_context_are_skipped_and_listed() -> None:
 
 
 def test_data_docs_index_is_built_per_run(tmp_path: Path) -> None:
-    first = validate_entity(
-        "accounts", accounts(3, siret=["1"]), data_docs_dir=tmp_path, run_id="scheduled__1"
-    )
+    site = DataDocsSite.local(tmp_path)
+    first = validate_entity("accounts", accounts(3, siret=["1"]), data_docs=site, run_id="scheduled__1")
     assert first.data_docs_path is not None
     index = Path(first.data_docs_path)
     assert index.name == "index.html" and index.is_file() and index.is_relative_to(tmp_path)
-    second = validate_entity("contacts", contacts(), data_docs_dir=tmp_path, run_id="scheduled__2")
+    second = validate_entity("contacts", contacts(), data_docs=site, run_id="scheduled__2")
     assert second.data_docs_path == first.data_docs_path
     html = index.read_text(encoding="utf-8")
     assert "scheduled__1" in html and "scheduled__2" in html

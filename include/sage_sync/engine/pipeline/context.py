@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.staging import Staging, run_name
 from sage_sync.errors import ConfigurationError
 from sage_sync.mapping.registry import EntitySpec, registry
+
+if TYPE_CHECKING:
+    from sage_sync.quality.data_docs import DataDocsSite
 
 __all__ = ["RunFlags", "StepContext", "param_flag", "run_name"]
 
@@ -85,7 +87,7 @@ class StepContext:
 
     ``run_id`` is the run's own id (Airflow's run id, or one :func:`~.run.run_once` makes); the ledger, the staging
     folder and the report use its :func:`run_name`. ``data_docs`` is where Great Expectations builds its Data Docs
-    (None: not built).
+    and where they are served (None: not built).
     """
 
     run_id: str
@@ -93,7 +95,7 @@ class StepContext:
     staging: Staging
     config: SyncConfig = field(default_factory=SyncConfig.from_mappings)
     flags: RunFlags = RunFlags()
-    data_docs: Path | None = None
+    data_docs: DataDocsSite | None = None
 
     @property
     def name(self) -> str:

@@ -68,7 +68,7 @@ def check_writes_to_sage(plan: Plan, ctx: StepContext) -> dict[str, str]:
     blocked: dict[str, str] = {}
     for rows in groups.values():
         frame = pd.DataFrame([row for _, row in rows])
-        report = validate_entity(suite, frame, data_docs_dir=ctx.data_docs, run_id=ctx.run_id)
+        report = validate_entity(suite, frame, data_docs=ctx.data_docs, run_id=ctx.run_id)
         for position, reason in zip(
             report.quarantined_rows.index.tolist(), report.quarantined_rows[REASONS_COLUMN], strict=True
         ):

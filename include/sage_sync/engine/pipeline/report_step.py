@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sage_sync.engine.pipeline.context import RunFlags
 from sage_sync.engine.pipeline.lease_step import end, skipped
 from sage_sync.engine.staging import Staging, run_name
 from sage_sync.engine.state import StateStore, now_iso
+from sage_sync.location import Location
 from sage_sync.report import build_report, write_report
 
 
@@ -23,7 +23,7 @@ class ReportResult:
     """The report, where it was written, and the entities that did not complete."""
 
     report: dict[str, Any]
-    paths: dict[str, Path] = field(default_factory=dict)
+    paths: dict[str, Location] = field(default_factory=dict)
 
     @property
     def broken(self) -> list[str]:
@@ -50,7 +50,7 @@ def report(
     state: StateStore,
     *,
     flags: RunFlags,
-    reports_dir: Path | None = None,
+    reports_dir: Location | None = None,
     started_at: str | None = None,
     task_states: dict[str, dict[str, str]] | None = None,
     settings: dict[str, Any] | None = None,

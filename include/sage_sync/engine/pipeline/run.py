@@ -12,7 +12,7 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sage_sync.engine.commit import EntityCounts
 from sage_sync.engine.config import SyncConfig
@@ -28,7 +28,11 @@ from sage_sync.engine.plan import Plan
 from sage_sync.engine.sides import SageSide, SsmSide
 from sage_sync.engine.staging import Staging, run_name
 from sage_sync.engine.state import StateStore, now_iso
+from sage_sync.location import Location
 from sage_sync.mapping.registry import entity_names, registry
+
+if TYPE_CHECKING:
+    from sage_sync.quality.data_docs import DataDocsSite
 
 
 @dataclass
@@ -77,9 +81,9 @@ def run_once(
     approve_deletions: dict[str, int | str] | None = None,
     entities: tuple[str, ...] | None = None,
     run_id: str | None = None,
-    staging_root: Path | None = None,
-    reports_dir: Path | None = None,
-    data_docs: Path | None = None,
+    staging_root: Location | None = None,
+    reports_dir: Location | None = None,
+    data_docs: DataDocsSite | None = None,
 ) -> RunResult:
     """Run every step of ``entities`` (default: all, in dependency order), then the report.
 
@@ -87,9 +91,10 @@ def run_once(
     names the run (default: a new one), e.g. to find files a step outside the pipeline staged for it (the match
     step's held records, O1).
     ``staging_root`` holds the run's step files (default: a temporary folder removed afterwards);
-    ``reports_dir`` receives the report files and ``data_docs`` the Great Expectations Data Docs (default:
-    neither is written). ``approve_deletions`` approves deletions the G4 guard withholds (A1), per entity, by their
-    count or set fingerprint.
+    ``reports_dir`` receives the report files and ``data_docs`` says where the Great Expectations Data Docs are
+    built and served (default: neither is written); each may be a local folder or a place in an object store.
+    ``approve_deletions`` approves deletions the G4 guard withholds (A1), per entity, by their count or set
+    fingerprint.
     """
     config = config or SyncConfig()
     flags = RunFlags.from_params(
@@ -101,7 +106,11 @@ def run_once(
     calls_before = ssm.api_calls()
     result = RunResult(run_id, dry_run)
     with ExitStack() as stack:
-        root = staging_root or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sage-sync-")))
+        root = (
+            staging_root
+            if staging_root is not None
+            else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sage-sync-")))
+        )
         staging = Staging(root / run_name(run_id))
         begin(run_id, staging, state, flags)
         # As the DAG's report task does whatever happened upstream, a run that stops half-way gives the lease back.

@@ -20,7 +20,7 @@ from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.snapshot import KEY, LINES_DIGEST
 from sage_sync.engine.state import StateStore
-from sage_sync.quality import REASONS_COLUMN, QualityReport, gx_runner, required_context, validate_entity
+from sage_sync.quality import REASONS_COLUMN, QualityReport, required_context, validate_entity
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
     scope = keys.isin(changed).to_numpy()
     if not scope.any() and len(frame) == inp.previous_size:
         report = QualityReport.nothing_to_check(ctx.entity.suite, ctx.name, frame, ctx.run_id)
-        report.data_docs_path = gx_runner.data_docs_index(ctx.data_docs) if ctx.data_docs else None
+        report.data_docs_path = ctx.data_docs.index() if ctx.data_docs is not None else None
     else:
         guard = ctx.config.guard(ctx.name)
         context = {
@@ -140,7 +140,7 @@ def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
             frame.drop(columns=[KEY]),
             context=context,
             previous_row_count=inp.previous_size or None,
-            data_docs_dir=ctx.data_docs,
+            data_docs=ctx.data_docs,
             run_id=ctx.run_id,
             shrink_ratio=guard.ratio,
             shrink_minimum=guard.minimum,

@@ -4,10 +4,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql chromium chromium-driver
+APT_PACKAGES := unixodbc libsqliteodbc odbc-postgresql chromium chromium-driver redis-server
 PG_TEST_USER := sagesync
 
-.PHONY: help setup system-packages demo test test-unit lint format bench bench-datacompy-venv clean
+.PHONY: help setup system-packages demo stack stack-down stack-status test test-unit lint format bench bench-datacompy-venv clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,15 @@ format: setup ## Apply ruff's fixes and formatting
 
 demo: setup ## Run the demo sync end to end: stand-in dossier, SSM simulator, the real DAG twice, the report
 	$(BIN)/sage-sync demo run --folder demo-run
+
+stack: setup ## Start the production stack natively (CeleryExecutor, PostgreSQL, Redis, 2 workers) in stack-run/
+	$(BIN)/sage-sync stack up --folder stack-run
+
+stack-status: setup ## Show the parts of the stack started by `make stack`
+	$(BIN)/sage-sync stack status --folder stack-run
+
+stack-down: setup ## Stop the stack started by `make stack`
+	$(BIN)/sage-sync stack down --folder stack-run
 
 test: setup lint ## Lint, then every test: unit, DAG integrity and integration (real ODBC, real HTTP)
 	$(BIN)/pytest

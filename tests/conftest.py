@@ -22,6 +22,7 @@ LONGEST_FIRST = (
     "integration/dag/test_operator_ui.py",
     "integration/dag/test_reliability.py",
     "integration/dag/test_scheduler.py",
+    "integration/dag/test_celery_stack.py",
     "integration/dag/test_rules.py",
     "integration/dag/test_sync.py",
     "integration/dag/test_dossiers.py",

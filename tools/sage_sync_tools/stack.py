@@ -341,8 +341,11 @@ class SyncStack:
         if done.returncode != 0:
             raise RuntimeError(f"standin create failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
 
-    def start_simulator(self, timeout: float = 60.0) -> None:
-        """Start the SSM simulator on a free port and read its demo keys."""
+    def start_simulator(self, timeout: float = 60.0, *, detached: bool = False) -> None:
+        """Start the SSM simulator on a free port and read its demo keys.
+
+        ``detached``: in a session of its own, so it outlives the command that started it (the native stack).
+        """
         self.port = free_port()
         log = (self.root / "simulator.log").open("wb")
         cmd = [
@@ -360,7 +363,7 @@ class SyncStack:
             "--rate-limit",
             str(self.rate_limit),
         ]
-        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=detached)
         log.close()
         deadline = time.monotonic() + timeout
         while True:

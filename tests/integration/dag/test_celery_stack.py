@@ -260,7 +260,9 @@ def test_g5_the_next_run_succeeds_on_the_workers_and_converges_without_loss_or_d
     expected = _sage_keys(stack)
     open_quarantine = {
         (str(entity), str(key))
-        for entity, key in _state(stack, "SELECT entity, key FROM quarantine WHERE released_at IS NULL AND severity = 'error'")
+        for entity, key in _state(
+            stack, "SELECT entity, key FROM quarantine WHERE released_at IS NULL AND severity = 'error'"
+        )
     }
     route_entity = {
         "accounts": "accounts",

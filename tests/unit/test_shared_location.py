@@ -292,3 +292,57 @@ def test_an_object_store_gets_the_run_and_a_published_data_docs_site(
     assert client.get("/reports/missing.html").status_code == 404
     outside = "gx%2F..%2F..%2Freports%2Flatest.json"  # decoded: gx/../../reports/latest.json
     assert client.get(f"/data-docs/{outside}").status_code == 404
+
+
+def test_preflight_probes_the_shared_location_and_leaves_nothing_behind(shared_folder: Path) -> None:
+    """Shared location, O2: the preflight writes a probe there, reads it back and removes it."""
+    from sage_sync.onboarding.deployment_checks import deployment_checks
+    from sage_sync.settings import load_settings
+
+    (check,) = deployment_checks(load_settings(), executor="LocalExecutor")
+    assert (check.area, check.status) == ("shared location", "ok"), check
+    assert "SAGE_SYNC_SHARED_URL" in check.detail
+    assert [p for p in shared_folder.rglob("*") if p.is_file()] == []
+
+
+def test_preflight_blocks_a_shared_location_it_cannot_write(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shared location, O2: a location that is not writable (here a file where a folder should be) is blocking."""
+    from sage_sync.onboarding.deployment_checks import deployment_checks
+    from sage_sync.settings import load_settings
+
+    not_a_folder = tmp_path / "taken"
+    not_a_folder.write_text("a file, not a folder")
+    monkeypatch.setenv("SAGE_SYNC_SHARED_URL", f"file://{not_a_folder}")
+    (check,) = deployment_checks(load_settings(), executor="LocalExecutor")
+    assert check.status == "blocking", check
+    assert "cannot write and read it back" in check.detail
+
+
+def test_preflight_warns_when_celery_workers_share_neither_step_files_nor_state(home: Path) -> None:
+    """Shared location, O2: under the CeleryExecutor, no shared URL and a SQLite state store are both warned about;
+    with both set, only the probe line remains."""
+    from sage_sync.onboarding.deployment_checks import deployment_checks
+    from sage_sync.settings import load_settings
+
+    checks = deployment_checks(load_settings(), executor="CeleryExecutor")
+    assert [(c.area, c.status) for c in checks] == [
+        ("shared location", "ok"),
+        ("shared location", "warning"),
+        ("state store", "warning"),
+    ]
+    assert "SAGE_SYNC_SHARED_URL is not set" in checks[1].detail
+    assert "SAGE_SYNC_STATE_URL" in checks[2].detail
+
+
+def test_preflight_is_quiet_about_celery_when_the_stack_shares_both(
+    shared_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shared location, O2: the native stack's settings (a shared URL, PostgreSQL state) raise no warning."""
+    from sage_sync.onboarding.deployment_checks import deployment_checks
+    from sage_sync.settings import load_settings
+
+    monkeypatch.setenv("SAGE_SYNC_STATE_URL", "postgresql+psycopg2://sync@db-host/sage_sync_state")
+    checks = deployment_checks(load_settings(), executor="CeleryExecutor")
+    assert [(c.area, c.status) for c in checks] == [("shared location", "ok")]

@@ -4,6 +4,8 @@ The same checks run as ``sage-sync doctor`` and as the first task of every DAG r
 table in its log):
 
 * the dossiers file and this dossier's entry (M1, M2);
+* the deployment: the shared location is writable, and under a distributed executor the step files and the state
+  store are shared (:mod:`sage_sync.onboarding.deployment_checks`);
 * the Sage side: the Airflow connection exists, its ODBC driver is installed, the dossier answers, every table
   and column the mappings name is there with a compatible type (each one missing is listed), and the media folder
   is readable when articles name pictures (D3);
@@ -391,6 +393,9 @@ def run_checks(
     checks: list[Check] = []
     if settings.dossier is not None:
         checks.append(Check("dossiers file", settings.dossier.name, "ok", f"entry valid ({settings.source})"))
+    from sage_sync.onboarding.deployment_checks import deployment_checks
+
+    checks += deployment_checks(settings)
     checks += sage_checks(sage_conn_id, settings.media_folder)
     found, side = ssm_checks(ssm_conn_id, settings)
     return checks + found, side

@@ -315,6 +315,14 @@ def test_the_api_server_shows_the_run_the_workers_produced(scenario: StackScenar
     )
     assert report.ok, report.status_code
     assert SECOND_RUN in report.text
+    # The preflight probed the shared location from a worker (O2) and raised no warning about the deployment.
+    log = (
+        stack.airflow_home / "logs" / f"dag_id={DAG_ID}" / f"run_id={SECOND_RUN}" / "task_id=preflight"
+    ).glob("attempt=*.log")
+    text = "\n".join(p.read_text(errors="replace") for p in log)
+    assert "shared location" in text and f"file://{stack.shared}" in text, text[-2000:]
+    assert "writable and readable (SAGE_SYNC_SHARED_URL)" in text, text[-2000:]
+    assert "tasks may run on several hosts" not in text, text[-2000:]
     # Everything the runs shared went through the shared location: no step file or report in a private folder.
     assert (stack.shared / "reports" / f"{run_name(SECOND_RUN)}.json").exists()
     for name in ("worker-1", "worker-2"):

@@ -22,6 +22,9 @@ class PlanInput:
     code -> :class:`~sage_sync.engine.bindings.Parent`; ``products`` maps article ref -> SSM id (invoice lines);
     ``line_bindings`` maps an invoice line id -> its binding; ``lines_by_ext`` the live SSM lines found by
     ``extId`` for unbound lines of changed invoices.
+
+    A one-way entity's input may be narrowed (:meth:`narrow`) to the records its planner reads: ``sage``,
+    ``bindings`` and ``line_bindings`` then hold only those, and ``sage_size`` still counts every current record.
     """
 
     entity: str
@@ -50,6 +53,32 @@ class PlanInput:
     #: C1: SSM id -> who created it (``salesRepIdCreated``), for the records bound to keys a second live SSM
     #: record also carries: a twin made by the same user (the integration) is retired, a user's is only reported.
     creators: dict[int, int | None] = field(default_factory=dict)
+    #: How many records the Sage read returned, quarantined ones included (-1: as many as ``sage`` holds). A read
+    #: of quarantined rows only is not an empty read: G4 does not take it for a broken one.
+    sage_size: int = -1
+
+    def __post_init__(self) -> None:
+        """Count the Sage records when the caller did not."""
+        if self.sage_size < 0:
+            self.sage_size = len(self.sage)
+
+    def narrow(self, keys: set[str]) -> None:
+        """Keep only what the planner of a one-way entity reads: the records, bindings and lines of ``keys``.
+
+        The changed, deleted and orphaned keys are always kept; so are the line bindings of the kept invoices
+        (their current lines, and the bound lines they no longer have). An unchanged record of a large dossier is
+        then neither staged nor read again by the later steps (ADR 0018).
+        """
+        keep = set(keys) | set(self.created) | set(self.updated) | set(self.deleted) | set(self.orphans)
+        self.sage = {k: v for k, v in self.sage.items() if k in keep}
+        self.bindings = {k: b for k, b in self.bindings.items() if k in keep}
+        if self.line_bindings:
+            lines = {str(line["line_id"]) for row in self.sage.values() for line in row.get("lines") or []}
+            self.line_bindings = {
+                k: b
+                for k, b in self.line_bindings.items()
+                if k in lines or (b.base.get("piece") is not None and str(b.base["piece"]) in keep)
+            }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

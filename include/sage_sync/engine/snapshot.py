@@ -164,6 +164,12 @@ def hash_scheme(columns: Sequence[str], decimals: int = DEFAULT_DECIMALS) -> str
     return f"{HASH_VERSION}.{tag:04x}."
 
 
+def _stored_column(values: list[Any], temporal: bool) -> pd.Series:
+    """A column of committed values as the extract types it (dates and timestamps as instants)."""
+    column = pd.Series(values, dtype=object)
+    return pd.to_datetime(column) if temporal else column
+
+
 def committed_digests(entity: str, rows: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Key -> stored digest (scheme prefix, then key hash and row hash in hex) of rows about to be committed.
 
@@ -175,13 +181,16 @@ def committed_digests(entity: str, rows: dict[str, dict[str, Any]]) -> dict[str,
         return {}
     keys = list(rows)
     cols = [c for c in compared_columns(entity) if any(c in r for r in rows.values())]
-    frame = pd.DataFrame(
-        {
-            KEY: pd.array(keys, dtype="string"),
-            **{c: pd.Series([rows[k].get(c) for k in keys], dtype=object) for c in cols},
-        }
-    )
+    m = mapping(entity)
+    # Dates are stored as text: read back as instants, they hash as the next extract's datetime column does.
+    temporal = {f.name for f in [*m.main.fields, *m.derived] if f.pandas_dtype.startswith("datetime")}
     try:
+        frame = pd.DataFrame(
+            {
+                KEY: pd.array(keys, dtype="string"),
+                **{c: _stored_column([rows[k].get(c) for k in keys], c in temporal) for c in cols},
+            }
+        )
         hashes = snapshot_hashes(frame, [KEY], cols)
     except (ConfigurationError, TypeError, ValueError):
         # Values the hash cannot canonicalise: store no digest; the next diff hashes these rows itself.
@@ -193,13 +202,10 @@ def committed_digests(entity: str, rows: dict[str, dict[str, Any]]) -> dict[str,
     }
 
 
-def _stored_hashes(
-    committed: dict[str, tuple[str, dict[str, Any]]], previous: pd.DataFrame, cols: list[str]
-) -> SnapshotHashes:
-    """The previous snapshot's hashes, read from the stored digests; rows without a usable digest are hashed."""
+def _stored_hashes(digests: list[str], previous: pd.DataFrame, cols: list[str]) -> SnapshotHashes:
+    """The hashes of ``previous`` (one digest per row), read from the digests; rows without a usable one are hashed."""
     scheme = hash_scheme(cols)
     width = len(scheme) + 32
-    digests = [d for d, _ in committed.values()]
     usable = np.fromiter(
         (len(d) == width and d.startswith(scheme) for d in digests), dtype=bool, count=len(digests)
     )
@@ -222,20 +228,71 @@ def _stored_hashes(
     )
 
 
+@dataclass(frozen=True)
+class CommittedSnapshot:
+    """The committed snapshot of an entity as the diff needs it: every key's stored digest, the values on demand.
+
+    Only the rows whose digest differs from the current row (and the deleted ones) are read with their values: a
+    run in which little changed parses little of the state (ADR 0018).
+    """
+
+    digests: dict[str, str]
+    values: Callable[[list[str]], dict[str, dict[str, Any]]]
+
+    @classmethod
+    def of(cls, rows: dict[str, tuple[str, dict[str, Any]]]) -> CommittedSnapshot:
+        """The snapshot of ``rows`` held in memory (key -> (digest, values))."""
+        return cls({k: d for k, (d, _) in rows.items()}, lambda keys: {k: rows[k][1] for k in keys})
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+
+def _row_hashes(digests: list[str], scheme: str) -> tuple[np.ndarray, np.ndarray]:
+    """The stored row hashes of ``digests`` and which of them were made by the current ``scheme``."""
+    width = len(scheme) + 32
+    usable = np.fromiter(
+        (len(d) == width and d.startswith(scheme) for d in digests), dtype=bool, count=len(digests)
+    )
+    row_hashes = np.zeros(len(digests), dtype=np.uint64)
+    if usable.any():
+        raw = bytes.fromhex("".join(d[-16:] for d, ok in zip(digests, usable, strict=True) if ok))
+        row_hashes[usable] = np.frombuffer(raw, dtype=">u8").astype(np.uint64)
+    return row_hashes, usable
+
+
 def sage_changes(
     entity: str,
     frame: pd.DataFrame,
-    committed: dict[str, tuple[str, dict[str, Any]]],
+    committed: CommittedSnapshot | dict[str, tuple[str, dict[str, Any]]],
 ) -> SageChanges:
-    """Diff the current assembled frame against the committed snapshot of ``entity`` (key -> (digest, values)).
+    """Diff the current assembled frame against the committed snapshot of ``entity``.
 
-    Every size goes through :func:`~sage_sync.engine.diff.diff_snapshots`, reusing the row hashes stored with
-    the committed snapshot (see :func:`committed_digests`), so only the current extract is hashed in full.
+    The current extract is hashed once and its row hashes are compared, key by key, with the digests stored with
+    the committed snapshot (see :func:`committed_digests`); only the rows whose hash differs, those without a
+    usable digest and the deleted ones have their committed values read and go through
+    :func:`~sage_sync.engine.diff.diff_snapshots`, which names the changed fields.
     """
+    if not isinstance(committed, CommittedSnapshot):
+        committed = CommittedSnapshot.of(committed)
     cols = [c for c in compared_columns(entity) if c in frame.columns]
     current = frame[[KEY, *cols]].reset_index(drop=True)
-    prev_rows = [{KEY: k, **{c: v.get(c) for c in cols}} for k, (_, v) in committed.items()]
+    keys = [str(k) for k in current[KEY].tolist()]
+    candidates = np.ones(len(keys), dtype=bool)
+    fast_unchanged = 0
+    if len(keys) and len(set(keys)) == len(keys):  # repeated keys: the diff names them (DuplicateKeyError)
+        stored = [committed.digests.get(k, "") for k in keys]
+        stored_hashes, usable = _row_hashes(stored, hash_scheme(cols))
+        same = usable & (stored_hashes == snapshot_hashes(current, [KEY], cols).row_hashes)
+        candidates = ~same
+        fast_unchanged = int(same.sum())
+    in_scope = [k for k, c in zip(keys, candidates, strict=True) if c]
+    gone = committed.digests.keys() - set(keys)
+    wanted = [k for k in in_scope if k in committed.digests] + sorted(gone)
+    values = committed.values(wanted) if wanted else {}
+    prev_rows = [{KEY: k, **{c: values[k].get(c) for c in cols}} for k in wanted]
     previous = pd.DataFrame(prev_rows, columns=[KEY, *cols])
+    current = current[candidates].reset_index(drop=True)
     for c in [KEY, *cols]:
         target = current[c].dtype
         try:
@@ -246,12 +303,12 @@ def sage_changes(
         except (TypeError, ValueError):
             previous[c] = previous[c].astype("string")
             current[c] = current[c].astype("string")
-    hashes = _stored_hashes(committed, previous, cols)
+    hashes = _stored_hashes([committed.digests[k] for k in wanted], previous, cols)
     diff = diff_snapshots(previous, current, [KEY], cols, previous_hashes=hashes)
-    changes = SageChanges(records=records(frame, entity), unchanged=diff.unchanged_count)
+    changes = SageChanges(records=records(frame, entity), unchanged=fast_unchanged + diff.unchanged_count)
     changes.created = [str(k) for k in diff.created[KEY]]
     for (_, row), (_, flags) in zip(diff.updated.iterrows(), diff.changed.iterrows(), strict=True):
         changes.updated[str(row[KEY])] = [c for c in cols if bool(flags[c])]
     for k in diff.deleted[KEY]:
-        changes.deleted[str(k)] = committed[str(k)][1]
+        changes.deleted[str(k)] = values[str(k)]
     return changes

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sage_sync.engine.bindings import DEAD, Binding, Status
+from sage_sync.engine.snapshot import CommittedSnapshot
 
 SCHEMA_VERSION = 1
 
@@ -179,6 +180,12 @@ class Lease:
     def held_by(self, holder: str) -> bool:
         """True when ``holder`` holds it (expired or not: only another holder's take ends it)."""
         return self.holder == holder
+
+
+def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    """``items`` in parts of ``size``: SQLite caps the variables of one statement."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def dumps(value: Any) -> str:
@@ -370,6 +377,31 @@ class StateStore:
             rows = conn.execute(sa.select(snapshot_rows).where(snapshot_rows.c.entity == entity)).all()
         return {r.key: (r.row_hash, json.loads(r.values_json)) for r in rows}
 
+    def committed(self, entity: str) -> CommittedSnapshot:
+        """The committed snapshot of ``entity`` for the diff: every digest now, the values of given keys on demand."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(snapshot_rows.c.key, snapshot_rows.c.row_hash).where(
+                    snapshot_rows.c.entity == entity
+                )
+            ).all()
+        return CommittedSnapshot(
+            {r.key: r.row_hash for r in rows}, lambda keys: self.snapshot_values(entity, keys)
+        )
+
+    def snapshot_values(self, entity: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The committed values of ``keys`` of ``entity`` (keys not in the snapshot are left out)."""
+        out: dict[str, dict[str, Any]] = {}
+        with self._tx() as conn:
+            for part in _chunks(keys):
+                rows = conn.execute(
+                    sa.select(snapshot_rows.c.key, snapshot_rows.c.values_json).where(
+                        snapshot_rows.c.entity == entity, snapshot_rows.c.key.in_(part)
+                    )
+                ).all()
+                out.update((r.key, json.loads(r.values_json)) for r in rows)
+        return out
+
     def snapshot_keys(self, entity: str) -> set[str]:
         """The keys of the committed snapshot of ``entity`` (without reading the values)."""
         with self._tx() as conn:
@@ -412,11 +444,10 @@ class StateStore:
         ]
         with self._tx() as conn:
             # One statement per chunk rather than per row: a run's commit touches every confirmed row.
-            for start in range(0, len(deleted), 500):
+            for part in _chunks(deleted):
                 conn.execute(
                     snapshot_rows.delete().where(
-                        snapshot_rows.c.entity == entity,
-                        snapshot_rows.c.key.in_(deleted[start : start + 500]),
+                        snapshot_rows.c.entity == entity, snapshot_rows.c.key.in_(part)
                     )
                 )
             if kept:
@@ -480,12 +511,8 @@ class StateStore:
         if not ids:
             return
         with self._tx() as conn:
-            for start in range(0, len(ids), 500):  # SQLite caps the variables of one statement
-                conn.execute(
-                    pending.delete().where(
-                        pending.c.entity == entity, pending.c.ssm_id.in_(ids[start : start + 500])
-                    )
-                )
+            for part in _chunks(ids):
+                conn.execute(pending.delete().where(pending.c.entity == entity, pending.c.ssm_id.in_(part)))
 
     # --- C4 code reservation ---------------------------------------------------------------------------------
 
@@ -614,12 +641,12 @@ class StateStore:
             )
             wanted = sorted(live.intersection(keys)) if live else []
             stamp = now_iso()
-            for start in range(0, len(wanted), 500):
+            for part in _chunks(wanted):
                 conn.execute(
                     quarantine.update()
                     .where(
                         quarantine.c.entity == entity,
-                        quarantine.c.key.in_(wanted[start : start + 500]),
+                        quarantine.c.key.in_(part),
                         quarantine.c.released_at.is_(None),
                     )
                     .values(released_at=stamp)

@@ -154,7 +154,7 @@ def read_plan_input(
     ``shared`` are keys two Sage rows hold (set aside): their committed records are neither updated nor deleted.
     """
     spec, entity = ctx.entity, ctx.name
-    committed = state.snapshot(entity)
+    committed = state.committed(entity)
     changes = sage_changes(entity, frame, committed)
     for key in shared:
         changes.deleted.pop(key, None)
@@ -224,12 +224,15 @@ def read_plan_input(
     apply_holds(inp, Holds.from_dict((ctx.staging.read_json_or_none(None, MATCH_FILE) or {}).get("held")))
     reserve = RULES[entity].reserve
     # An empty read of a dossier that had rows is a broken read (G4): no Sage key is reserved on it.
-    if reserve is not None and (inp.sage or not inp.previous_size):
+    if reserve is not None and (inp.sage_size or not inp.previous_size):
         reserve(inp, StateReservations(state, entity, dry_run=ctx.flags.dry_run), ctx.config)
     if ctx.flags.full_reconcile:
         reconcile_live(inp, ssm)
     if ctx.flags.sage_master:
         take_sage_as_master(inp)  # M3: the first run back after the dossier was switched off
+    beyond = RULES[entity].read_beyond
+    if beyond is not None and not ctx.flags.full_reconcile:
+        inp.narrow(beyond(inp))  # unchanged records are neither staged nor read again (ADR 0018)
     return inp
 
 

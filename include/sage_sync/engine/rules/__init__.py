@@ -16,7 +16,7 @@ from sage_sync.engine.rules.accounts import plan_accounts, reserve_codes
 from sage_sync.engine.rules.common import Reservations
 from sage_sync.engine.rules.contacts import plan_contacts, reserve_numbers
 from sage_sync.engine.rules.contacts import waiting as waiting_contacts
-from sage_sync.engine.rules.invoices import plan_invoices
+from sage_sync.engine.rules.invoices import plan_invoices, read_beyond_changes
 from sage_sync.engine.rules.products import plan_products
 
 
@@ -24,18 +24,26 @@ from sage_sync.engine.rules.products import plan_products
 class EntityRules:
     """The rules of one entity.
 
-    Its planner, its key reservation (entities created in SSM only), and the Sage records that wait this run
-    without ever having been sent (they need no ``extId`` lookup).
+    Its planner, its key reservation (entities created in SSM only), the Sage records that wait this run
+    without ever having been sent (they need no ``extId`` lookup), and for a planner that reads only the Sage
+    changes, the unchanged keys it reads besides (``read_beyond``): the plan input is then narrowed to them
+    (:meth:`~sage_sync.engine.inputs.PlanInput.narrow`; not in a full reconcile).
     """
 
     plan: Callable[[PlanInput, SyncConfig], Plan]
     reserve: Callable[[PlanInput, Reservations, SyncConfig], None] | None = None
     waiting: Callable[[PlanInput], set[str]] | None = None
+    read_beyond: Callable[[PlanInput], set[str]] | None = None
+
+
+def only_changes(inp: PlanInput) -> set[str]:
+    """No unchanged key: the planner reads only the created, updated, deleted and orphaned records."""
+    return set()
 
 
 RULES: dict[str, EntityRules] = {
     "accounts": EntityRules(plan_accounts, reserve_codes),
     "contacts": EntityRules(plan_contacts, reserve_numbers, waiting_contacts),
-    "products": EntityRules(plan_products),
-    "invoices": EntityRules(plan_invoices),
+    "products": EntityRules(plan_products, read_beyond=only_changes),
+    "invoices": EntityRules(plan_invoices, read_beyond=read_beyond_changes),
 }

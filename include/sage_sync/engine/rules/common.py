@@ -42,7 +42,7 @@ def guard_deletions(inp: PlanInput, config: SyncConfig, plan: Plan) -> bool:
     deletions = len(inp.deleted)
     if not deletions:
         return True
-    if not inp.sage:
+    if not inp.sage_size:
         reason = f"the Sage snapshot of {inp.entity} is empty (the last one had {inp.previous_size} rows)"
     elif deletions > guard.minimum and inp.previous_size and deletions / inp.previous_size > guard.ratio:
         reason = (

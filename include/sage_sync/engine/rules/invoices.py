@@ -6,6 +6,7 @@ Invoices are keyed by piece, so posting (DO_Type 6 -> 7) is an update (I1). Line
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sage_sync.engine.bindings import Binding, Record, Status
@@ -287,12 +288,10 @@ class _Planner:
         return depends
 
 
-def _link_lines_to_new_products(plan: Plan, inp: PlanInput, scope: set[str]) -> None:
-    """G5: set ``productId`` on synced lines written while their article was not in SSM yet (I1).
+def _lines_to_link(inp: PlanInput, scope: set[str]) -> Iterator[tuple[str, str, str, int, Binding]]:
+    """The synced lines of invoices out of ``scope`` whose article's product is in SSM but not on the line yet.
 
-    A line is written with ``productId`` null when its article's product is not bound yet (its create failed or
-    is still to come). The invoice itself may not change again, so the lines of invoices out of this run's scope
-    are checked here: once the product is bound, the line is updated with its id.
+    Yields (invoice key, line key, article reference, product id, line binding).
     """
     for key, row in sorted(inp.sage.items()):
         if key in scope or inp.live_binding(key) is None:
@@ -302,17 +301,33 @@ def _link_lines_to_new_products(plan: Plan, inp: PlanInput, scope: set[str]) -> 
             product = inp.products.get(str(ref)) if ref else None
             line_key = str(line["line_id"])
             lb = inp.line_bindings.get(line_key) or Binding()
-            synced = lb.base
             if product is None or lb.ssm_id is None or lb.status != Status.OK:
                 continue
-            if synced.get("productId") == product:
-                continue
-            reason = f"line {line_key} of invoice {key}: product {ref} is now in SSM: link it"
-            sid = int(lb.ssm_id)
-            fields = {"productId": product}
-            plan.ops.append(Op("ssm_update", LINES, line_key, "I1", reason, ssm_id=sid, fields=fields))
-            lsynced = {**synced, "productId": product}
-            plan.commits.append(Commit(LINES, line_key, synced=lsynced, ssm_id=sid, binding="ok"))
+            if lb.base.get("productId") != product:
+                yield key, line_key, str(ref), product, lb
+
+
+def _link_lines_to_new_products(plan: Plan, inp: PlanInput, scope: set[str]) -> None:
+    """G5: set ``productId`` on synced lines written while their article was not in SSM yet (I1).
+
+    A line is written with ``productId`` null when its article's product is not bound yet (its create failed or
+    is still to come). The invoice itself may not change again, so the lines of invoices out of this run's scope
+    are checked here: once the product is bound, the line is updated with its id.
+    """
+    for key, line_key, ref, product, lb in _lines_to_link(inp, scope):
+        reason = f"line {line_key} of invoice {key}: product {ref} is now in SSM: link it"
+        sid = int(lb.ssm_id or 0)
+        plan.ops.append(
+            Op("ssm_update", LINES, line_key, "I1", reason, ssm_id=sid, fields={"productId": product})
+        )
+        lsynced = {**lb.base, "productId": product}
+        plan.commits.append(Commit(LINES, line_key, synced=lsynced, ssm_id=sid, binding="ok"))
+
+
+def read_beyond_changes(inp: PlanInput) -> set[str]:
+    """The invoices the planner reads although Sage did not change them: those with a line to link (I1, G5)."""
+    scope = set(inp.created) | set(inp.updated) | set(inp.deleted)
+    return {key for key, *_ in _lines_to_link(inp, scope)}
 
 
 def _plan_stray_lines(plan: Plan, key: str, binding: Binding, *, may_delete: bool) -> None:

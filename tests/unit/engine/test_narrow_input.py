@@ -1,0 +1,146 @@
+"""A run stages and reads only what changed (ADR 0018): narrowed plan input, committed values read on demand.
+
+Products and invoices are one way: their planner reads the created, updated and deleted records (and the invoices
+with a line to link to a new product), so their staged input holds nothing else. The committed snapshot's values
+are read only for rows whose stored row hash differs from the current one, and for deleted rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sage_sync.engine.pipeline import RunFlags, StepContext, commit, extract, load, plan, report, validate
+from sage_sync.engine.snapshot import CommittedSnapshot, assemble, sage_changes
+from sage_sync.engine.staging import Staging
+from tests.support.memory import Fault, SyncWorld, account_row, put_article, put_invoice, put_invoice_line
+
+ENTITIES = ("accounts", "contacts", "products", "invoices")
+
+
+def _world() -> SyncWorld:
+    w = SyncWorld()
+    w.sage.put("accounts", account_row("C001", "Cave Dupont", city="Lyon"))
+    for ref in ("A1", "A2", "A3"):
+        put_article(w.sage, ref)
+    for n in range(1, 5):
+        piece = f"F0000{n}"
+        put_invoice(w.sage, piece)
+        put_invoice_line(w.sage, piece, n * 10, article_ref="A1")
+        put_invoice_line(w.sage, piece, n * 10 + 1)
+    return w
+
+
+def _run_steps(w: SyncWorld, tmp_path: Path, run_id: str) -> dict[str, dict[str, Any]]:
+    """One run through the steps as the DAG's tasks run them; returns each entity's staged plan input."""
+    staged: dict[str, dict[str, Any]] = {}
+    w.ssm.advance(900)
+    for entity in ENTITIES:
+
+        def ctx(entity: str = entity) -> StepContext:
+            return StepContext.of(run_id, entity, Staging(tmp_path / run_id), config=w.config)
+
+        extract(ctx(), w.sage, w.ssm, w.state)
+        validate(ctx(), w.state)
+        plan(ctx())
+        load(ctx(), w.sage, w.ssm, w.state)
+        commit(ctx(), w.state)
+        staged[entity] = ctx().staging.read_json(entity, "input.json")["input"]
+    # The report closes the run: the next one may start.
+    report(run_id, Staging(tmp_path / run_id), w.state, flags=RunFlags())
+    return staged
+
+
+def test_g6_a_run_without_change_stages_no_unchanged_product_or_invoice(tmp_path: Path) -> None:
+    w = _world()
+    first = _run_steps(w, tmp_path, "run1")
+    assert len(first["invoices"]["sage"]) == 4 and len(first["products"]["sage"]) == 3
+    assert len(w.ssm.live("salesordersLines")) == 8
+
+    quiet = _run_steps(w, tmp_path, "run2")
+    for entity in ("products", "invoices"):
+        inp = quiet[entity]
+        assert (inp["sage"], inp["bindings"], inp["line_bindings"]) == ({}, {}, {}), entity
+    assert quiet["invoices"]["sage_size"] == 4 and quiet["products"]["sage_size"] == 3
+    assert quiet["invoices"]["unchanged"] == 4
+    # Two-way entities keep every record: their planner pairs SSM changes with any of them.
+    assert set(quiet["accounts"]["sage"]) == {"C001"}
+    assert w.run(entities=ENTITIES).planned_ops == 0
+
+    # I1: one line changes: only its invoice, and that invoice's line bindings, are staged; SSM gets the change.
+    put_invoice_line(w.sage, "F00003", 31, quantity=5.0, amount_ht=125.0)
+    changed = _run_steps(w, tmp_path, "run3")
+    inp = changed["invoices"]
+    assert list(inp["sage"]) == ["F00003"] and list(inp["bindings"]) == ["F00003"]
+    assert sorted(inp["line_bindings"]) == ["30", "31"]
+    line = next(r for r in w.ssm.live("salesordersLines") if r["extId"] == "31")
+    assert line["quantity"] == 5
+    assert w.run(entities=ENTITIES).planned_ops == 0
+
+
+def test_i1_an_unchanged_invoice_gets_its_line_linked_to_a_product_created_later(tmp_path: Path) -> None:
+    """G5: a line written while its article's product was refused is linked once the product exists."""
+    w = _world()
+    w.ssm.faults.armed.append(Fault("refuse", "create", "products", item=0))
+    _run_steps(w, tmp_path, "run1")
+    products = {r["extId"]: r["id"] for r in w.ssm.live("products")}
+    assert "A1" not in products  # refused: the lines of A1 went without a product
+    assert all(r.get("productId") is None for r in w.ssm.live("salesordersLines") if r["extId"].endswith("0"))
+
+    second = _run_steps(w, tmp_path, "run2")
+    a1 = next(r["id"] for r in w.ssm.live("products") if r["extId"] == "A1")
+    # The invoices did not change; those with a line to link are the only ones staged.
+    assert sorted(second["invoices"]["sage"]) == ["F00001", "F00002", "F00003", "F00004"]
+    linked = {r["extId"]: r.get("productId") for r in w.ssm.live("salesordersLines")}
+    assert {k: v for k, v in linked.items() if k.endswith("0")} == {"10": a1, "20": a1, "30": a1, "40": a1}
+    quiet = _run_steps(w, tmp_path, "run3")
+    assert quiet["invoices"]["sage"] == {}
+    assert w.run(entities=ENTITIES).planned_ops == 0
+
+
+def test_g4_a_narrowed_input_still_tells_a_deleted_invoice_from_an_empty_dossier(tmp_path: Path) -> None:
+    w = _world()
+    _run_steps(w, tmp_path, "run1")
+    w.sage.delete("invoices", (0, "F00002"))
+    staged = _run_steps(w, tmp_path, "run2")
+    assert staged["invoices"]["sage"] == {} and staged["invoices"]["sage_size"] == 3
+    assert sorted(r["extId"] for r in w.ssm.live("salesorders")) == ["F00001", "F00003", "F00004"]
+
+    for piece in ("F00001", "F00003", "F00004"):
+        w.sage.delete("invoices", (0, piece))
+    emptied = w.run(entities=ENTITIES)
+    assert "the Sage snapshot of invoices is empty" in emptied.guards["invoices"]
+    assert sorted(r["extId"] for r in w.ssm.live("salesorders")) == ["F00001", "F00003", "F00004"]
+
+
+def test_only_changed_and_deleted_rows_have_their_committed_values_read() -> None:
+    w = _world()
+    w.run(entities=ENTITIES)
+    committed = w.state.committed("invoices")
+    asked: list[str] = []
+
+    def values(keys: list[str]) -> dict[str, dict[str, Any]]:
+        asked.extend(keys)
+        return committed.values(keys)
+
+    put_invoice(w.sage, "F00001", customer_ref="PO-77")
+    w.sage.delete("invoices", (0, "F00004"))
+    frame = assemble("invoices", w.sage.read_snapshot("invoices"))
+    changes = sage_changes("invoices", frame, CommittedSnapshot(committed.digests, values))
+    assert (changes.created, list(changes.updated), list(changes.deleted)) == ([], ["F00001"], ["F00004"])
+    assert changes.unchanged == 2 and sorted(asked) == ["F00001", "F00004"]
+    assert changes.deleted["F00004"]["piece"] == "F00004"
+
+
+def test_g4_a_read_of_quarantined_rows_only_is_not_an_empty_read() -> None:
+    """The read returned a row (quarantined this run): deleting the other, gone article is not withheld."""
+    w = SyncWorld()
+    put_article(w.sage, "A1")
+    put_article(w.sage, "A2")
+    assert w.run(entities=("products",)).counts["products"].created == 2
+    w.sage.delete("products", ("A1",))
+    put_article(w.sage, "A2", sales_price=-5.0)  # G3: a negative price quarantines the row
+    result = w.run(entities=("products",))
+    assert not result.guards, result.guards
+    assert [n.key for n in result.plans["products"].quarantined] == ["A2"]
+    assert [r["extId"] for r in w.ssm.live("products")] == ["A2"]  # D4: A1 is deleted in SSM

@@ -119,8 +119,10 @@ class _Planner:
         binding = inp.binding(key)
         # Stray lines are deleted independently: a failed delete must not undo the header's (re-)creation.
         _plan_stray_lines(plan, key, binding, may_delete=True)
+        # The committed row keeps the lines' digest, not the lines: each line has its own binding (ADR 0018).
+        header = {k: v for k, v in row.items() if k != "lines"}
         plan.commits.append(
-            Commit(ENTITY, key, row=row, synced=payload, ssm_id=sid, binding="ok", depends=depends)
+            Commit(ENTITY, key, row=header, synced=payload, ssm_id=sid, binding="ok", depends=depends)
         )
         if compared_only(inp, key) and len(plan.ops) == ops_before:
             plan.unchanged += 1  # compared with the live SSM records by a full reconcile: no drift

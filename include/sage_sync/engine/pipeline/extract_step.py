@@ -187,7 +187,9 @@ def read_plan_input(
     if "products" in spec.depends_on:
         inp.products = {**_planned_creations(ctx, "products"), **state.live_ssm_ids("products")}
     if spec.lines is not None and spec.lines_entity is not None:
-        inp.line_bindings = state.bindings(spec.lines_entity)
+        read_lines = RULES[entity].read_lines
+        keep = None if ctx.flags.full_reconcile or read_lines is None else read_lines(inp)
+        inp.line_bindings = state.bindings(spec.lines_entity, keep)
         unbound_lines = [
             str(line["line_id"])
             for k in [*inp.created, *inp.updated]

@@ -6,7 +6,7 @@ Invoices are keyed by piece, so posting (DO_Type 6 -> 7) is an update (I1). Line
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sage_sync.engine.bindings import Binding, Record, Status
@@ -324,6 +324,34 @@ def _link_lines_to_new_products(plan: Plan, inp: PlanInput, scope: set[str]) -> 
         )
         lsynced = {**lb.base, "productId": product}
         plan.commits.append(Commit(LINES, line_key, synced=lsynced, ssm_id=sid, binding="ok"))
+
+
+def line_bindings_read(inp: PlanInput) -> Callable[[str, Record | None], bool]:
+    """Which line bindings the planner reads (the rest of a million are not loaded, ADR 0018).
+
+    Those of the changed and deleted invoices (their current lines, and the bound lines they no longer have), and
+    the synced lines whose article's product is in SSM but not on the line (:func:`_link_lines_to_new_products`).
+    """
+    scope = set(inp.created) | set(inp.updated) | set(inp.deleted)
+    current = {str(line["line_id"]) for key in scope for line in (inp.sage.get(key) or {}).get("lines") or []}
+    refs = {
+        str(line["line_id"]): str(line["article_ref"])
+        for row in inp.sage.values()
+        for line in row.get("lines") or []
+        if line.get("article_ref")
+    }
+
+    def read(line_key: str, synced: Record | None) -> bool:
+        if line_key in current:
+            return True
+        if synced is None:
+            return False
+        if synced.get("piece") is not None and str(synced["piece"]) in scope:
+            return True
+        product = inp.products.get(refs[line_key]) if line_key in refs else None
+        return product is not None and synced.get("productId") != product
+
+    return read
 
 
 def read_beyond_changes(inp: PlanInput) -> set[str]:

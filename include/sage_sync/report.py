@@ -56,7 +56,7 @@ def entity_section(
         status = "partly failed"
     else:
         status = "ok"
-    inp = extracted.get("input") or {}
+    changes = extracted.get("changes") or {}
     section: dict[str, Any] = {
         "entity": entity,
         "status": status,
@@ -64,11 +64,11 @@ def entity_section(
         "counts": counts,
         "duration_s": round(float(committed.get("duration_s") or 0.0), 3),
         "sage_changes": {
-            "created": len(inp.get("created") or []),
-            "updated": len(inp.get("updated") or {}),
-            "deleted": len(inp.get("deleted") or {}),
+            "created": int(changes.get("created") or 0),
+            "updated": int(changes.get("updated") or 0),
+            "deleted": int(changes.get("deleted") or 0),
         },
-        "ssm_records_read": len(inp.get("ssm") or []),
+        "ssm_records_read": int(extracted.get("ssm_records_read") or 0),
         "guard": plan.get("guard"),
         "withheld_set": plan.get("withheld_set"),
         "approval": plan.get("approval"),

@@ -73,7 +73,9 @@ def test_run_names_are_file_safe_and_fit_the_ledger() -> None:
 def _stage(folder: Path, entity: str, *, dry_run: bool) -> None:
     folder.mkdir(parents=True)
     (folder / "extract.json").write_text(
-        json.dumps({"input": {"created": ["C1"], "updated": {}, "deleted": {}, "ssm": []}, "api_calls": 3})
+        json.dumps(
+            {"changes": {"created": 1, "updated": 0, "deleted": 0}, "ssm_records_read": 0, "api_calls": 3}
+        )
     )
     (folder / "quality.json").write_text(
         json.dumps(

@@ -5,8 +5,9 @@ its upstream step produced, and XCom carries only paths and counts. The root is 
 :mod:`sage_sync.location`, a local folder for the demo and the tests, or Airflow's ``ObjectStoragePath`` on the
 shared location when the tasks run on several machines (see :mod:`sage_sync.settings`).
 
-Files of an entity: ``extract.json`` (the plan input and the state token), ``sage.parquet`` (the Sage snapshot as
-validated; invoice lines in ``lines.parquet``), ``quality.json``, ``input.json`` (the plan input less quarantined
+Files of an entity: ``extract_input.json`` (the plan input as extracted), ``extract.json`` (the state token, the
+change counts, the SSM dates read), ``sage.parquet`` (the Sage snapshot as validated; invoice lines in
+``lines.parquet``), ``quality.json``, ``input.json`` (the plan input less quarantined
 rows), ``plan.json`` (with ``plan_digest.json``, what the report and the approvals read of it), ``apply.json``,
 ``commit.json``. Run-wide: ``value_lists.json``.
 """

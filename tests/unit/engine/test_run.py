@@ -122,7 +122,7 @@ def test_plan_round_trips_through_json(tmp_path: Path) -> None:
     w.ssm.user_create("accounts", {"name": "Lead", "statusId": 3})
     ctx = _context(tmp_path, "accounts", w)
     extract(ctx, w.sage, w.ssm, w.state)
-    inp = PlanInput.from_dict(ctx.staging.read_json("accounts", "extract.json")["input"])
+    inp = PlanInput.from_dict(ctx.staging.read_json("accounts", "extract_input.json")["input"])
     assert type(inp).from_dict(inp.to_dict()) == inp
     plan = plan_entity(inp, w.config)
     again = Plan.from_json(plan.to_json())

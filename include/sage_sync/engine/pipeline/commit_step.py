@@ -15,7 +15,6 @@ from typing import Any
 from sage_sync.engine.apply import ApplyResult
 from sage_sync.engine.bad_keys import MISSING_KEY
 from sage_sync.engine.commit import EntityCounts, commit_plan, count_plan
-from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.pipeline.plan_step import staged_plan
@@ -35,15 +34,9 @@ class CommitSummary:
         return {"entity": self.entity, "dry_run": self.dry_run, **self.counts.to_dict()}
 
 
-def seen_dates(inp: PlanInput) -> dict[int, str]:
-    """SSM id -> ``dateUpdated`` of every SSM record the extract read (remembered at commit for echo detection)."""
-    return {int(r["id"]): str(r["dateUpdated"]) for r in inp.ssm if r.get("dateUpdated")}
-
-
 def commit(ctx: StepContext, state: StateStore) -> CommitSummary:
     """Record what the load confirmed; return the G7 counts."""
     extracted = ctx.staging.read_json(ctx.name, "extract.json")
-    inp = PlanInput.from_dict(extracted["input"])
     current = staged_plan(ctx)
     quality = ctx.staging.read_json(ctx.name, "quality.json")
     applied = ApplyResult.from_dict(ctx.staging.read_json(ctx.name, "apply.json"))
@@ -57,7 +50,7 @@ def commit(ctx: StepContext, state: StateStore) -> CommitSummary:
         )
         return CommitSummary(ctx.name, counts, True)
     hold(ctx.run_id, state, ctx.flags)
-    seen = seen_dates(inp)
+    seen = {int(sid): str(date) for sid, date in (extracted.get("seen") or {}).items()}
     result = commit_plan(current, applied, state, ctx.run_name, seen)
     for sid, reason in (quality.get("held_ssm_ids") or {}).items():
         state.set_pending(ctx.name, int(sid), "G3", reason)

@@ -7,8 +7,9 @@ Unbound Sage keys are looked up by ``extId`` (C1 adoption), and C4/K1 keys are r
 
 Rows whose key is missing or shared are set aside (:mod:`~sage_sync.engine.bad_keys`): the validate step quarantines
 them with their reason and the rest of the entity goes on. Stages ``sage.parquet`` (the assembled snapshot; an
-entity's lines in ``lines.parquet``) and ``extract.json`` (the plan input, the keys set aside, the state token, the
-API calls, the start time).
+entity's lines in ``lines.parquet``), ``extract_input.json`` (the plan input, read by the validate step only) and
+``extract.json`` (what the later steps and the report read: the keys set aside, the state token, the API calls,
+the start time, the change counts and the ``dateUpdated`` of each SSM record read).
 """
 
 from __future__ import annotations
@@ -71,6 +72,15 @@ class StateReservations:
     def next_number(self, counter: str, *, after: int) -> int:
         """The next value of ``counter`` (a dry run counts on from ``after`` without touching the state)."""
         return after + 1 if self.dry_run else self.state.next_sequence(counter)
+
+
+#: The staged plan input of the extract (large: every record of a two-way entity), read by the validate step only.
+INPUT_FILE = "extract_input.json"
+
+
+def seen_dates(inp: PlanInput) -> dict[int, str]:
+    """SSM id -> ``dateUpdated`` of every SSM record the extract read (remembered at commit for echo detection)."""
+    return {int(r["id"]): str(r["dateUpdated"]) for r in inp.ssm if r.get("dateUpdated")}
 
 
 def value_lists(ctx: StepContext, ssm: SsmSide) -> ValueLists:
@@ -258,17 +268,24 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
     if lines is not None and lines.source in frames:
         ctx.staging.write_frame(ctx.name, "lines.parquet", frames[lines.source])
     api_calls = ssm.api_calls() - calls_before
+    ctx.staging.write_json(ctx.name, INPUT_FILE, {"input": inp.to_dict()})
     ctx.staging.write_json(
         ctx.name,
         "extract.json",
         {
-            "input": inp.to_dict(),
             "bad_keys": bad.reasons,
             "token": token,
             "api_calls": api_calls,
             "started": started,
             "dry_run": ctx.flags.dry_run,
             "full_reconcile": ctx.flags.full_reconcile,
+            "changes": {
+                "created": len(inp.created),
+                "updated": len(inp.updated),
+                "deleted": len(inp.deleted),
+            },
+            "ssm_records_read": len(inp.ssm),
+            "seen": seen_dates(inp),
         },
     )
     return ExtractSummary(
@@ -285,4 +302,13 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
     )
 
 
-__all__ = ["KEY", "ExtractSummary", "StateReservations", "extract", "read_plan_input", "value_lists"]
+__all__ = [
+    "INPUT_FILE",
+    "KEY",
+    "ExtractSummary",
+    "StateReservations",
+    "extract",
+    "read_plan_input",
+    "seen_dates",
+    "value_lists",
+]

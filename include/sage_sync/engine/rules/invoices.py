@@ -293,10 +293,13 @@ class _Planner:
 def _lines_to_link(inp: PlanInput, scope: set[str]) -> Iterator[tuple[str, str, str, int, Binding]]:
     """The synced lines of invoices out of ``scope`` whose article's product is in SSM but not on the line yet.
 
-    Yields (invoice key, line key, article reference, product id, line binding).
+    Yields (invoice key, line key, article reference, product id, line binding). Only invoices with a loaded line
+    binding are looked at (the extract loads those :func:`line_bindings_read` names, not a million lines).
     """
-    for key, row in sorted(inp.sage.items()):
-        if key in scope or inp.live_binding(key) is None:
+    pieces = {str(b.base["piece"]) for b in inp.line_bindings.values() if b.base.get("piece") is not None}
+    for key in sorted(pieces - scope):
+        row = inp.sage.get(key)
+        if row is None or inp.live_binding(key) is None:
             continue
         for line in row.get("lines") or []:
             ref = line.get("article_ref")

@@ -35,6 +35,24 @@ DEAD = frozenset({Status.DELETED, Status.SSM_DELETED})
 
 
 @dataclass(frozen=True)
+class BindingScope:
+    """Which stored bindings a planner may read, as the state database can select them (ADR 0018).
+
+    A binding is selected when its key is in ``keys``, when a synced field named in ``values`` holds one of the
+    texts given for it, or when a synced field named in ``links`` is empty or holds no live SSM id of the entity
+    given for it. The planner's own test then decides among the few selected.
+    """
+
+    keys: frozenset[str] = frozenset()
+    values: tuple[tuple[str, frozenset[str]], ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
+
+    def size(self) -> int:
+        """How many texts the selection names (the state reads every binding when a statement cannot hold them)."""
+        return len(self.keys) + sum(len(texts) for _, texts in self.values)
+
+
+@dataclass(frozen=True)
 class StrayLine:
     """A live SSM line no Sage line accounts for (full reconcile): deleted, or left alone and reported."""
 

@@ -23,8 +23,8 @@ class PlanInput:
     ``line_bindings`` maps an invoice line id -> its binding; ``lines_by_ext`` the live SSM lines found by
     ``extId`` for unbound lines of changed invoices.
 
-    A one-way entity's input may be narrowed (:meth:`narrow`) to the records its planner reads: ``sage``,
-    ``bindings`` and ``line_bindings`` then hold only those, and ``sage_size`` still counts every current record.
+    The input may be narrowed (:meth:`narrow`) to the records its planner reads: ``sage``, ``bindings`` and
+    ``line_bindings`` then hold only those, and ``sage_size`` still counts every current record.
     """
 
     entity: str
@@ -63,15 +63,21 @@ class PlanInput:
             self.sage_size = len(self.sage)
 
     def narrow(self, keys: set[str]) -> None:
-        """Keep only what the planner of a one-way entity reads: the records, bindings and lines of ``keys``.
+        """Keep only what the planner reads: the records, bindings and lines of ``keys`` and of the changes.
 
-        The changed, deleted and orphaned keys are always kept; so are the line bindings of the kept invoices
+        The changed, deleted and orphaned keys are always kept; so are the bindings of the SSM records read this
+        run (an echo of our own write is known as one by its binding) and the line bindings of the kept invoices
         (their current lines, and the bound lines they no longer have). An unchanged record of a large dossier is
         then neither staged nor read again by the later steps (ADR 0018).
         """
         keep = set(keys) | set(self.created) | set(self.updated) | set(self.deleted) | set(self.orphans)
+        listed = {int(r["id"]) for r in self.ssm}
         self.sage = {k: v for k, v in self.sage.items() if k in keep}
-        self.bindings = {k: b for k, b in self.bindings.items() if k in keep}
+        self.bindings = {
+            k: b
+            for k, b in self.bindings.items()
+            if k in keep or (b.ssm_id is not None and int(b.ssm_id) in listed)
+        }
         if self.line_bindings:
             lines = {str(line["line_id"]) for row in self.sage.values() for line in row.get("lines") or []}
             self.line_bindings = {

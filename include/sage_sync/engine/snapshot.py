@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,8 @@ from sage_sync.mapping.sage_snapshot import assemble_products
 KEY = "_key"
 #: The column holding a digest of a record's lines (entities with lines: invoices).
 LINES_DIGEST = "lines_digest"
+#: The lines digest of a header without lines.
+_EMPTY_LINES = hashlib.sha1(b"[]").hexdigest()
 
 
 def compared_columns(entity: str) -> list[str]:
@@ -71,19 +73,28 @@ def assemble(
     """One canonical frame per entity with a text key column ``_key`` (see the module docstring).
 
     ``frames`` holds every source the entity's mapping reads, by source name. An entity whose spec names an
-    assembly (products: ``articles``) is joined by it; an entity with lines groups them under their header.
+    assembly (products: ``articles``) is joined by it; an entity with lines carries a digest of them
+    (:func:`assemble_with_lines` also hands the lines over).
     """
+    return assemble_with_lines(entity, frames, picture_hash)[0]
+
+
+def assemble_with_lines(
+    entity: str, frames: dict[str, pd.DataFrame], picture_hash: Callable[[str], str | None] | None = None
+) -> tuple[pd.DataFrame, SageLines | None]:
+    """:func:`assemble`, and for an entity with lines, its lines grouped by header (:class:`SageLines`)."""
     spec = registry()[entity]
     m = spec.mapping
     main = _filter(frames[m.main.name].copy(), m.main.filter)
     if spec.assemble is not None:
         main = ASSEMBLIES[spec.assemble](entity, main, frames, picture_hash)
+    lines = None
     if spec.lines is not None and spec.lines.source is not None:
         lines_source = m.sources[spec.lines.source]
-        main = _group_lines(main, frames.get(spec.lines.source), lines_source.filter, spec.key[0])
+        main, lines = group_lines(main, frames.get(spec.lines.source), lines_source.filter, spec.key[0])
     main = main.reset_index(drop=True)
     main[KEY] = _text_key(main, list(spec.key))
-    return main
+    return main, lines
 
 
 def _assemble_articles(
@@ -109,36 +120,108 @@ Assembly = Callable[
 ASSEMBLIES: dict[str, Assembly] = {"articles": _assemble_articles}
 
 
-def _group_lines(
+def _json_cells(column: pd.Series) -> list[str]:
+    """Each cell as ``json.dumps(clean(cell), default=str)`` writes it, with one Python call per distinct value."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    kind = column.dtype
+    if pd.api.types.is_float_dtype(kind):
+        values = np.asarray(uniques, dtype="float64")
+        table = values.astype(str).astype(
+            object
+        )  # numpy writes a float64 as Python's repr, as json.dumps does
+        table[np.isnan(values)] = "null"
+        table[np.isposinf(values)] = "Infinity"
+        table[np.isneginf(values)] = "-Infinity"
+    elif pd.api.types.is_integer_dtype(kind) and not pd.api.types.is_bool_dtype(kind):
+        table = np.asarray(uniques, dtype="int64").astype(str).astype(object)
+    else:
+        table = np.array([json.dumps(clean(u), default=str) for u in uniques], dtype=object)
+    return np.append(table, "null")[codes].tolist()
+
+
+@dataclass(frozen=True)
+class SageLines:
+    """The current lines of an entity with lines (invoices), grouped by header, each header's in its order.
+
+    Grouped without a Python object per line: a header's lines become records only when asked for
+    (:meth:`attach`), so the unchanged invoices of a large dossier cost no dict per line (ADR 0018).
+    ``frame`` holds the lines header by header; ``spans`` maps a header's join value (text) to its rows.
+    """
+
+    join: str
+    frame: pd.DataFrame
+    spans: dict[str, tuple[int, int]]
+
+    def of(self, header: str) -> list[dict[str, Any]]:
+        """The lines of one header as canonical records (empty when it has none)."""
+        start, end = self.spans.get(header, (0, 0))
+        if start == end:
+            return []
+        rows = self.frame.iloc[start:end].to_dict("records")
+        return [{k: clean(v) for k, v in row.items()} for row in rows]
+
+    def attach(self, records: dict[str, dict[str, Any]], keys: Iterable[str] | None = None) -> None:
+        """Give each record of ``keys`` (default: every record) its ``lines``, unless it has them already."""
+        for key in records if keys is None else keys:
+            record = records.get(key)
+            if record is not None and "lines" not in record:
+                record["lines"] = self.of(str(record.get(self.join)))
+
+    def by_line(self, line_column: str, value_column: str) -> dict[str, Any]:
+        """Line key (``line_column`` as text) -> ``value_column``, for the lines where it is set."""
+        frame = self.frame[self.frame[value_column].notna()]
+        keys = [str(clean(v)) for v in frame[line_column].tolist()]
+        return dict(zip(keys, (clean(v) for v in frame[value_column].tolist()), strict=True))
+
+
+def group_lines(
     headers: pd.DataFrame, lines: pd.DataFrame | None, filters: dict[str, tuple[int | str, ...]], join: str
-) -> pd.DataFrame:
-    """Each header with its lines (joined on ``join``, ordered by position) and a digest of them."""
+) -> tuple[pd.DataFrame, SageLines]:
+    """Each header with a digest of its lines (joined on ``join``, ordered by position), and the lines grouped.
+
+    The digest is the SHA-1 of the header's lines as ``json.dumps(lines, sort_keys=True, default=str)`` writes the
+    list of their canonical records; it is written here column by column, not record by record.
+    """
     out = headers.copy()
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    if lines is not None and len(lines):
-        lines = _filter(lines, filters)
-        for rec in lines.to_dict("records"):
-            line = {k: clean(v) for k, v in rec.items()}
-            grouped.setdefault(str(line[join]), []).append(line)
-    for items in grouped.values():
-        items.sort(key=lambda line: (line.get("position") or 0, line.get("line_id") or 0))
-    out["lines"] = [grouped.get(str(p), []) for p in out[join]]
+    lines = pd.DataFrame(columns=[join]) if lines is None else _filter(lines, filters).reset_index(drop=True)
+    if not len(lines):
+        out[LINES_DIGEST] = pd.Series([_EMPTY_LINES] * len(out), index=out.index, dtype="string")
+        return out, SageLines(join, lines, {})
+    columns = sorted(lines.columns)
+    template = "{" + ", ".join(json.dumps(c).replace("%", "%%") + ": %s" for c in columns) + "}"
+    texts = [template % cells for cells in zip(*(_json_cells(lines[c]) for c in columns), strict=True)]
+    codes, uniques = pd.factorize(lines[join], use_na_sentinel=True)
+    groups = np.append(np.array([str(clean(u)) for u in uniques], dtype=object), "None")[codes]
+    zeros = np.zeros(len(lines))
+    position = lines["position"].to_numpy(dtype="float64", na_value=0) if "position" in lines else zeros
+    line_id = lines["line_id"].to_numpy(dtype="float64", na_value=0) if "line_id" in lines else zeros
+    order = np.lexsort((line_id, position, groups))  # stable: equal positions keep the order read
+    groups = groups[order]
+    ordered = [texts[i] for i in order.tolist()]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]).tolist()
+    ends = [*starts[1:], len(groups)]
+    spans = {str(groups[a]): (a, b) for a, b in zip(starts, ends, strict=True)}
+    listed = {g: f"[{', '.join(ordered[a:b])}]" for g, (a, b) in spans.items()}
     out[LINES_DIGEST] = pd.Series(
-        [hashlib.sha1(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest() for v in out["lines"]],
+        [
+            hashlib.sha1(listed[key].encode()).hexdigest() if key in listed else _EMPTY_LINES
+            for key in (str(p) for p in out[join].tolist())
+        ],
         index=out.index,
         dtype="string",
     )
-    return out
+    return out, SageLines(join, lines.iloc[order].reset_index(drop=True), spans)
 
 
 def records(frame: pd.DataFrame, entity: str) -> dict[str, dict[str, Any]]:
-    """Key -> canonical values (compared columns, key fields, and invoice lines) as plain Python."""
+    """Key -> canonical values (compared columns and key fields) as plain Python.
+
+    An invoice's lines are not among them: :meth:`SageLines.attach` gives them to the records that need them.
+    """
     m = mapping(entity)
     keep = list(dict.fromkeys([*m.main.key, *compared_columns(entity)]))
-    if registry()[entity].lines is not None:
-        keep.append("lines")
     keep = [c for c in keep if c in frame.columns]
-    columns = {c: [v if c == "lines" else clean(v) for v in frame[c].tolist()] for c in keep}
+    columns = {c: [clean(v) for v in frame[c].tolist()] for c in keep}
     keys = [str(k) for k in frame[KEY].tolist()]
     return {key: {c: columns[c][i] for c in keep} for i, key in enumerate(keys)}
 

@@ -20,7 +20,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from sage_sync.engine.bindings import DEAD, Binding, Status
+from sage_sync.engine.bindings import DEAD, Binding, BindingScope, Status
 from sage_sync.engine.snapshot import CommittedSnapshot
 
 SCHEMA_VERSION = 1
@@ -189,6 +189,43 @@ def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
+#: The most texts a :class:`BindingScope` names for the database to select by (SQLite takes 32,766 variables).
+_SCOPE_TEXTS = 20_000
+
+
+def _json_field(
+    dialect: str, column: sa.Column[Any], name: str, *, text: bool = False
+) -> sa.ColumnElement[Any]:
+    """A field of stored JSON values: as JSON holds it (SQLite), as a value or as text (``text``, PostgreSQL)."""
+    if dialect == "postgresql":
+        field = sa.cast(column, postgresql.JSONB)[name]
+        return field.astext if text else field
+    return sa.func.json_extract(column, f'$."{name}"')
+
+
+def _synced_field(dialect: str, name: str) -> sa.ColumnElement[Any]:
+    """A field of the stored synced values, to compare with texts or SSM ids."""
+    return _json_field(dialect, bindings.c.synced_json, name, text=True)
+
+
+def _in_scope(dialect: str, scope: BindingScope) -> sa.ColumnElement[bool]:
+    """The bindings a :class:`BindingScope` selects, as one condition."""
+    others = bindings.alias("linked")
+    conditions: list[sa.ColumnElement[bool]] = [bindings.c.key.in_(sorted(scope.keys))]
+    for name, texts in scope.values:
+        conditions.append(sa.cast(_synced_field(dialect, name), sa.Text).in_(sorted(texts)))
+    for name, target in scope.links:
+        field = _synced_field(dialect, name)
+        live_id = others.c.ssm_id if dialect != "postgresql" else sa.cast(others.c.ssm_id, sa.Text)
+        live = sa.select(live_id).where(
+            others.c.entity == target,
+            others.c.ssm_id.is_not(None),
+            others.c.status.not_in([str(s) for s in DEAD]),
+        )
+        conditions.append(sa.or_(field.is_(None), field.not_in(live)))
+    return sa.or_(*conditions)
+
+
 def _loads(text: str) -> Any:
     """Stored JSON back as values (orjson; the standard library for the ``NaN`` it may have written)."""
     try:
@@ -291,12 +328,16 @@ class StateStore:
     # --- bindings and last synced values ---------------------------------------------------------------------
 
     def bindings(
-        self, entity: str, keep: Callable[[str, dict[str, Any] | None], bool] | None = None
+        self,
+        entity: str,
+        keep: Callable[[str, dict[str, Any] | None], bool] | None = None,
+        scope: BindingScope | None = None,
     ) -> dict[str, Binding]:
         """The bindings of ``entity`` by Sage key: every one, or those ``keep(key, synced values)`` accepts.
 
-        A million invoice lines are read in seconds: plain rows, values parsed with orjson, and only the kept ones
-        become :class:`Binding` objects (ADR 0018).
+        ``scope`` selects in the database the bindings ``keep`` may accept (every one when it names more texts
+        than one statement takes). A million invoice lines are read in seconds: plain rows, values parsed with
+        orjson, and only the kept ones become :class:`Binding` objects (ADR 0018).
         """
         columns = (
             bindings.c.key,
@@ -307,7 +348,10 @@ class StateStore:
             bindings.c.attempts,
         )
         with self._tx() as conn:
-            rows = conn.execute(sa.select(*columns).where(bindings.c.entity == entity)).all()
+            query = sa.select(*columns).where(bindings.c.entity == entity)
+            if scope is not None and scope.size() <= _SCOPE_TEXTS:
+                query = query.where(_in_scope(conn.dialect.name, scope))
+            rows = conn.execute(query).all()
         statuses = {str(s): s for s in Status}
         out: dict[str, Binding] = {}
         for key, ssm_id, synced_json, status, date_updated, attempts in rows:
@@ -322,6 +366,19 @@ class StateStore:
                 attempts=int(attempts),
             )
         return out
+
+    def binding_states(self, entity: str) -> dict[str, tuple[int | None, bool]]:
+        """Sage key -> (SSM id, whether that SSM record is live) of every binding of ``entity``, values unread."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(bindings.c.key, bindings.c.ssm_id, bindings.c.status).where(
+                    bindings.c.entity == entity
+                )
+            ).all()
+        dead = {str(s) for s in DEAD}
+        return {
+            r.key: (None, False) if r.ssm_id is None else (int(r.ssm_id), r.status not in dead) for r in rows
+        }
 
     def live_ssm_ids(self, entity: str) -> dict[str, int]:
         """Sage key -> SSM id of every binding of ``entity`` whose SSM record is live (references at load time)."""
@@ -403,6 +460,15 @@ class StateStore:
         with self._tx() as conn:
             rows = conn.execute(sa.select(snapshot_rows).where(snapshot_rows.c.entity == entity)).all()
         return {r.key: (r.row_hash, _loads(r.values_json)) for r in rows}
+
+    def snapshot_field(self, entity: str, name: str) -> dict[str, Any]:
+        """Key -> one field of the committed values of ``entity``, read by the database, not parsed here."""
+        with self._tx() as conn:
+            field = _json_field(conn.dialect.name, snapshot_rows.c.values_json, name)
+            rows = conn.execute(
+                sa.select(snapshot_rows.c.key, field).where(snapshot_rows.c.entity == entity)
+            ).all()
+        return {key: value for key, value in rows}
 
     def committed(self, entity: str) -> CommittedSnapshot:
         """The committed snapshot of ``entity`` for the diff: every digest now, the values of given keys on demand."""
@@ -628,29 +694,33 @@ class StateStore:
             return
         stamp = now_iso()
         with self._tx() as conn:
-            for key, reason in rows.items():
-                old = conn.execute(
-                    sa.select(quarantine.c.attempts, quarantine.c.first_seen, quarantine.c.released_at).where(
+            known: dict[str, Any] = {}
+            for part in _chunks(sorted(rows)):
+                found = conn.execute(
+                    sa.select(quarantine.c.key, quarantine.c.attempts, quarantine.c.first_seen).where(
                         quarantine.c.entity == entity,
-                        quarantine.c.key == key,
                         quarantine.c.severity == severity,
+                        quarantine.c.released_at.is_(None),
+                        quarantine.c.key.in_(part),
                     )
-                ).first()
-                live = old is not None and old.released_at is None
-                self._upsert(
-                    conn,
-                    quarantine,
+                ).all()
+                known.update((r.key, r) for r in found)
+            entries = []
+            for key, reason in rows.items():
+                old = known.get(key)
+                entries.append(
                     {
                         "entity": entity,
                         "key": key,
                         "severity": severity,
                         "reason": reason,
-                        "attempts": (old.attempts + 1) if live and old is not None else 1,
-                        "first_seen": old.first_seen if live and old is not None else stamp,
+                        "attempts": old.attempts + 1 if old is not None else 1,
+                        "first_seen": old.first_seen if old is not None else stamp,
                         "last_seen": stamp,
                         "released_at": None,
-                    },
+                    }
                 )
+            self._upsert_many(conn, quarantine, entries)
 
     def release_quarantine(self, entity: str, keys: Iterable[str]) -> None:
         """Release the quarantine entries of rows that now pass.

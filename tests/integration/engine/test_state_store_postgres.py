@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.pipeline import run_once
 from sage_sync.engine.state import SCHEMA_VERSION, StateStore
+from tests.support.binding_scope import check_binding_scope
 from tests.support.memory import Fault, InMemorySage, InMemorySsm, account_row, contact_row
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401
 
@@ -30,7 +31,8 @@ def utf8_state(server: PostgresServer, name: str) -> StateStore:
 
 
 def test_state_store_on_postgres_round_trips_every_table(postgres_server: PostgresServer) -> None:  # noqa: F811
-    """Migrate twice, then bindings, G5 snapshot commit, pending, C4 codes, G3 quarantine, G2 conflicts, G7 ledger."""
+    """Migrate twice, then bindings, G5 snapshot commit, pending, C4 codes, G3 quarantine, G2 conflicts, G7 ledger,
+    and the selection of candidate bindings."""
     s = utf8_state(postgres_server, "state_tables")
     assert s.version() is None
     assert s.migrate() == SCHEMA_VERSION
@@ -52,11 +54,16 @@ def test_state_store_on_postgres_round_trips_every_table(postgres_server: Postgr
         {"name": "Société Ω 2"},
     )
     assert (binds["C002"].ssm_id, binds["C002"].attempts) == (None, 1)
+    assert s.binding_states("accounts") == {"C001": (43, True), "C002": (None, False)}
 
     # G5: only confirmed rows advance; a rolled-back batch leaves nothing behind.
     s.commit_rows("accounts", {"C001": ("h1", {"code": "C001"}), "C002": ("h2", {"code": "C002"})})
     s.commit_rows("accounts", {"C001": None, "C002": ("h3", {"code": "C002", "city": "Zürich"})})
     assert s.snapshot("accounts") == {"C002": ("h3", {"code": "C002", "city": "Zürich"})}
+    s.commit_rows("accounts", {"C004": ("h5", {"code": "C004", "is_prospect": 1})})
+    assert s.snapshot_field("accounts", "is_prospect") == {"C002": None, "C004": 1}
+    assert s.snapshot_field("accounts", "city") == {"C002": "Zürich", "C004": None}
+    s.commit_rows("accounts", {"C004": None})
     try:
         with s.batch():
             s.commit_rows("accounts", {"C003": ("h4", {"code": "C003"})})
@@ -127,6 +134,9 @@ def test_state_store_on_postgres_round_trips_every_table(postgres_server: Postgr
         "sage",
     )
     assert s.record_log("r1")[0]["rule"] == "P1"
+
+    # ADR 0018: the candidate line bindings are selected by the server too (JSONB fields, live product ids).
+    check_binding_scope(s)
 
 
 def test_g5_run_once_with_a_postgres_state_store_converges(postgres_server: PostgresServer) -> None:  # noqa: F811

@@ -1,8 +1,10 @@
 """A run stages and reads only what changed (ADR 0018): narrowed plan input, committed values read on demand.
 
 Products and invoices are one way: their planner reads the created, updated and deleted records (and the invoices
-with a line to link to a new product), so their staged input holds nothing else. The committed snapshot's values
-are read only for rows whose stored row hash differs from the current one, and for deleted rows.
+with a line to link to a new product), so their staged input holds nothing else. Accounts and contacts are two
+way: theirs reads besides the keys the SSM records of the run pair with (bound, reserved, named by ``extId``) and
+the contacts that follow a re-created account. The committed snapshot's values are read only for rows whose
+stored row hash differs from the current one, and for deleted rows.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from typing import Any
 from sage_sync.engine.pipeline import RunFlags, StepContext, commit, extract, load, plan, report, validate
 from sage_sync.engine.snapshot import CommittedSnapshot, assemble, sage_changes
 from sage_sync.engine.staging import Staging
-from tests.support.memory import Fault, SyncWorld, account_row, put_article, put_invoice, put_invoice_line
+from tests.support.memory import (
+    Fault,
+    SyncWorld,
+    account_row,
+    contact_row,
+    put_article,
+    put_invoice,
+    put_invoice_line,
+)
 
 ENTITIES = ("accounts", "contacts", "products", "invoices")
 
@@ -63,8 +73,9 @@ def test_g6_a_run_without_change_stages_no_unchanged_product_or_invoice(tmp_path
         assert (inp["sage"], inp["bindings"], inp["line_bindings"]) == ({}, {}, {}), entity
     assert quiet["invoices"]["sage_size"] == 4 and quiet["products"]["sage_size"] == 3
     assert quiet["invoices"]["unchanged"] == 4
-    # Two-way entities keep every record: their planner pairs SSM changes with any of them.
-    assert set(quiet["accounts"]["sage"]) == {"C001"}
+    # Accounts read again the echo of run 1's write (the watermark): its binding comes, its record does not.
+    assert (quiet["accounts"]["sage"], list(quiet["accounts"]["bindings"])) == ({}, ["C001"])
+    assert quiet["accounts"]["sage_size"] == 1
     assert w.run(entities=ENTITIES).planned_ops == 0
 
     # I1: one line changes: only its invoice, and that invoice's line bindings, are staged; SSM gets the change.
@@ -146,3 +157,46 @@ def test_g4_a_read_of_quarantined_rows_only_is_not_an_empty_read() -> None:
     assert not result.guards, result.guards
     assert [n.key for n in result.plans["products"].quarantined] == ["A2"]
     assert [r["extId"] for r in w.ssm.live("products")] == ["A2"]  # D4: A1 is deleted in SSM
+
+
+def test_p1_k2_two_way_runs_stage_the_keys_their_ssm_changes_pair_with_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """P1/K2 both ways, C1 adoption and K1 numbering with a narrowed input: each outcome on both systems."""
+    w = SyncWorld()
+    w.sage.put("accounts", account_row("C001", "Cave Dupont", city="Lyon"))
+    w.sage.put("accounts", account_row("P001", "Prospect Martin", prospect=True, city="Dijon"))
+    w.sage.put("accounts", account_row("C002", "Bar Lefebvre", city="Nantes"))
+    for n, name in ((1, "Durand"), (2, "Petit")):
+        w.sage.put("contacts", contact_row("C001", n, name))
+    _run_steps(w, tmp_path, "run1")
+    prospect = w.ssm_by_ext("accounts", "P001")[0]["id"]
+    petit = w.ssm_by_ext("contacts", "C001/2")[0]["id"]
+    customer = w.ssm_by_ext("accounts", "C001")[0]["id"]
+
+    # A user edits the prospect and a contact in SSM, and adds a contact without extId on customer C001.
+    w.ssm.user_update("accounts", prospect, {"city": "Beaune"})
+    w.ssm.user_update("contacts", petit, {"phone2": "06 11 22 33 44"})
+    new = w.ssm.user_create("contacts", {"accountId": customer, "lastName": "Moreau"})
+    staged = _run_steps(w, tmp_path, "run2")
+    # The echoes of run 1's writes are read again (the watermark): their bindings come, their records do not.
+    assert set(staged["accounts"]["sage"]) == {"P001"} and "P001" in staged["accounts"]["bindings"]
+    assert staged["accounts"]["sage_size"] == 3
+    assert set(staged["contacts"]["sage"]) == {"C001/2"} and "C001/2" in staged["contacts"]["bindings"]
+    assert staged["contacts"]["reserved"] == {str(new): "C001/3"}
+    assert w.sage.rows("accounts")[("P001",)]["city"] == "Beaune"  # P1: SSM -> Sage
+    assert w.sage.rows("contacts")[("C001", 2)]["mobile"] == "06 11 22 33 44"  # K2
+    assert w.sage.rows("contacts")[("C001", 3)]["last_name"] == "Moreau"  # K1: inserted under its number
+    assert w.ssm_by_ext("contacts", "C001/3")[0]["id"] == new
+
+    # C1: a user makes a second SSM account carrying the key of unchanged customer C002: reported as its twin
+    # (read with C002's binding), never chosen over the bound record, and not taken for a key unknown to Sage.
+    bound = w.ssm_by_ext("accounts", "C002")[0]["id"]
+    twin = w.ssm.user_create("accounts", {"name": "Bar Lefebvre bis", "extId": "C002"})
+    staged = _run_steps(w, tmp_path, "run3")
+    assert set(staged["accounts"]["sage"]) == {"C002"} and "C002" in staged["accounts"]["bindings"]
+    skipped = Staging(tmp_path / "run3").read_json("accounts", "plan.json")["skipped"]
+    assert [(n["key"], n["ssm_id"]) for n in skipped] == [("C002", twin)]
+    assert f"bound to SSM account {bound}" in skipped[0]["reason"]
+    assert {r["id"] for r in w.ssm.live("accounts") if r.get("extId") == "C002"} == {bound, twin}
+    assert w.state.bindings("accounts")["C002"].ssm_id == bound

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-import numpy as np
+import hashlib
+import json
 
+import numpy as np
+import pandas as pd
+
+from sage_sync.engine.codec import clean
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.row_hash import snapshot_hashes
-from sage_sync.engine.snapshot import KEY, assemble, compared_columns, hash_scheme, sage_changes
+from sage_sync.engine.snapshot import (
+    KEY,
+    LINES_DIGEST,
+    assemble,
+    compared_columns,
+    group_lines,
+    hash_scheme,
+    sage_changes,
+)
 from tests.support.memory import Fault, SyncWorld, account_row
 
 
@@ -93,3 +106,48 @@ def test_a_stored_hash_that_lies_is_caught_by_the_value_check() -> None:
     c = sage_changes("accounts", frame, committed)
     assert (c.created, c.updated, c.deleted, c.unchanged) == ([], {}, {}, 3)
     assert np.uint64(int(flipped, 16)) != np.uint64(int(digest[-16:], 16))
+
+
+def _lines_digest_record_by_record(lines: pd.DataFrame, piece: str) -> str:
+    """The lines digest as it is defined: SHA-1 of the JSON list of the header's canonical line records."""
+    rows = [{k: clean(v) for k, v in r.items()} for r in lines.to_dict("records")]
+    mine = [r for r in rows if str(r["piece"]) == piece]
+    mine.sort(key=lambda r: (r.get("position") or 0, r.get("line_id") or 0))
+    return hashlib.sha1(json.dumps(mine, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def test_i1_lines_digest_is_the_digest_of_the_line_records_and_lines_are_built_on_demand() -> None:
+    """I1/ADR 0018: the column-wise digest equals the record-by-record one, so a change of any line value shows.
+
+    Awkward cells on purpose: missing and empty values, non-ASCII and quotes, floats with exponents, infinities
+    and negative zero, two lines at the same position (they keep the order read), a header without lines.
+    """
+    lines = pd.DataFrame(
+        {
+            "line_id": pd.array([3, 1, 2, 4, None, 6], dtype="Int64"),
+            "piece": pd.array(["F1", "F1", "F1", "F2", "F2", ""], dtype="string"),
+            "position": pd.array([2000, 1000, 1000, None, 1000, 1], dtype="Int64"),
+            "designation": pd.array(['Crème "brûlée" – 1', "", None, "x%sy", "ok", "z"], dtype="string"),
+            "quantity": pd.array([1e16, -0.0, None, 1.5e-7, 2.0, float("inf")], dtype="Float64"),
+            "unit_price": np.array([0.1 + 0.2, 123456789.125, float("nan"), -1e-5, 7.0, 1.0]),
+            "in_stock": pd.array([True, False, None, True, True, False], dtype="boolean"),
+        }
+    )
+    headers = pd.DataFrame({"piece": pd.array(["F1", "F2", "F3"], dtype="string")})
+    out, grouped = group_lines(headers, lines, {}, "piece")
+    expected = [_lines_digest_record_by_record(lines, p) for p in ["F1", "F2", "F3"]]
+    assert out[LINES_DIGEST].tolist() == expected
+    assert [line["line_id"] for line in grouped.of("F1")] == [1, 2, 3]  # position, then line id
+    assert grouped.of("F3") == []
+    changed = lines.copy()
+    changed.loc[4, "designation"] = "ok!"
+    assert group_lines(headers, changed, {}, "piece")[0][LINES_DIGEST].tolist() == [
+        expected[0],
+        _lines_digest_record_by_record(changed, "F2"),
+        expected[2],
+    ]
+    assert expected[1] != _lines_digest_record_by_record(changed, "F2")
+    records = {"F1": {"piece": "F1"}, "F2": {"piece": "F2"}}
+    grouped.attach(records, ["F2"])
+    assert "lines" not in records["F1"]
+    assert [line["designation"] for line in records["F2"]["lines"]] == ["x%sy", "ok"]  # no position: 0

@@ -7,6 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from sage_sync.engine.state import SCHEMA_VERSION, StateStore
+from tests.support.binding_scope import check_binding_scope
 
 
 def store(tmp_path: Path) -> StateStore:
@@ -44,6 +45,8 @@ def test_bindings_and_last_synced_values_round_trip(tmp_path: Path) -> None:
     s.bind("accounts", "C001", 43, {"name": "Alpha 2"})
     b = s.bindings("accounts")["C001"]
     assert (b.ssm_id, b.synced, b.status, b.attempts) == (43, {"name": "Alpha 2"}, "ok", 0)
+    s.bind("accounts", "C002", 44, None, status="ssm_deleted")
+    assert s.binding_states("accounts") == {"C001": (43, True), "C002": (44, False)}
 
 
 def test_g5_failed_record_counts_attempts_and_keeps_its_values(tmp_path: Path) -> None:
@@ -67,6 +70,9 @@ def test_committed_snapshot_advances_and_removes_rows(tmp_path: Path) -> None:
     s.commit_rows("accounts", {"C001": None, "C002": ("h3", {"code": "C002", "city": "Lyon"})})
     assert s.snapshot("accounts") == {"C002": ("h3", {"code": "C002", "city": "Lyon"})}
     assert s.snapshot_size("accounts") == 1
+    s.commit_rows("accounts", {"C003": ("h4", {"code": "C003", "is_prospect": 1, "city": None})})
+    assert s.snapshot_field("accounts", "is_prospect") == {"C002": None, "C003": 1}
+    assert s.snapshot_field("accounts", "city") == {"C002": "Lyon", "C003": None}
 
 
 def test_watermark_never_goes_back(tmp_path: Path) -> None:
@@ -165,3 +171,8 @@ def test_batch_commits_all_or_nothing(tmp_path: Path) -> None:
     with s.batch():
         s.bind("accounts", "C001", 1, {"name": "Alpha"})
     assert s.bindings("accounts")["C001"].ssm_id == 1
+
+
+def test_i1_the_state_selects_the_candidate_line_bindings_in_sqlite(tmp_path: Path) -> None:
+    """ADR 0018: only the line bindings a planner may read leave the database (see the scenario's docstring)."""
+    check_binding_scope(store(tmp_path))

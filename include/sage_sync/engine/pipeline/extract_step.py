@@ -33,7 +33,7 @@ from sage_sync.engine.reconcile import reconcile_live, reconcile_summary
 from sage_sync.engine.resume import take_sage_as_master
 from sage_sync.engine.rules import RULES
 from sage_sync.engine.sides import SageSide, SsmSide
-from sage_sync.engine.snapshot import KEY, assemble, records, sage_changes
+from sage_sync.engine.snapshot import KEY, SageLines, assemble, assemble_with_lines, records, sage_changes
 from sage_sync.engine.state import StateStore, now_iso
 from sage_sync.mapping.transforms import ValueLists
 
@@ -106,22 +106,22 @@ def _parents(ctx: StepContext, sage: SageSide, state: StateStore) -> dict[str, P
     A contact or an invoice only goes to SSM under an account both sides agree on. A dry run committed nothing,
     so it shows what a real run would do: the accounts Sage has now.
     """
-    accounts = {k: v for k, (_, v) in state.snapshot("accounts").items()}
+    prospect = state.snapshot_field("accounts", "is_prospect")
     if ctx.flags.dry_run:
         if ctx.staging.has("accounts", "sage.parquet"):
             frame = ctx.staging.read_frame("accounts", "sage.parquet")
         else:
             frame = assemble("accounts", sage.read_snapshot("accounts"))
-        accounts.update(records(frame, "accounts"))
-    binds = state.bindings("accounts")
+        prospect.update({code: rec.get("is_prospect") for code, rec in records(frame, "accounts").items()})
+    binds = state.binding_states("accounts")
     planned = _planned_creations(ctx, "accounts")
     out: dict[str, Parent] = {}
-    for code, rec in accounts.items():
-        b = binds.get(code)
-        if b is None and code in planned:
-            out[code] = Parent(planned[code], rec.get("is_prospect"), True)
+    for code, is_prospect in prospect.items():
+        if code not in binds and code in planned:
+            out[code] = Parent(planned[code], is_prospect, True)
             continue
-        out[code] = Parent(b.ssm_id if b else None, rec.get("is_prospect"), b is not None and b.live)
+        ssm_id, live = binds.get(code, (None, False))
+        out[code] = Parent(ssm_id, is_prospect, live)
     return out
 
 
@@ -158,10 +158,13 @@ def read_plan_input(
     state: StateStore,
     lists: ValueLists,
     shared: frozenset[str] = frozenset(),
+    lines: SageLines | None = None,
 ) -> PlanInput:
     """Everything the entity's planner needs: the Sage changes, the SSM changes, the state's bindings.
 
     ``shared`` are keys two Sage rows hold (set aside): their committed records are neither updated nor deleted.
+    ``lines`` (an entity with lines) are given to the records the planner reads: the changed ones and those with
+    a loaded line binding first, then every record the input keeps (all of them when it is not narrowed).
     """
     spec, entity = ctx.entity, ctx.name
     committed = state.committed(entity)
@@ -182,6 +185,9 @@ def read_plan_input(
         reserved={str(k): v for k, v in state.reserved(entity).items()},
         quarantined=state.quarantined(entity),
     )
+    beyond = None if ctx.flags.full_reconcile else RULES[entity].read_beyond
+    if lines is not None:
+        lines.attach(inp.sage, [*inp.created, *inp.updated] if beyond is not None else None)
     if spec.two_way:
         watermark = None if ctx.flags.full_reconcile else state.watermark(entity)
         listed = ssm.list_changed(spec.endpoint, _since(watermark, ctx.config.overlap_seconds))
@@ -198,8 +204,14 @@ def read_plan_input(
         inp.products = {**_planned_creations(ctx, "products"), **state.live_ssm_ids("products")}
     if spec.lines is not None and spec.lines_entity is not None:
         read_lines = RULES[entity].read_lines
-        keep = None if ctx.flags.full_reconcile or read_lines is None else read_lines(inp)
-        inp.line_bindings = state.bindings(spec.lines_entity, keep)
+        if ctx.flags.full_reconcile or read_lines is None or lines is None:
+            inp.line_bindings = state.bindings(spec.lines_entity)
+        else:
+            scope, keep = read_lines(inp, lines)
+            inp.line_bindings = state.bindings(spec.lines_entity, keep, scope)
+        if lines is not None:
+            pieces = {str(b.base[lines.join]) for b in inp.line_bindings.values() if b.base.get(lines.join)}
+            lines.attach(inp.sage, pieces)
         unbound_lines = [
             str(line["line_id"])
             for k in [*inp.created, *inp.updated]
@@ -242,9 +254,10 @@ def read_plan_input(
         reconcile_live(inp, ssm)
     if ctx.flags.sage_master:
         take_sage_as_master(inp)  # M3: the first run back after the dossier was switched off
-    beyond = RULES[entity].read_beyond
-    if beyond is not None and not ctx.flags.full_reconcile:
+    if beyond is not None:
         inp.narrow(beyond(inp))  # unchanged records are neither staged nor read again (ADR 0018)
+    if lines is not None:
+        lines.attach(inp.sage)
     return inp
 
 
@@ -261,9 +274,10 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
         return hashlib.sha256(content).hexdigest() if content is not None else None
 
     frames = sage.read_snapshot(ctx.name)
-    frame, bad = set_aside(ctx.entity, assemble(ctx.name, frames, picture_hash))
-    inp = read_plan_input(ctx, frame, sage, ssm, state, lists, bad.shared)
-    ctx.staging.write_frame(ctx.name, "sage.parquet", frame.drop(columns=["lines"], errors="ignore"))
+    assembled, sage_lines = assemble_with_lines(ctx.name, frames, picture_hash)
+    frame, bad = set_aside(ctx.entity, assembled)
+    inp = read_plan_input(ctx, frame, sage, ssm, state, lists, bad.shared, sage_lines)
+    ctx.staging.write_frame(ctx.name, "sage.parquet", frame)
     lines = ctx.entity.lines
     if lines is not None and lines.source in frames:
         ctx.staging.write_frame(ctx.name, "lines.parquet", frames[lines.source])

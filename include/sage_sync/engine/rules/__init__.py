@@ -9,16 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sage_sync.engine.bindings import Record
+from sage_sync.engine.bindings import BindingScope
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Plan
 from sage_sync.engine.rules.accounts import plan_accounts, reserve_codes
-from sage_sync.engine.rules.common import Reservations
+from sage_sync.engine.rules.common import Reservations, paired_keys
 from sage_sync.engine.rules.contacts import plan_contacts, reserve_numbers
+from sage_sync.engine.rules.contacts import read_beyond as contacts_read
 from sage_sync.engine.rules.contacts import waiting as waiting_contacts
-from sage_sync.engine.rules.invoices import line_bindings_read, plan_invoices, read_beyond_changes
+from sage_sync.engine.rules.invoices import LineTest, line_bindings_read, plan_invoices, read_beyond_changes
 from sage_sync.engine.rules.products import plan_products
+from sage_sync.engine.snapshot import SageLines
 
 
 @dataclass(frozen=True)
@@ -26,8 +28,9 @@ class EntityRules:
     """The rules of one entity.
 
     Its planner, its key reservation (entities created in SSM only), the Sage records that wait this run
-    without ever having been sent (they need no ``extId`` lookup), and for a planner that reads only the Sage
-    changes, the unchanged keys it reads besides (``read_beyond``): the plan input is then narrowed to them
+    without ever having been sent (they need no ``extId`` lookup), the unchanged keys its planner reads besides
+    the Sage changes (``read_beyond``: none for a one-way entity; for a two-way one, the keys the SSM records
+    of the run pair with): the plan input is then narrowed to them
     (:meth:`~sage_sync.engine.inputs.PlanInput.narrow`; not in a full reconcile), and only the line bindings
     ``read_lines`` names are loaded.
     """
@@ -36,8 +39,9 @@ class EntityRules:
     reserve: Callable[[PlanInput, Reservations, SyncConfig], None] | None = None
     waiting: Callable[[PlanInput], set[str]] | None = None
     read_beyond: Callable[[PlanInput], set[str]] | None = None
-    #: For an entity with lines: which line bindings its planner reads, as ``(line key, synced values) -> bool``.
-    read_lines: Callable[[PlanInput], Callable[[str, Record | None], bool]] | None = None
+    #: For an entity with lines: which line bindings its planner reads, as the state's selection of candidates
+    #: and a ``(line key, synced values) -> bool`` test among them.
+    read_lines: Callable[[PlanInput, SageLines], tuple[BindingScope, LineTest]] | None = None
 
 
 def only_changes(inp: PlanInput) -> set[str]:
@@ -46,8 +50,8 @@ def only_changes(inp: PlanInput) -> set[str]:
 
 
 RULES: dict[str, EntityRules] = {
-    "accounts": EntityRules(plan_accounts, reserve_codes),
-    "contacts": EntityRules(plan_contacts, reserve_numbers, waiting_contacts),
+    "accounts": EntityRules(plan_accounts, reserve_codes, read_beyond=paired_keys),
+    "contacts": EntityRules(plan_contacts, reserve_numbers, waiting_contacts, read_beyond=contacts_read),
     "products": EntityRules(plan_products, read_beyond=only_changes),
     "invoices": EntityRules(plan_invoices, read_beyond=read_beyond_changes, read_lines=line_bindings_read),
 }

@@ -158,6 +158,28 @@ def insert_in_sage_and_write_back(
     )
 
 
+def paired_keys(inp: PlanInput) -> set[str]:
+    """The Sage keys :func:`pair_ssm` reads for the SSM records of this run, besides the changed ones.
+
+    Those bound to a record read (unless it is the echo of our own write), reserved for one, or named by the
+    ``extId`` of an unbound live one (adoption, twins), and those an ``extId`` lookup found a record for. A
+    two-way planner reads no other unchanged key (ADR 0018).
+    """
+    bound = {int(b.ssm_id): k for k, b in inp.bindings.items() if b.ssm_id is not None}
+    keys: set[str] = set(inp.ssm_by_ext)
+    for rec in inp.ssm:
+        rid = int(rec["id"])
+        if rid in bound:
+            key = bound[rid]
+            if not (rec.get("dateUpdated") and rec.get("dateUpdated") == inp.bindings[key].ssm_date_updated):
+                keys.add(key)
+        elif str(rid) in inp.reserved:
+            keys.add(inp.reserved[str(rid)])
+        elif rec.get("extId") and not rec.get("deleted"):
+            keys.add(str(rec["extId"]))
+    return keys
+
+
 def pair_ssm(inp: PlanInput, plan: Plan, *, rule: str, noun: str, on_new: Callable[[Record], None]) -> Pairs:
     """Attach each SSM record read this run to a Sage key (two-way entities; see :class:`Pair`).
 

@@ -20,6 +20,7 @@ from sage_sync.engine.rules.common import (
     guard_deletions,
     insert_in_sage_and_write_back,
     pair_ssm,
+    paired_keys,
     plan_orphans,
     quarantine_ssm_values,
     sage_problems,
@@ -83,20 +84,11 @@ class _Planner:
     def run(self) -> Plan:
         inp = self.inp
         pairs = pair_ssm(inp, self.plan, rule="K1", noun="contact", on_new=self.new_in_ssm)
-        # Contacts whose account now has another SSM record (C1 re-creation) follow it.
-        moved = {
-            key
-            for key, b in inp.bindings.items()
-            if key in inp.sage and b.live and b.base.get("_account") != self._parent_id(split_key(key)[0])
-        }
-        for key in sorted(set(inp.created) | set(inp.updated) | set(inp.deleted) | pairs.keyset() | moved):
+        keys = set(inp.created) | set(inp.updated) | set(inp.deleted) | pairs.keyset() | moved(inp)
+        for key in sorted(keys):
             self.plan_key(key, pairs.get(key))
         plan_orphans(self.plan, inp, self.may_delete, "K3", "contact")
         return self.plan
-
-    def _parent_id(self, code: str) -> int | None:
-        parent = self.inp.parent(code)
-        return parent.ssm_id if parent is not None else None
 
     def plan_key(self, key: str, pair: Pair) -> None:
         inp = self.inp
@@ -162,14 +154,14 @@ class _Planner:
         """The merge base: the synced fields plus ``_account``, the SSM account the contact hangs off."""
         return {
             **{s.name: row.get(s.name) for s in self.specs},
-            "_account": self._parent_id(str(row.get("account_code"))),
+            "_account": account_ssm_id(self.inp, str(row.get("account_code"))),
         }
 
     def create(self, key: str, sage: dict[str, Any]) -> None:
         payload, warnings = ssm_payload(self.specs, sage, self.lists)
         for w in warnings:
             self.note(self.plan.warnings, key, "G3", w)
-        parent_id = int(self._parent_id(str(sage["account_code"])) or 0)
+        parent_id = int(account_ssm_id(self.inp, str(sage["account_code"])) or 0)
         fields = {k: v for k, v in payload.items() if v is not None}
         fields.update({"extId": key, "accountId": parent_id, "salesRepId": self.config.admin_user_id})
         reason = (
@@ -202,7 +194,7 @@ class _Planner:
             self.plan.conflicts.append(Conflict(ENTITY, key, f, s_val, m_val, who))
         # The account link is Sage's: a move made in SSM is put back, and a contact follows its account when
         # the account's SSM record changed (C1 re-creation).
-        parent_id = self._parent_id(str(sage["account_code"]))
+        parent_id = account_ssm_id(self.inp, str(sage["account_code"]))
         current = ssm_scalar(m.get("accountId")) if m is not None else base.get("_account", parent_id)
         merged.merged["_account"] = parent_id
         if parent_id is not None and current is not None and int(current) != int(parent_id):
@@ -355,6 +347,26 @@ def reserve_numbers(inp: PlanInput, keys: Reservations, config: SyncConfig) -> N
             continue
         numbers[parent] = numbers.get(parent, 0) + 1
         inp.reserved[str(rid)] = keys.reserve(rid, contact_key(parent, numbers[parent]))
+
+
+def account_ssm_id(inp: PlanInput, code: str) -> int | None:
+    """The SSM id of account ``code`` (None when Sage does not have it or it has none)."""
+    parent = inp.parent(code)
+    return parent.ssm_id if parent is not None else None
+
+
+def moved(inp: PlanInput) -> set[str]:
+    """Synced contacts whose account now has another SSM record (C1 re-creation): they follow it."""
+    return {
+        key
+        for key, b in inp.bindings.items()
+        if key in inp.sage and b.live and b.base.get("_account") != account_ssm_id(inp, split_key(key)[0])
+    }
+
+
+def read_beyond(inp: PlanInput) -> set[str]:
+    """The unchanged contacts the planner reads: those the SSM records of this run pair with, and the moved."""
+    return paired_keys(inp) | moved(inp)
 
 
 def parent_block(inp: PlanInput, code: str) -> tuple[str, str] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sage_sync.engine.bindings import Binding, Record, Status
+from sage_sync.engine.bindings import Binding, BindingScope, Record, Status
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.plan import Commit, Note, Op, Plan
@@ -21,6 +21,7 @@ from sage_sync.engine.rules.common import (
     withheld,
 )
 from sage_sync.engine.rules.products import compared_only, drift_prefix
+from sage_sync.engine.snapshot import SageLines
 from sage_sync.mapping import transforms as tf
 from sage_sync.mapping.registry import registry
 
@@ -329,20 +330,26 @@ def _link_lines_to_new_products(plan: Plan, inp: PlanInput, scope: set[str]) -> 
         plan.commits.append(Commit(LINES, line_key, synced=lsynced, ssm_id=sid, binding="ok"))
 
 
-def line_bindings_read(inp: PlanInput) -> Callable[[str, Record | None], bool]:
+#: Whether the planner reads a stored line binding: ``(line key, synced values) -> bool``.
+LineTest = Callable[[str, Record | None], bool]
+
+
+def line_bindings_read(inp: PlanInput, lines: SageLines) -> tuple[BindingScope, LineTest]:
     """Which line bindings the planner reads (the rest of a million are not loaded, ADR 0018).
 
     Those of the changed and deleted invoices (their current lines, and the bound lines they no longer have), and
     the synced lines whose article's product is in SSM but not on the line (:func:`_link_lines_to_new_products`).
+    The state selects the candidates (their keys, their invoice, or a ``productId`` that is empty or no live
+    product's); the test returned decides among them.
     """
     scope = set(inp.created) | set(inp.updated) | set(inp.deleted)
     current = {str(line["line_id"]) for key in scope for line in (inp.sage.get(key) or {}).get("lines") or []}
-    refs = {
-        str(line["line_id"]): str(line["article_ref"])
-        for row in inp.sage.values()
-        for line in row.get("lines") or []
-        if line.get("article_ref")
-    }
+    candidates = BindingScope(
+        keys=frozenset(current),
+        values=(("piece", frozenset(scope)),),
+        links=(("productId", "products"),),
+    )
+    refs = lines.by_line("line_id", "article_ref")
 
     def read(line_key: str, synced: Record | None) -> bool:
         if line_key in current:
@@ -351,10 +358,10 @@ def line_bindings_read(inp: PlanInput) -> Callable[[str, Record | None], bool]:
             return False
         if synced.get("piece") is not None and str(synced["piece"]) in scope:
             return True
-        product = inp.products.get(refs[line_key]) if line_key in refs else None
+        product = inp.products.get(str(refs[line_key])) if line_key in refs else None
         return product is not None and synced.get("productId") != product
 
-    return read
+    return candidates, read
 
 
 def read_beyond_changes(inp: PlanInput) -> set[str]:

@@ -1,0 +1,29 @@
+"""One scenario of the state's selection of candidate bindings (ADR 0018), for every supported state database."""
+
+from __future__ import annotations
+
+from sage_sync.engine.bindings import BindingScope
+from sage_sync.engine.state import StateStore
+
+
+def check_binding_scope(s: StateStore) -> None:
+    """I1/G5: the state selects the line bindings of the invoices in scope, the lines named, and the lines whose
+    product is empty or no live product's; a test among them keeps fewer; no scope reads them all."""
+    s.bind("products", "ART1", 501, {"name": "Live"})
+    s.bind("products", "ART2", 502, {"name": "Gone"}, status="deleted")
+    s.bind("invoice_lines", "1", 11, {"piece": "F1", "productId": 501})  # its invoice is in scope
+    s.bind("invoice_lines", "2", 12, {"piece": "F2", "productId": 501})  # named
+    s.bind("invoice_lines", "3", 13, {"piece": "F3", "productId": None})  # no product yet
+    s.bind("invoice_lines", "4", 14, {"piece": "F3", "productId": 502})  # its product is gone
+    s.bind("invoice_lines", "5", 15, {"piece": "F4", "productId": 501})  # nothing to do: not selected
+    s.bind("invoice_lines", "6", 16, {"piece": "F5"})  # no productId at all
+    s.bind("invoice_lines", "7", None, None, status="failed")  # never written: no values
+    scope = BindingScope(
+        keys=frozenset({"2"}), values=(("piece", frozenset({"F1"})),), links=(("productId", "products"),)
+    )
+    assert set(s.bindings("invoice_lines", scope=scope)) == {"1", "2", "3", "4", "6", "7"}
+    kept = s.bindings("invoice_lines", lambda key, synced: key != "3", scope)
+    assert set(kept) == {"1", "2", "4", "6", "7"}
+    assert kept["4"].synced == {"piece": "F3", "productId": 502}
+    assert set(s.bindings("invoice_lines")) == {"1", "2", "3", "4", "5", "6", "7"}
+    assert set(s.bindings("invoice_lines", scope=BindingScope(keys=frozenset({"5"})))) == {"5"}

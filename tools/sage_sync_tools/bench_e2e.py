@@ -26,16 +26,16 @@ PAGE = 1000
 
 def sage_counts(stack: SyncStack) -> dict[str, int]:
     """Records per SSM endpoint that the dossier holds (what a naive full push would send), read as the sync does."""
-    from sage_sync.engine.snapshot import assemble
+    from sage_sync.engine.snapshot import assemble_with_lines
     from sage_sync.mapping.registry import registry
 
     side = stack.sage_side()
     counts: dict[str, int] = {}
     for spec in registry():
-        frame = assemble(spec.name, side.read_snapshot(spec.name))
+        frame, lines = assemble_with_lines(spec.name, side.read_snapshot(spec.name))
         counts[spec.endpoint] = len(frame)
-        if spec.lines is not None:
-            counts[spec.lines.endpoint] = int(frame["lines"].map(len).sum())
+        if spec.lines is not None and lines is not None:
+            counts[spec.lines.endpoint] = lines.count(str(h) for h in frame[lines.join].tolist())
     return counts
 
 

@@ -160,6 +160,10 @@ class SageLines:
         rows = self.frame.iloc[start:end].to_dict("records")
         return [{k: clean(v) for k, v in row.items()} for row in rows]
 
+    def count(self, headers: Iterable[str]) -> int:
+        """How many lines the given headers (join values as text) have."""
+        return sum(end - start for start, end in (self.spans.get(h, (0, 0)) for h in set(headers)))
+
     def attach(self, records: dict[str, dict[str, Any]], keys: Iterable[str] | None = None) -> None:
         """Give each record of ``keys`` (default: every record) its ``lines``, unless it has them already."""
         for key in records if keys is None else keys:

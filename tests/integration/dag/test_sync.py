@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from sage_sync_tools.bench_e2e import sage_counts
 from sage_sync_tools.stack import DagRunOutcome, DayOfChanges, SyncStack, day_of_changes
 
 
@@ -247,3 +248,29 @@ def test_g7_report_files_exist_for_every_run_and_hold_no_secret(runs: Runs) -> N
             "failed",
         } <= set(section["counts"])
         assert section["data_docs"] and Path(section["data_docs"]).exists()
+
+
+def test_bench_naive_baseline_counts_every_header_and_line_as_the_sync_reads_them(runs: Runs) -> None:
+    """The bench's naive full push (ADR 0018) is counted from the dossier as read through ODBC: one record per
+    account, one per invoice and one per line of an invoice in scope (lines grouped by piece, not built one by one).
+    """
+    in_scope = "DO_Domaine = 0 AND DO_Type IN (6, 7)"
+    engine = runs.stack.sage()
+    try:
+        with engine.connect() as db:
+            accounts = db.execute(sa.text("SELECT COUNT(*) FROM F_COMPTET WHERE CT_Type = 0")).scalar()
+            invoices = db.execute(sa.text(f"SELECT COUNT(*) FROM F_DOCENTETE WHERE {in_scope}")).scalar()
+            lines = db.execute(
+                sa.text(
+                    f"SELECT COUNT(*) FROM F_DOCLIGNE WHERE {in_scope} "
+                    f"AND DO_Piece IN (SELECT DO_Piece FROM F_DOCENTETE WHERE {in_scope})"
+                )
+            ).scalar()
+    finally:
+        engine.dispose()
+    counts = sage_counts(runs.stack)
+    assert lines and (counts["accounts"], counts["salesorders"], counts["salesordersLines"]) == (
+        accounts,
+        invoices,
+        lines,
+    )

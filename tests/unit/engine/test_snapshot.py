@@ -139,6 +139,7 @@ def test_i1_lines_digest_is_the_digest_of_the_line_records_and_lines_are_built_o
     assert out[LINES_DIGEST].tolist() == expected
     assert [line["line_id"] for line in grouped.of("F1")] == [1, 2, 3]  # position, then line id
     assert grouped.of("F3") == []
+    assert grouped.count(["F1", "F2", "F3"]) == 5  # the line without piece is no header's
     changed = lines.copy()
     changed.loc[4, "designation"] = "ok!"
     assert group_lines(headers, changed, {}, "piece")[0][LINES_DIGEST].tolist() == [

@@ -154,22 +154,38 @@ class SageLines:
 
     def of(self, header: str) -> list[dict[str, Any]]:
         """The lines of one header as canonical records (empty when it has none)."""
-        start, end = self.spans.get(header, (0, 0))
-        if start == end:
-            return []
-        rows = self.frame.iloc[start:end].to_dict("records")
-        return [{k: clean(v) for k, v in row.items()} for row in rows]
+        return self._records([self.spans.get(header, (0, 0))])
 
     def count(self, headers: Iterable[str]) -> int:
         """How many lines the given headers (join values as text) have."""
         return sum(end - start for start, end in (self.spans.get(h, (0, 0)) for h in set(headers)))
 
     def attach(self, records: dict[str, dict[str, Any]], keys: Iterable[str] | None = None) -> None:
-        """Give each record of ``keys`` (default: every record) its ``lines``, unless it has them already."""
-        for key in records if keys is None else keys:
-            record = records.get(key)
-            if record is not None and "lines" not in record:
-                record["lines"] = self.of(str(record.get(self.join)))
+        """Give each record of ``keys`` (default: every record) its ``lines``, unless it has them already.
+
+        The lines of all of them are made records in one pass (a first load attaches a million).
+        """
+        wanted = [
+            record
+            for key in (records if keys is None else keys)
+            if (record := records.get(key)) is not None and "lines" not in record
+        ]
+        spans = [self.spans.get(str(record.get(self.join)), (0, 0)) for record in wanted]
+        rows = self._records(spans)
+        at = 0
+        for record, (start, end) in zip(wanted, spans, strict=True):
+            record["lines"] = rows[at : at + end - start]
+            at += end - start
+
+    def _records(self, spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        """The lines of the given spans of ``frame``, in that order, as canonical records."""
+        parts = [np.arange(start, end) for start, end in spans if end > start]
+        if not parts:
+            return []
+        chosen = self.frame.iloc[np.concatenate(parts)]
+        names = list(chosen.columns)
+        columns = [[clean(v) for v in chosen[name].tolist()] for name in names]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
     def by_line(self, line_column: str, value_column: str) -> dict[str, Any]:
         """Line key (``line_column`` as text) -> ``value_column``, for the lines where it is set."""

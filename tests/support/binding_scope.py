@@ -8,7 +8,8 @@ from sage_sync.engine.state import StateStore
 
 def check_binding_scope(s: StateStore) -> None:
     """I1/G5: the state selects the line bindings of the invoices in scope, the lines named, and the lines whose
-    product is empty or no live product's; a test among them keeps fewer; no scope reads them all."""
+    product is empty or no live product's (and any whose values it cannot read: ``NaN`` is not JSON); a test
+    among them keeps fewer; no scope reads them all."""
     s.bind("products", "ART1", 501, {"name": "Live"})
     s.bind("products", "ART2", 502, {"name": "Gone"}, status="deleted")
     s.bind("invoice_lines", "1", 11, {"piece": "F1", "productId": 501})  # its invoice is in scope
@@ -18,12 +19,20 @@ def check_binding_scope(s: StateStore) -> None:
     s.bind("invoice_lines", "5", 15, {"piece": "F4", "productId": 501})  # nothing to do: not selected
     s.bind("invoice_lines", "6", 16, {"piece": "F5"})  # no productId at all
     s.bind("invoice_lines", "7", None, None, status="failed")  # never written: no values
+    s.bind(
+        "invoice_lines", "8", 18, {"piece": "F4", "productId": 501, "total": float("nan")}
+    )  # not JSON to SQL
     scope = BindingScope(
         keys=frozenset({"2"}), values=(("piece", frozenset({"F1"})),), links=(("productId", "products"),)
     )
-    assert set(s.bindings("invoice_lines", scope=scope)) == {"1", "2", "3", "4", "6", "7"}
-    kept = s.bindings("invoice_lines", lambda key, synced: key != "3", scope)
+    assert set(s.bindings("invoice_lines", scope=scope)) == {"1", "2", "3", "4", "6", "7", "8"}
+    kept = s.bindings("invoice_lines", lambda key, synced: key not in ("3", "8"), scope)
     assert set(kept) == {"1", "2", "4", "6", "7"}
     assert kept["4"].synced == {"piece": "F3", "productId": 502}
-    assert set(s.bindings("invoice_lines")) == {"1", "2", "3", "4", "5", "6", "7"}
-    assert set(s.bindings("invoice_lines", scope=BindingScope(keys=frozenset({"5"})))) == {"5"}
+    assert set(s.bindings("invoice_lines")) == {"1", "2", "3", "4", "5", "6", "7", "8"}
+    assert set(s.bindings("invoice_lines", scope=BindingScope(keys=frozenset({"5"})))) == {"5", "8"}
+    # A committed row the database cannot read as JSON is read here: its field is not lost.
+    s.commit_rows(
+        "scoped", {"K1": ("h", {"is_prospect": 1, "ratio": float("nan")}), "K2": ("h", {"is_prospect": 0})}
+    )
+    assert s.snapshot_field("scoped", "is_prospect") == {"K1": 1, "K2": 0}

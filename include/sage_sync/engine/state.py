@@ -193,29 +193,43 @@ def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
 _SCOPE_TEXTS = 20_000
 
 
+def _json_valid(dialect: str, column: sa.Column[Any]) -> sa.ColumnElement[bool]:
+    """Whether the database can read ``column`` as JSON: the standard library may have written ``NaN``."""
+    if dialect == "postgresql":
+        readable = sa.not_(column.regexp_match("NaN|Infinity"))  # a text holding either is read here instead
+    else:
+        readable = sa.func.json_valid(column) == 1
+    return sa.or_(column.is_(None), readable)
+
+
 def _json_field(
     dialect: str, column: sa.Column[Any], name: str, *, text: bool = False
 ) -> sa.ColumnElement[Any]:
-    """A field of stored JSON values: as JSON holds it (SQLite), as a value or as text (``text``, PostgreSQL)."""
+    """A field of stored JSON values, None where :func:`_json_valid` is false.
+
+    As JSON holds it (SQLite); as a value, or as text with ``text`` (PostgreSQL).
+    """
+    field: sa.ColumnElement[Any]
     if dialect == "postgresql":
-        field = sa.cast(column, postgresql.JSONB)[name]
-        return field.astext if text else field
-    return sa.func.json_extract(column, f'$."{name}"')
-
-
-def _synced_field(dialect: str, name: str) -> sa.ColumnElement[Any]:
-    """A field of the stored synced values, to compare with texts or SSM ids."""
-    return _json_field(dialect, bindings.c.synced_json, name, text=True)
+        element = sa.cast(column, postgresql.JSONB)[name]
+        field = element.astext if text else element
+    else:
+        field = sa.func.json_extract(column, f'$."{name}"')
+    return sa.case((_json_valid(dialect, column), field), else_=None)
 
 
 def _in_scope(dialect: str, scope: BindingScope) -> sa.ColumnElement[bool]:
-    """The bindings a :class:`BindingScope` selects, as one condition."""
+    """The bindings a :class:`BindingScope` selects, as one condition (values the database cannot read, too)."""
     others = bindings.alias("linked")
-    conditions: list[sa.ColumnElement[bool]] = [bindings.c.key.in_(sorted(scope.keys))]
+    conditions: list[sa.ColumnElement[bool]] = [
+        bindings.c.key.in_(sorted(scope.keys)),
+        sa.not_(_json_valid(dialect, bindings.c.synced_json)),
+    ]
     for name, texts in scope.values:
-        conditions.append(sa.cast(_synced_field(dialect, name), sa.Text).in_(sorted(texts)))
+        field = _json_field(dialect, bindings.c.synced_json, name, text=True)
+        conditions.append(sa.cast(field, sa.Text).in_(sorted(texts)))
     for name, target in scope.links:
-        field = _synced_field(dialect, name)
+        field = _json_field(dialect, bindings.c.synced_json, name, text=True)
         live_id = others.c.ssm_id if dialect != "postgresql" else sa.cast(others.c.ssm_id, sa.Text)
         live = sa.select(live_id).where(
             others.c.entity == target,
@@ -464,11 +478,14 @@ class StateStore:
     def snapshot_field(self, entity: str, name: str) -> dict[str, Any]:
         """Key -> one field of the committed values of ``entity``, read by the database, not parsed here."""
         with self._tx() as conn:
-            field = _json_field(conn.dialect.name, snapshot_rows.c.values_json, name)
+            column = snapshot_rows.c.values_json
+            valid = _json_valid(conn.dialect.name, column)
+            unread = sa.case((valid, None), else_=column)  # parsed here when the database cannot read it
+            field = _json_field(conn.dialect.name, column, name)
             rows = conn.execute(
-                sa.select(snapshot_rows.c.key, field).where(snapshot_rows.c.entity == entity)
+                sa.select(snapshot_rows.c.key, field, unread).where(snapshot_rows.c.entity == entity)
             ).all()
-        return {key: value for key, value in rows}
+        return {key: value if raw is None else _loads(raw).get(name) for key, value, raw in rows}
 
     def committed(self, entity: str) -> CommittedSnapshot:
         """The committed snapshot of ``entity`` for the diff: every digest now, the values of given keys on demand."""

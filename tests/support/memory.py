@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from sage_sync.engine.codec import mapping
+from sage_sync.engine.own_creates import OwnCreates
 from sage_sync.engine.sides import ItemOutcome
 from sage_sync.hooks.sage50_frames import column_from_values
 from sage_sync.mapping.transforms import ValueLists
@@ -35,6 +36,7 @@ class TransportError(Exception):
 #: The SSM users behind the integration's API key and behind a salesperson's edits in the app.
 INTEGRATION_USER = 99
 APP_USER = 7
+ADMIN_USER = 3
 
 #: Fault ``method`` "write" matches any of these.
 WRITES = frozenset({"insert", "update", "create", "delete"})
@@ -297,6 +299,7 @@ class InMemorySsm:
             "readOnly": False,
             "deleted": False,
             "salesRepIdCreated": APP_USER if user is None else user,
+            "salesRepIdUpdated": APP_USER if user is None else user,
             "dateCreated": stamp,
             "dateUpdated": stamp,
             "dateDeleted": None,
@@ -312,6 +315,7 @@ class InMemorySsm:
             return False
         rec.update(data)
         rec["dateUpdated"] = self.now()
+        rec["salesRepIdUpdated"] = APP_USER
         return True
 
     def user_delete(self, endpoint: str, ident: int) -> bool:
@@ -321,6 +325,7 @@ class InMemorySsm:
             return False
         rec["deleted"] = True
         rec["dateDeleted"] = rec["dateUpdated"] = self.now()
+        rec["salesRepIdUpdated"] = APP_USER
         return True
 
     def admin_update(self, endpoint: str, ident: int, data: dict[str, Any]) -> None:
@@ -328,12 +333,14 @@ class InMemorySsm:
         rec = self.data[endpoint][ident]
         rec.update(copy.deepcopy(data))
         rec["dateUpdated"] = self.now()
+        rec["salesRepIdUpdated"] = ADMIN_USER
 
     def admin_delete(self, endpoint: str, ident: int) -> None:
         """An administrator soft-deletes a record, read-only ones too (drift a full reconcile repairs)."""
         rec = self.data[endpoint][ident]
         rec["deleted"] = True
         rec["dateDeleted"] = rec["dateUpdated"] = self.now()
+        rec["salesRepIdUpdated"] = ADMIN_USER
 
     def live(self, endpoint: str) -> list[dict[str, Any]]:
         """Raw live records of an endpoint (for assertions)."""
@@ -350,13 +357,19 @@ class InMemorySsm:
         self.calls += 1
         return copy.deepcopy(self.lists)
 
-    def list_changed(self, endpoint: str, since: str | None) -> list[dict[str, Any]]:
-        """Records updated at or after ``since``."""
+    def list_changed(
+        self, endpoint: str, since: str | None, skip: OwnCreates | None = None
+    ) -> list[dict[str, Any]]:
+        """Records updated at or after ``since``, less those ``skip`` leaves out (the API's ``where``)."""
         self.calls += 1
         if self.faults.take("list", endpoint) is not None:
             raise TransportError("simulated 503 on list")
         recs = self.data.get(endpoint, {}).values()
-        return [self._view(r) for r in recs if since is None or r["dateUpdated"] >= since]
+        return [
+            self._view(r)
+            for r in recs
+            if (since is None or r["dateUpdated"] >= since) and (skip is None or not skip.skips(r))
+        ]
 
     def get_by_ids(self, endpoint: str, ids: list[int]) -> list[dict[str, Any]]:
         """Records by id."""
@@ -387,6 +400,7 @@ class InMemorySsm:
                 "readOnly": False,
                 "deleted": False,
                 "salesRepIdCreated": INTEGRATION_USER,
+                "salesRepIdUpdated": INTEGRATION_USER,
                 "dateCreated": stamp,
                 "dateUpdated": stamp,
                 "dateDeleted": None,
@@ -407,6 +421,7 @@ class InMemorySsm:
                 return ItemOutcome(False, error=f"910 resource {item[0]} does not exist")
             rec.update(copy.deepcopy(item[1]))
             rec["dateUpdated"] = self.now()
+            rec["salesRepIdUpdated"] = INTEGRATION_USER
             self.writes += 1
             return ItemOutcome(True, id=item[0], date_updated=rec["dateUpdated"])
 
@@ -422,6 +437,7 @@ class InMemorySsm:
                 return ItemOutcome(False, error=f"910 resource {ident} does not exist")
             rec["deleted"] = True
             rec["dateDeleted"] = rec["dateUpdated"] = self.now()
+            rec["salesRepIdUpdated"] = INTEGRATION_USER
             self.writes += 1
             return ItemOutcome(True, id=ident, date_updated=rec["dateUpdated"])
 

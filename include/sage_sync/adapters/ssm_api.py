@@ -13,6 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from sage_sync.engine.own_creates import OwnCreates
 from sage_sync.engine.sides import ItemOutcome
 from sage_sync.errors import RetriableSyncError
 from sage_sync.hooks.ssm import (
@@ -22,7 +23,7 @@ from sage_sync.hooks.ssm import (
     SsmApiError,
     WriteOutcomeUnknown,
 )
-from sage_sync.hooks.where import where_ge
+from sage_sync.hooks.where import and_, where_ge
 from sage_sync.mapping.transforms import ValueLists
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,17 @@ class SsmApiSide:
         }
         return lists
 
-    def list_changed(self, endpoint: str, since: str | None) -> list[dict[str, Any]]:
-        """Every record (deleted ones included) whose ``dateUpdated`` is at or after ``since`` (all when None)."""
-        where = None if since is None else where_ge("dateUpdated", _parse_since(since))
-        return self.hook.list_all(endpoint, where=where)
+    def list_changed(
+        self, endpoint: str, since: str | None, skip: OwnCreates | None = None
+    ) -> list[dict[str, Any]]:
+        """Every record (deleted ones included) whose ``dateUpdated`` is at or after ``since`` (all when None).
+
+        ``skip``: the unchanged records of our own creates, left out by the API's ``where``.
+        """
+        clauses = [] if since is None else [where_ge("dateUpdated", _parse_since(since))]
+        if skip is not None:
+            clauses.append(skip.where())
+        return self.hook.list_all(endpoint, where=and_(*clauses) if clauses else None)
 
     def get_by_ids(self, endpoint: str, ids: list[int]) -> list[dict[str, Any]]:
         """The records with these ids, deleted ones included; unknown ids are left out."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sage_sync.engine.own_creates import OwnCreates
 from sage_sync.engine.ownership import Ownership, lookup_id
 from sage_sync.engine.sides import ItemOutcome, SsmSide
 from sage_sync.mapping.registry import EntitySpec, registry
@@ -124,9 +125,11 @@ class DossierSsmSide:
         """The tenant's value lists (shared by every dossier)."""
         return self.inner.value_lists()
 
-    def list_changed(self, endpoint: str, since: str | None) -> list[dict[str, Any]]:
+    def list_changed(
+        self, endpoint: str, since: str | None, skip: OwnCreates | None = None
+    ) -> list[dict[str, Any]]:
         """The dossier's records changed since ``since`` (keys decoded; other dossiers' records left out)."""
-        return self._own(endpoint, self.inner.list_changed(endpoint, since))
+        return self._own(endpoint, self.inner.list_changed(endpoint, since, skip))
 
     def get_by_ids(self, endpoint: str, ids: list[int]) -> list[dict[str, Any]]:
         """The dossier's records with these ids (keys decoded)."""

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from sage_sync.engine.own_creates import OwnCreates
 from sage_sync.mapping.transforms import ValueLists
 
 
@@ -53,10 +54,13 @@ class SsmSide(Protocol):
         """Account statuses, countries, users, sales order statuses and product families."""
         ...
 
-    def list_changed(self, endpoint: str, since: str | None) -> list[dict[str, Any]]:
+    def list_changed(
+        self, endpoint: str, since: str | None, skip: OwnCreates | None = None
+    ) -> list[dict[str, Any]]:
         """Every record (deleted ones included) whose ``dateUpdated`` is at or after ``since``.
 
-        ``since`` None lists every record of the endpoint: the first run, and a full reconcile.
+        ``since`` None lists every record of the endpoint: the first run, and a full reconcile. ``skip`` leaves
+        out the unchanged records of our own creates (:class:`~sage_sync.engine.own_creates.OwnCreates`).
         """
         ...
 

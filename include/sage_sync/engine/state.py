@@ -2,9 +2,10 @@
 
 What it keeps (see docs/adr/0005-engine-plans-and-state.md):
 bindings Sage key <-> SSM id with the last synced values (the three-way merge base) and per-record status;
-the committed Sage snapshot per entity (key, row hash, values JSON); SSM watermarks; SSM records waiting for a
-later run (deferred or failed); codes reserved for companies created in SSM (C4); quarantine; conflicts; the run
-ledger with counts per entity and a per-record log.
+the committed Sage snapshot per entity (key, row hash, values JSON); SSM watermarks and the id ranges of our own
+confirmed creates that incremental reads skip; SSM records waiting for a later run (deferred or failed); codes
+reserved for companies created in SSM (C4); quarantine; conflicts; the run ledger with counts per entity and a
+per-record log.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sage_sync.engine.bindings import DEAD, Binding, BindingScope, Status
+from sage_sync.engine.own_creates import CreatedRange
 from sage_sync.engine.snapshot import CommittedSnapshot
 
 SCHEMA_VERSION = 1
@@ -58,6 +60,15 @@ watermarks = sa.Table(
     metadata,
     sa.Column("entity", sa.String(32), primary_key=True),
     sa.Column("value", sa.String(40), nullable=False),
+)
+
+own_creates = sa.Table(
+    "own_creates",
+    metadata,
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("lo", sa.BigInteger, primary_key=True),
+    sa.Column("hi", sa.BigInteger, nullable=False),
+    sa.Column("until", sa.String(40), nullable=True),
 )
 
 pending = sa.Table(
@@ -589,6 +600,24 @@ class StateStore:
             return
         with self._tx() as conn:
             self._upsert(conn, watermarks, {"entity": entity, "value": value})
+
+    def own_creates(self, entity: str) -> list[CreatedRange]:
+        """The id ranges of our confirmed creates that incremental reads of ``entity`` skip (oldest first)."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(own_creates.c.lo, own_creates.c.hi, own_creates.c.until)
+                .where(own_creates.c.entity == entity)
+                .order_by(own_creates.c.lo)
+            ).all()
+        return [CreatedRange(int(lo), int(hi), until) for lo, hi, until in rows]
+
+    def set_own_creates(self, entity: str, ranges: Iterable[CreatedRange]) -> None:
+        """Replace the id ranges of our own creates of ``entity``."""
+        with self._tx() as conn:
+            conn.execute(own_creates.delete().where(own_creates.c.entity == entity))
+            rows = [{"entity": entity, "lo": r.lo, "hi": r.hi, "until": r.until} for r in ranges]
+            if rows:
+                conn.execute(own_creates.insert(), rows)
 
     def pending(self, entity: str) -> dict[int, str]:
         """SSM ids of ``entity`` to fetch again next run (deferred or failed), with the reason."""

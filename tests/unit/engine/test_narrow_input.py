@@ -73,8 +73,12 @@ def test_g6_a_run_without_change_stages_no_unchanged_product_or_invoice(tmp_path
         assert (inp["sage"], inp["bindings"], inp["line_bindings"]) == ({}, {}, {}), entity
     assert quiet["invoices"]["sage_size"] == 4 and quiet["products"]["sage_size"] == 3
     assert quiet["invoices"]["unchanged"] == 4
-    # Accounts read again the echo of run 1's write (the watermark): its binding comes, its record does not.
-    assert (quiet["accounts"]["sage"], list(quiet["accounts"]["bindings"])) == ({}, ["C001"])
+    # The SSM account run 1 created is not read back (nobody touched it since): nothing of accounts is staged.
+    assert (quiet["accounts"]["sage"], quiet["accounts"]["bindings"], quiet["accounts"]["ssm"]) == (
+        {},
+        {},
+        [],
+    )
     assert quiet["accounts"]["sage_size"] == 1
     assert w.run(entities=ENTITIES).planned_ops == 0
 
@@ -179,7 +183,7 @@ def test_p1_k2_two_way_runs_stage_the_keys_their_ssm_changes_pair_with_and_nothi
     w.ssm.user_update("contacts", petit, {"phone2": "06 11 22 33 44"})
     new = w.ssm.user_create("contacts", {"accountId": customer, "lastName": "Moreau"})
     staged = _run_steps(w, tmp_path, "run2")
-    # The echoes of run 1's writes are read again (the watermark): their bindings come, their records do not.
+    # Only the records users changed are read (not those run 1 created): their bindings come with them.
     assert set(staged["accounts"]["sage"]) == {"P001"} and "P001" in staged["accounts"]["bindings"]
     assert staged["accounts"]["sage_size"] == 3
     assert set(staged["contacts"]["sage"]) == {"C001/2"} and "C001/2" in staged["contacts"]["bindings"]
@@ -200,3 +204,50 @@ def test_p1_k2_two_way_runs_stage_the_keys_their_ssm_changes_pair_with_and_nothi
     assert f"bound to SSM account {bound}" in skipped[0]["reason"]
     assert {r["id"] for r in w.ssm.live("accounts") if r.get("extId") == "C002"} == {bound, twin}
     assert w.state.bindings("accounts")["C002"].ssm_id == bound
+
+
+def test_g2_c1_the_records_a_run_created_are_read_again_only_once_someone_writes_to_them(
+    tmp_path: Path,
+) -> None:
+    """G2: the next reads skip the records our confirmed creates made, and only while nobody writes to them.
+
+    A user's edit is read (P1 reaches Sage), our own later write is read again (with the real API a user edit made
+    between our read and that write shows then), and a run with a refused create remembers nothing of that
+    entity's creates (C1: a twin of a failed create would be read).
+    """
+    w = SyncWorld()
+    w.sage.put("accounts", account_row("C001", "Cave Dupont", city="Lyon"))
+    w.sage.put("accounts", account_row("P001", "Prospect Martin", prospect=True, city="Dijon"))
+    for n, name in ((1, "Durand"), (2, "Petit")):
+        w.sage.put("contacts", contact_row("C001", n, name))
+    _run_steps(w, tmp_path, "run1")
+    accounts = {r["extId"]: r["id"] for r in w.ssm.live("accounts")}
+    contacts = {r["extId"]: r["id"] for r in w.ssm.live("contacts")}
+    assert [(r.lo, r.hi, r.until) for r in w.state.own_creates("accounts")] == [
+        (min(accounts.values()), max(accounts.values()), None)
+    ]
+
+    w.ssm.user_update("accounts", accounts["P001"], {"city": "Beaune"})
+    staged = _run_steps(w, tmp_path, "run2")
+    assert [r["id"] for r in staged["accounts"]["ssm"]] == [accounts["P001"]]
+    assert staged["contacts"]["ssm"] == []
+    assert w.sage.rows("accounts")[("P001",)]["city"] == "Beaune"  # P1
+    assert all(r.until is not None for r in w.state.own_creates("contacts"))
+
+    # Our own write to a record we created is read again by the next run, the untouched records still are not.
+    w.sage.edit("contacts", ("C001", 1), job_title="Gérante")
+    _run_steps(w, tmp_path, "run3")
+    assert w.ssm.data["contacts"][contacts["C001/1"]]["Z_JobTitle"] == "Gérante"  # K2 Sage -> SSM
+    staged = _run_steps(w, tmp_path, "run4")
+    assert [r["id"] for r in staged["contacts"]["ssm"]] == [contacts["C001/1"]]
+    assert w.run(entities=ENTITIES).planned_ops == 0
+
+    # A refused create: no range is remembered for that run; the retried create's run remembers its id.
+    before = w.state.own_creates("contacts")
+    w.sage.put("contacts", contact_row("C001", 3, "Moreau"))
+    w.ssm.faults.armed.append(Fault("refuse", "create", "contacts", item=0))
+    _run_steps(w, tmp_path, "run5")
+    assert w.ssm_by_ext("contacts", "C001/3") == [] and w.state.own_creates("contacts") == before
+    _run_steps(w, tmp_path, "run6")
+    moreau = w.ssm_by_ext("contacts", "C001/3")[0]["id"]
+    assert w.state.own_creates("contacts")[-1].lo == moreau

@@ -2,8 +2,9 @@
 
 In a dry run nothing is recorded: the counts are those of the plan. The SSM watermark of a two-way entity moves
 to the newest ``dateUpdated`` read, unless its load was stopped by a table failure (its changes were not looked
-at); records the run could not finish are on the pending list, so moving past them loses nothing. Stages
-``commit.json``.
+at); records the run could not finish are on the pending list, so moving past them loses nothing. When every
+write of a two-way entity was confirmed, the ids its creates got are remembered so that the next reads skip them
+(:mod:`sage_sync.engine.own_creates`). Stages ``commit.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from sage_sync.engine.apply import ApplyResult
 from sage_sync.engine.bad_keys import MISSING_KEY
 from sage_sync.engine.commit import EntityCounts, commit_plan, count_plan
+from sage_sync.engine.own_creates import CreatedRange, confirmed_range
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.pipeline.plan_step import staged_plan
@@ -61,6 +63,9 @@ def commit(ctx: StepContext, state: StateStore) -> CommitSummary:
     )
     if ctx.entity.two_way and seen and not quality["stop_load"]:
         state.set_watermark(ctx.name, max(seen.values()))
+    made = confirmed_range(applied.outcomes, ctx.name) if ctx.entity.two_way else None
+    if made is not None:
+        state.set_own_creates(ctx.name, [*state.own_creates(ctx.name), CreatedRange(*made)])
     counts = result.counts
     counts.api_calls = api_calls
     state.record_entity(ctx.run_name, ctx.name, counts.to_dict(), api_calls, duration)

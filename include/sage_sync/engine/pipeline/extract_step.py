@@ -27,6 +27,7 @@ from sage_sync.engine.bindings import Parent, Status
 from sage_sync.engine.codec import ssm_scalar
 from sage_sync.engine.holds import MATCH_FILE, Holds, apply_holds
 from sage_sync.engine.inputs import PlanInput
+from sage_sync.engine.own_creates import CreatedRange, OwnCreates, just_after, settled, user_id
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.reconcile import reconcile_live, reconcile_summary
@@ -81,6 +82,24 @@ INPUT_FILE = "extract_input.json"
 def seen_dates(inp: PlanInput) -> dict[int, str]:
     """SSM id -> ``dateUpdated`` of every SSM record the extract read (remembered at commit for echo detection)."""
     return {int(r["id"]): str(r["dateUpdated"]) for r in inp.ssm if r.get("dateUpdated")}
+
+
+def _own_creates(
+    ssm: SsmSide, endpoint: str, ranges: list[CreatedRange]
+) -> tuple[OwnCreates | None, str | None]:
+    """What the SSM read skips of our own creates (None: nothing), and a bound for the open range's ``until``.
+
+    One read of the newest range's first and last records: the first one's creator is the integration's user;
+    the last one's ``dateUpdated`` is not older than any record of the range we left unchanged, and older than
+    any write we make from now on. Nothing is skipped when there is no range or its first record is unreadable.
+    """
+    if not ranges:
+        return None, None
+    newest = ranges[-1]
+    found = {int(r["id"]): r for r in ssm.get_by_ids(endpoint, sorted({newest.lo, newest.hi}))}
+    user = user_id(found[newest.lo].get("salesRepIdCreated")) if newest.lo in found else None
+    last = found.get(newest.hi, {}).get("dateUpdated")
+    return (None if user is None else OwnCreates(user, tuple(ranges))), just_after(last) if last else None
 
 
 def value_lists(ctx: StepContext, ssm: SsmSide) -> ValueLists:
@@ -190,7 +209,15 @@ def read_plan_input(
         lines.attach(inp.sage, [*inp.created, *inp.updated] if beyond is not None else None)
     if spec.two_way:
         watermark = None if ctx.flags.full_reconcile else state.watermark(entity)
-        listed = ssm.list_changed(spec.endpoint, _since(watermark, ctx.config.overlap_seconds))
+        since = _since(watermark, ctx.config.overlap_seconds)
+        ranges = state.own_creates(entity)
+        skip, last = _own_creates(ssm, spec.endpoint, ranges)
+        listed = ssm.list_changed(spec.endpoint, since, None if ctx.flags.full_reconcile else skip)
+        if ranges and not ctx.flags.dry_run:
+            dates = [str(r["dateUpdated"]) for r in listed if r.get("dateUpdated")]
+            state.set_own_creates(
+                entity, settled(ranges, max([*dates, *([last] if last else [])], default=None), since)
+            )
         have = {int(r["id"]) for r in listed}
         bound_codes = {k for k, b in inp.bindings.items() if b.ssm_id is not None and b.status == "ok"}
         wanted = set(state.pending(entity)) | {

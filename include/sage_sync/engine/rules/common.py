@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal, Protocol
 
 from sage_sync.engine.bindings import Binding, Pairs, Record
 from sage_sync.engine.codec import Spec, check_sage_value, ssm_scalar
@@ -158,6 +158,36 @@ def insert_in_sage_and_write_back(
     )
 
 
+SsmRole = Literal["echo", "changed", "reserved", "deleted", "ext", "new"]
+"""What an SSM record read this run is to a two-way planner (see :func:`ssm_roles`)."""
+
+
+def ssm_roles(inp: PlanInput) -> Iterator[tuple[SsmRole, str | None, Record]]:
+    """Each SSM record read this run, with its role and the Sage key it names (None for a deleted or new one).
+
+    ``echo``: bound to a key, with the ``dateUpdated`` of our own last write (G2, no ping-pong); ``changed``:
+    bound to a key otherwise; ``reserved``: a key was reserved for it (C4, K1); ``deleted``: unbound and deleted;
+    ``ext``: unbound, live, carrying a Sage key as ``extId`` (adoption, twin, orphan or unknown key); ``new``:
+    unbound, live, without ``extId``. :func:`pair_ssm` and :func:`paired_keys` read the same roles.
+    """
+    bound = {int(b.ssm_id): k for k, b in inp.bindings.items() if b.ssm_id is not None}
+    reserved = {int(i): key for i, key in inp.reserved.items()}
+    for rec in inp.ssm:
+        rid = int(rec["id"])
+        if rid in bound:
+            key = bound[rid]
+            date = rec.get("dateUpdated")
+            yield ("echo" if date and date == inp.bindings[key].ssm_date_updated else "changed"), key, rec
+        elif rid in reserved:
+            yield "reserved", reserved[rid], rec
+        elif rec.get("deleted"):
+            yield "deleted", None, rec
+        elif rec.get("extId"):
+            yield "ext", str(rec["extId"]), rec
+        else:
+            yield "new", None, rec
+
+
 def paired_keys(inp: PlanInput) -> set[str]:
     """The Sage keys :func:`pair_ssm` reads for the SSM records of this run, besides the changed ones.
 
@@ -165,19 +195,8 @@ def paired_keys(inp: PlanInput) -> set[str]:
     ``extId`` of an unbound live one (adoption, twins), and those an ``extId`` lookup found a record for. A
     two-way planner reads no other unchanged key (ADR 0018).
     """
-    bound = {int(b.ssm_id): k for k, b in inp.bindings.items() if b.ssm_id is not None}
-    keys: set[str] = set(inp.ssm_by_ext)
-    for rec in inp.ssm:
-        rid = int(rec["id"])
-        if rid in bound:
-            key = bound[rid]
-            if not (rec.get("dateUpdated") and rec.get("dateUpdated") == inp.bindings[key].ssm_date_updated):
-                keys.add(key)
-        elif str(rid) in inp.reserved:
-            keys.add(inp.reserved[str(rid)])
-        elif rec.get("extId") and not rec.get("deleted"):
-            keys.add(str(rec["extId"]))
-    return keys
+    named = {key for role, key, _ in ssm_roles(inp) if key is not None and role != "echo"}
+    return named | set(inp.ssm_by_ext)
 
 
 def pair_ssm(inp: PlanInput, plan: Plan, *, rule: str, noun: str, on_new: Callable[[Record], None]) -> Pairs:
@@ -190,23 +209,14 @@ def pair_ssm(inp: PlanInput, plan: Plan, *, rule: str, noun: str, on_new: Callab
     ``extId`` is new in SSM: ``on_new`` decides (defer, skip, or wait for a reserved key). Records found by
     ``extId`` lookups (``inp.ssm_by_ext``) are offered last.
     """
-    bound = {int(b.ssm_id): k for k, b in inp.bindings.items() if b.ssm_id is not None}
-    reserved = {int(i): key for i, key in inp.reserved.items()}
     pairs = Pairs()
-    for rec in inp.ssm:
-        rid = int(rec["id"])
-        ext = rec.get("extId") or None
-        if rid in bound:
-            key = bound[rid]
-            if rec.get("dateUpdated") and rec.get("dateUpdated") == inp.bindings[key].ssm_date_updated:
-                continue  # the echo of our own last write (G2: no ping-pong)
-            pairs.attach(key, changed=rec)
-        elif rid in reserved:
-            pairs.attach(reserved[rid], reserved=rec)
-        elif rec.get("deleted"):
-            continue
-        elif ext:
-            ext = str(ext)
+    for role, key, rec in ssm_roles(inp):
+        if role == "changed":
+            pairs.attach(str(key), changed=rec)
+        elif role == "reserved":
+            pairs.attach(str(key), reserved=rec)
+        elif role == "ext":
+            ext = str(key)
             if ext in inp.sage and inp.live_binding(ext) is None:
                 pairs.attach(ext, adoptable=rec)
             elif ext in inp.sage or inp.live_binding(ext) is not None:
@@ -214,9 +224,9 @@ def pair_ssm(inp: PlanInput, plan: Plan, *, rule: str, noun: str, on_new: Callab
             elif ext in inp.orphans:
                 continue  # planned by plan_orphans
             else:
-                reason = f"SSM {noun} {rid} has extId {ext}, unknown to Sage"
-                plan.skipped.append(Note(plan.entity, ext, rule, reason, rid))
-        else:
+                reason = f"SSM {noun} {rec['id']} has extId {ext}, unknown to Sage"
+                plan.skipped.append(Note(plan.entity, ext, rule, reason, int(rec["id"])))
+        elif role == "new":
             on_new(rec)
     for key, found in inp.ssm_by_ext.items():
         if inp.live_binding(key) is None and key in inp.sage:

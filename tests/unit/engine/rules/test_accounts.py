@@ -50,8 +50,8 @@ def test_c2_customers_are_read_only_and_ssm_edits_never_reach_sage() -> None:
     rec = only(w, "C001")
     assert rec["readOnly"] is True
     assert w.ssm.user_update("accounts", rec["id"], {"city": "Nice"}) is False  # users cannot edit it
-    # An administrator's key with the integration right can: such an edit is skipped, never written to Sage ...
-    w.ssm.admin_update("accounts", rec["id"], {"city": "Nice"})
+    # The integration key can: such an edit is skipped, never written to Sage ...
+    w.ssm.bulk_update("accounts", [(rec["id"], {"city": "Nice"})])
     result = w.run()
     assert [n.rule for n in result.plans["accounts"].skipped] == ["C2"]
     assert result.plans["accounts"].is_empty

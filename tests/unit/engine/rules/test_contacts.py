@@ -164,7 +164,7 @@ def test_k1_contacts_follow_their_customer_when_its_ssm_account_is_recreated() -
     w.sage.put("contacts", contact_row("C001", 1, "Durand"))
     w.run()
     old = account_id(w, "C001")
-    w.ssm.admin_delete("accounts", old)  # only a key with the integration right deletes a read-only account
+    w.ssm.soft_delete("accounts", [old])  # only the integration key can delete a read-only account
     result = w.run()
     assert [n.rule for n in result.plans["accounts"].skipped] == ["C3"]
     new = account_id(w, "C001")

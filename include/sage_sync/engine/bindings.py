@@ -39,13 +39,16 @@ class BindingScope:
     """Which stored bindings a planner may read, as the state database can select them (ADR 0018).
 
     A binding is selected when its key is in ``keys``, when a synced field named in ``values`` holds one of the
-    texts given for it, or when a synced field named in ``links`` is empty or holds no live SSM id of the entity
-    given for it. The planner's own test then decides among the few selected.
+    texts given for it, when a synced field named in ``links`` is empty or holds no live SSM id of the entity
+    given for it, or (``failed_creates``) when it failed without an SSM id. The planner's own test then decides
+    among the few selected.
     """
 
     keys: frozenset[str] = frozenset()
     values: tuple[tuple[str, frozenset[str]], ...] = ()
     links: tuple[tuple[str, str], ...] = ()
+    failed_creates: bool = False
+    """Also select the failed bindings without SSM id (creates whose response may have been lost, G5)."""
 
     def size(self) -> int:
         """How many texts the selection names (the state reads every binding when a statement cannot hold them)."""

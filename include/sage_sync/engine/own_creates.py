@@ -2,15 +2,17 @@
 
 A two-way entity is read by ``dateUpdated`` since its watermark, so the run after a first sync would read back
 every record that sync created (the bulk responses carry no ``dateUpdated`` to remember), and the overlap margin
-reads the latest of them again on the run after. Those records can hold nothing new for us: nobody else has
-touched them (``salesRepIdUpdated`` is still us) and nobody had before we made them. So a run whose creates of an
-entity were all confirmed remembers the range of ids they got (a :class:`CreatedRange`), and the next reads skip
-the records of that range that the integration's user both created and last updated.
+reads the latest of them again on the run after. Such a record holds nothing new as long as nobody wrote to it
+after the create. So a run whose writes of an entity were all confirmed remembers the range of ids its creates
+got (a :class:`CreatedRange`); the next read learns when the last of them was created (``until``: just after the
+``dateCreated`` of the range's last record), and the reads from then on skip the records of the range that the
+integration's user created and last updated before ``until``.
 
-What is never skipped: a record a user edited after we made it (its last updater is the user), a record we
-updated in a later run (its ``dateUpdated`` is past the range's ``until``: a user edit made between our read and
-our write must be seen again, as it was before), records other users made with ids in the range, and everything
-of a run where a create failed or its response was lost (a twin may exist: no range is remembered).
+Every later write is still read, whoever makes it: a user's edit (its last updater is the user), and any write
+made with the integration's own key after the load, by a later run of ours (a user edit made between that run's
+read and its write shows then, as before) or by an administrator (C2, C3, C7 drift). So are records other users
+made with ids in the range, and everything of a run where one write of the entity failed or its response was lost
+(a twin of a lost create must be read to be retired, C1, G5): no range is remembered for it.
 """
 
 from __future__ import annotations
@@ -26,11 +28,10 @@ from sage_sync.hooks.where import and_, or_, where_ge, where_gt, where_lt, where
 
 @dataclass(frozen=True)
 class CreatedRange:
-    """The ids ``lo``..``hi`` the creates of one run got, and until when the integration has not written since.
+    """The ids ``lo``..``hi`` the creates of one run got, and ``until``: just after the last of them was created.
 
-    ``until`` is None until the next run has read the entity: between two runs the integration writes nothing,
-    so that read may skip the whole range; it then sets ``until`` to the newest ``dateUpdated`` it saw, which is
-    older than any write the integration makes afterwards.
+    ``until`` is None until a read has looked up the range's last record (the bulk responses carry no date); a
+    range without it skips nothing.
     """
 
     lo: int
@@ -38,19 +39,23 @@ class CreatedRange:
     until: str | None = None
 
     def covers(self, record: dict[str, Any]) -> bool:
-        """Whether ``record`` (created and last updated by the integration) is one of this range's unchanged ones."""
-        rid = int(record["id"])
-        if not self.lo <= rid <= self.hi:
+        """Whether ``record`` is in the range and unchanged since the range's creates (by ``dateUpdated``)."""
+        if self.until is None or not self.lo <= int(record["id"]) <= self.hi:
             return False
-        return self.until is None or str(record.get("dateUpdated") or "") < self.until
+        return str(record.get("dateUpdated") or "") < self.until
 
 
 @dataclass(frozen=True)
 class OwnCreates:
-    """What an incremental read skips: records ``user`` created and last updated within one of ``ranges``."""
+    """What an incremental read skips: records ``user`` created and last updated, covered by one of ``ranges``."""
 
     user: int
     ranges: tuple[CreatedRange, ...]
+
+    def __post_init__(self) -> None:
+        """A read skips by ranges whose creates are dated (:func:`settled`); without one it would skip nothing."""
+        if not self.ranges or any(r.until is None for r in self.ranges):
+            raise ValueError("OwnCreates needs at least one range, each with its until")
 
     def skips(self, record: dict[str, Any]) -> bool:
         """Whether a read leaves ``record`` out (the same test as :meth:`where`, for sides without a server)."""
@@ -63,11 +68,7 @@ class OwnCreates:
     def where(self) -> str:
         """The API ``where`` that keeps every record :meth:`skips` would not leave out."""
         outside = [
-            or_(
-                where_lt("id", r.lo),
-                where_gt("id", r.hi),
-                *([where_ge("dateUpdated", _moment(r.until))] if r.until is not None else []),
-            )
+            or_(where_lt("id", r.lo), where_gt("id", r.hi), where_ge("dateUpdated", _moment(str(r.until))))
             for r in self.ranges
         ]
         return or_(
@@ -80,6 +81,12 @@ class OwnCreates:
 def _moment(text: str) -> datetime:
     """An API date-time text (``...Z``) as an aware datetime for the ``where`` builder."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def just_after(stamp: str) -> str:
+    """The API date-time one millisecond after ``stamp``."""
+    moment = _moment(stamp) + timedelta(milliseconds=1)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def user_id(value: Any) -> int | None:
@@ -110,23 +117,18 @@ def confirmed_range(outcomes: Iterable[Any], entity: str) -> tuple[int, int] | N
     return (min(ids), max(ids)) if ids else None
 
 
-def just_after(stamp: str) -> str:
-    """The API date-time one millisecond after ``stamp``."""
-    moment = _moment(stamp) + timedelta(milliseconds=1)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def settled(ranges: list[CreatedRange], created: dict[int, str], since: str | None) -> list[CreatedRange]:
+    """The ranges a read uses and keeps: ``until`` set where it was missing, spent ones dropped.
 
-
-def settled(ranges: list[CreatedRange], newest: str | None, since: str | None) -> list[CreatedRange]:
-    """The ranges after a read: ``until`` set where it was open, and those with nothing left to skip dropped.
-
-    An open range gets ``newest``: the newest ``dateUpdated`` the read saw, or just after the range's last
-    record, whichever is later; both are older than any write the integration makes after the read. An open range
-    is dropped when there is no such date. A range whose ``until`` is not after the read's lower bound ``since``
-    skips nothing any more.
+    ``created`` holds the ``dateCreated`` of the ranges' last records looked up by this read. A range whose last
+    record could not be read is dropped (it would skip nothing); so is a range whose ``until`` is not after the
+    read's lower bound ``since`` (its unchanged records are older than anything read from now on).
     """
     out: list[CreatedRange] = []
     for r in ranges:
-        until = r.until if r.until is not None else newest
+        until = r.until
+        if until is None and r.hi in created:
+            until = just_after(created[r.hi])
         if until is None or (since is not None and until <= since):
             continue
         out.append(CreatedRange(r.lo, r.hi, until))

@@ -248,6 +248,8 @@ def _in_scope(dialect: str, scope: BindingScope) -> sa.ColumnElement[bool]:
             others.c.status.not_in([str(s) for s in DEAD]),
         )
         conditions.append(sa.or_(field.is_(None), field.not_in(live)))
+    if scope.failed_creates:
+        conditions.append(sa.and_(bindings.c.status == str(Status.FAILED), bindings.c.ssm_id.is_(None)))
     return sa.or_(*conditions)
 
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from sage_sync.adapters.ssm_api import SsmApiSide
-from sage_sync.engine.own_creates import CreatedRange, OwnCreates
+from sage_sync.engine.own_creates import CreatedRange, OwnCreates, just_after
 from sage_sync.hooks.ssm import SalesManagementHook
 from tests.support.simulator import SimulatorHandle, ssm_simulator  # noqa: F401
 
@@ -118,37 +118,37 @@ def test_listing_is_incremental_by_date_updated_and_keeps_deleted_records(
 def test_g2_the_read_skips_our_unchanged_creates_and_keeps_every_later_edit(
     side: SsmApiSide, sim: SimulatorHandle
 ) -> None:
-    """The ``where`` of :class:`OwnCreates` is the API's: it leaves out exactly what ``skips`` leaves out."""
+    """The ``where`` of :class:`OwnCreates` is the API's: it leaves out exactly what ``skips`` leaves out.
+
+    Of six accounts we created, the one a user edited and the two our own key changed later (as a later run or an
+    administrator would: C2, C3) are read, and so is a user's new account; the three untouched ones are not.
+    """
     ids = [int(o.id) for o in side.bulk_create("accounts", _accounts(6)) if o.id is not None]
-    mine = side.get_by_ids("accounts", [ids[0]])[0]
-    us = int(mine["salesRepIdCreated"])
+    first, last = (side.get_by_ids("accounts", [i])[0] for i in (ids[0], ids[-1]))
+    us = int(first["salesRepIdCreated"])
+    own = OwnCreates(us, (CreatedRange(ids[0], ids[-1], just_after(last["dateCreated"])),))
     user = requests.Session()
     user.headers["X-Session-Key"] = sim.login("user")
-    sim.clock(5)
-    edited = user.put(f"{sim.base_url}/accounts/{ids[1]}", json={"city": "Vannes"}, timeout=30)
-    assert edited.status_code == 200, edited.text
-    made = user.post(
-        f"{sim.base_url}/accounts", json={"name": "Bar", "branchId": 1, "salesRepId1": 1}, timeout=30
-    )
-    theirs = int(made.json()["id"])
-    open_range = OwnCreates(us, (CreatedRange(ids[0], ids[-1]),))
-    listed = side.list_changed("accounts", None, open_range)
-    # A user's edit and a user's record are read; our four untouched creates are not.
-    assert {r["id"] for r in listed} == {ids[1], theirs}
-    everything = side.list_changed("accounts", None)
-    assert {r["id"] for r in everything if not open_range.skips(r)} == {r["id"] for r in listed}
-
-    # Once the next read has settled ``until``, our later writes to the range are read again.
-    until = max(r["dateUpdated"] for r in everything)
-    sim.clock(10)
+    try:
+        sim.clock(5)
+        edited = user.put(f"{sim.base_url}/accounts/{ids[1]}", json={"city": "Vannes"}, timeout=30)
+        assert edited.status_code == 200, edited.text
+        made = user.post(
+            f"{sim.base_url}/accounts", json={"name": "Bar", "branchId": 1, "salesRepId1": 1}, timeout=30
+        )
+        theirs = int(made.json()["id"])
+    finally:
+        user.close()
     side.bulk_update("accounts", [(ids[2], {"city": "Brest"})])
     side.soft_delete("accounts", [ids[3]])
-    settled = OwnCreates(us, (CreatedRange(ids[0], ids[-1], until),))
-    listed = side.list_changed("accounts", None, settled)
+    listed = side.list_changed("accounts", None, own)
     assert {r["id"] for r in listed} == {ids[1], ids[2], ids[3], theirs}
     everything = side.list_changed("accounts", None)
-    assert {r["id"] for r in everything if not settled.skips(r)} == {r["id"] for r in listed}
-    user.close()
+    assert {r["id"] for r in everything if not own.skips(r)} == {r["id"] for r in listed}
+    since = min(r["dateUpdated"] for r in listed)
+    assert {r["id"] for r in side.list_changed("accounts", since, own)} == {ids[1], ids[2], ids[3], theirs}
+    with pytest.raises(ValueError, match="until"):
+        OwnCreates(us, (CreatedRange(ids[0], ids[-1]),))
 
 
 def test_lookups_by_id_and_ext_id_are_batched(side: SsmApiSide, sim: SimulatorHandle) -> None:

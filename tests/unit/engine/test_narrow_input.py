@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sage_sync.engine.own_creates import just_after
 from sage_sync.engine.pipeline import RunFlags, StepContext, commit, extract, load, plan, report, validate
 from sage_sync.engine.snapshot import CommittedSnapshot, assemble, sage_changes
 from sage_sync.engine.staging import Staging
@@ -211,9 +212,10 @@ def test_g2_c1_the_records_a_run_created_are_read_again_only_once_someone_writes
 ) -> None:
     """G2: the next reads skip the records our confirmed creates made, and only while nobody writes to them.
 
-    A user's edit is read (P1 reaches Sage), our own later write is read again (with the real API a user edit made
-    between our read and that write shows then), and a run with a refused create remembers nothing of that
-    entity's creates (C1: a twin of a failed create would be read).
+    A user's edit is read (P1 reaches Sage), so is an edit made with the integration's own key (an administrator:
+    K2 reaches Sage) and our own later write (with the real API a user edit made between our read and that write
+    shows then); a run with a refused create remembers nothing of that entity's creates (C1: a twin of a failed
+    create would be read).
     """
     w = SyncWorld()
     w.sage.put("accounts", account_row("C001", "Cave Dupont", city="Lyon"))
@@ -227,19 +229,26 @@ def test_g2_c1_the_records_a_run_created_are_read_again_only_once_someone_writes
         (min(accounts.values()), max(accounts.values()), None)
     ]
 
+    def read(staged: dict[str, dict[str, Any]], entity: str) -> set[int]:
+        return {int(r["id"]) for r in staged[entity]["ssm"]}
+
     w.ssm.user_update("accounts", accounts["P001"], {"city": "Beaune"})
     staged = _run_steps(w, tmp_path, "run2")
-    assert [r["id"] for r in staged["accounts"]["ssm"]] == [accounts["P001"]]
-    assert staged["contacts"]["ssm"] == []
+    assert read(staged, "accounts") == {accounts["P001"]} and read(staged, "contacts") == set()
     assert w.sage.rows("accounts")[("P001",)]["city"] == "Beaune"  # P1
-    assert all(r.until is not None for r in w.state.own_creates("contacts"))
+    last = w.ssm.data["contacts"][max(contacts.values())]["dateCreated"]
+    assert [r.until for r in w.state.own_creates("contacts")] == [just_after(last)]
 
-    # Our own write to a record we created is read again by the next run, the untouched records still are not.
+    # An edit made with our own key between two runs, and our own later write, are read; C001 never is.
+    w.ssm.bulk_update("contacts", [(contacts["C001/2"], {"phone2": "06 11 22 33 44"})])
     w.sage.edit("contacts", ("C001", 1), job_title="Gérante")
-    _run_steps(w, tmp_path, "run3")
+    staged = _run_steps(w, tmp_path, "run3")
+    assert read(staged, "contacts") == {contacts["C001/2"]}
+    assert w.sage.rows("contacts")[("C001", 2)]["mobile"] == "06 11 22 33 44"  # K2 SSM -> Sage
     assert w.ssm.data["contacts"][contacts["C001/1"]]["Z_JobTitle"] == "Gérante"  # K2 Sage -> SSM
     staged = _run_steps(w, tmp_path, "run4")
-    assert [r["id"] for r in staged["contacts"]["ssm"]] == [contacts["C001/1"]]
+    assert contacts["C001/1"] in read(staged, "contacts")
+    assert accounts["C001"] not in read(staged, "accounts")
     assert w.run(entities=ENTITIES).planned_ops == 0
 
     # A refused create: no range is remembered for that run; the retried create's run remembers its id.

@@ -23,18 +23,26 @@ from typing import Any
 import pandas as pd
 
 from sage_sync.engine.bad_keys import set_aside
-from sage_sync.engine.bindings import Parent, Status
+from sage_sync.engine.bindings import Binding, BindingScope, Parent, Status
 from sage_sync.engine.codec import ssm_scalar
 from sage_sync.engine.holds import MATCH_FILE, Holds, apply_holds
 from sage_sync.engine.inputs import PlanInput
-from sage_sync.engine.own_creates import CreatedRange, OwnCreates, just_after, settled, user_id
+from sage_sync.engine.own_creates import CreatedRange, OwnCreates, settled, user_id
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.reconcile import reconcile_live, reconcile_summary
 from sage_sync.engine.resume import take_sage_as_master
 from sage_sync.engine.rules import RULES
 from sage_sync.engine.sides import SageSide, SsmSide
-from sage_sync.engine.snapshot import KEY, SageLines, assemble, assemble_with_lines, records, sage_changes
+from sage_sync.engine.snapshot import (
+    KEY,
+    SageChanges,
+    SageLines,
+    assemble,
+    assemble_with_lines,
+    records,
+    sage_changes,
+)
 from sage_sync.engine.state import StateStore, now_iso
 from sage_sync.mapping.transforms import ValueLists
 
@@ -85,21 +93,23 @@ def seen_dates(inp: PlanInput) -> dict[int, str]:
 
 
 def _own_creates(
-    ssm: SsmSide, endpoint: str, ranges: list[CreatedRange]
-) -> tuple[OwnCreates | None, str | None]:
-    """What the SSM read skips of our own creates (None: nothing), and a bound for the open range's ``until``.
+    ssm: SsmSide, endpoint: str, ranges: list[CreatedRange], since: str | None
+) -> tuple[OwnCreates | None, list[CreatedRange]]:
+    """What the SSM read skips of our own creates (None: nothing), and the ranges to keep (``settled``).
 
-    One read of the newest range's first and last records: the first one's creator is the integration's user;
-    the last one's ``dateUpdated`` is not older than any record of the range we left unchanged, and older than
-    any write we make from now on. Nothing is skipped when there is no range or its first record is unreadable.
+    One read of the newest range's first record and of the last record of each range without ``until``: the first
+    one's creator is the integration's user, the last ones' ``dateCreated`` gives ``until``. Nothing is skipped
+    when there is no range or the first record cannot be read.
     """
     if not ranges:
-        return None, None
+        return None, []
     newest = ranges[-1]
-    found = {int(r["id"]): r for r in ssm.get_by_ids(endpoint, sorted({newest.lo, newest.hi}))}
+    wanted = {newest.lo} | {r.hi for r in ranges if r.until is None}
+    found = {int(r["id"]): r for r in ssm.get_by_ids(endpoint, sorted(wanted))}
+    created = {i: str(r["dateCreated"]) for i, r in found.items() if r.get("dateCreated")}
+    kept = settled(ranges, created, since)
     user = user_id(found[newest.lo].get("salesRepIdCreated")) if newest.lo in found else None
-    last = found.get(newest.hi, {}).get("dateUpdated")
-    return (None if user is None else OwnCreates(user, tuple(ranges))), just_after(last) if last else None
+    return (None if user is None or not kept else OwnCreates(user, tuple(kept))), kept
 
 
 def value_lists(ctx: StepContext, ssm: SsmSide) -> ValueLists:
@@ -169,6 +179,31 @@ def _bound_twins(inp: PlanInput) -> list[int]:
     return sorted(out)
 
 
+def _all_bindings(ctx: StepContext) -> bool:
+    """Whether the planner may read any binding of the entity (else only those :func:`_bindings` selects).
+
+    A two-way entity's SSM records pair with any key; a full reconcile and a run taking Sage as master look at
+    every binding; an entity whose input is not narrowed reads them all.
+    """
+    flags = ctx.flags
+    return (
+        ctx.entity.two_way or flags.full_reconcile or flags.sage_master or RULES[ctx.name].read_beyond is None
+    )
+
+
+def _bindings(ctx: StepContext, state: StateStore, changes: SageChanges) -> dict[str, Binding]:
+    """The bindings the extract and the planner read: all (:func:`_all_bindings`), or a one-way entity's few.
+
+    Those of the created, updated and deleted keys and the failed creates (G5 orphans); the extract adds those of
+    the invoices with a line binding loaded (a line to link, I1). Not the 235,000 of an unchanged ``large``
+    dossier (ADR 0018).
+    """
+    if _all_bindings(ctx):
+        return state.bindings(ctx.name)
+    keys = frozenset([*changes.created, *changes.updated, *changes.deleted])
+    return state.bindings(ctx.name, scope=BindingScope(keys=keys, failed_creates=True))
+
+
 def read_plan_input(
     ctx: StepContext,
     frame: pd.DataFrame,
@@ -200,7 +235,7 @@ def read_plan_input(
         deleted=changes.deleted,
         unchanged=changes.unchanged,
         previous_size=len(committed),
-        bindings=state.bindings(entity),
+        bindings=_bindings(ctx, state, changes),
         reserved={str(k): v for k, v in state.reserved(entity).items()},
         quarantined=state.quarantined(entity),
     )
@@ -211,13 +246,10 @@ def read_plan_input(
         watermark = None if ctx.flags.full_reconcile else state.watermark(entity)
         since = _since(watermark, ctx.config.overlap_seconds)
         ranges = state.own_creates(entity)
-        skip, last = _own_creates(ssm, spec.endpoint, ranges)
+        skip, kept = _own_creates(ssm, spec.endpoint, ranges, since)
         listed = ssm.list_changed(spec.endpoint, since, None if ctx.flags.full_reconcile else skip)
-        if ranges and not ctx.flags.dry_run:
-            dates = [str(r["dateUpdated"]) for r in listed if r.get("dateUpdated")]
-            state.set_own_creates(
-                entity, settled(ranges, max([*dates, *([last] if last else [])], default=None), since)
-            )
+        if kept != ranges and not ctx.flags.dry_run:
+            state.set_own_creates(entity, kept)
         have = {int(r["id"]) for r in listed}
         bound_codes = {k for k, b in inp.bindings.items() if b.ssm_id is not None and b.status == "ok"}
         wanted = set(state.pending(entity)) | {
@@ -239,6 +271,9 @@ def read_plan_input(
         if lines is not None:
             pieces = {str(b.base[lines.join]) for b in inp.line_bindings.values() if b.base.get(lines.join)}
             lines.attach(inp.sage, pieces)
+            if not _all_bindings(ctx) and pieces - set(inp.bindings):
+                missing = frozenset(pieces - set(inp.bindings))
+                inp.bindings.update(state.bindings(entity, scope=BindingScope(keys=missing)))
         unbound_lines = [
             str(line["line_id"])
             for k in [*inp.created, *inp.updated]

@@ -34,8 +34,7 @@ class Op:
     ``key`` is the record's Sage natural key as text (``"C001"``, ``"C001/2"``); ``ssm_id`` the SSM id when known.
     ``refs`` names fields whose SSM id is only known at load time: ``{"accountId": ["accounts", "C001"]}`` is the
     SSM id bound to account ``C001``; ``{"familyId": ["productFamilies", "Vins"]}`` a value-list entry.
-    ``binds`` is the Sage key the SSM record is bound to once the op is confirmed; ``synced`` the canonical values
-    both sides hold after it (the new base of the three-way merge).
+    What both sides hold once the op is confirmed (the new merge base) is its record's :class:`Commit`.
     """
 
     kind: OpKind
@@ -46,7 +45,6 @@ class Op:
     ssm_id: int | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     refs: dict[str, list[str]] = field(default_factory=dict)
-    synced: dict[str, Any] | None = None
     picture: dict[str, str] | None = None
     reserved: bool = False
 
@@ -56,8 +54,8 @@ class Op:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Op:
-        """Rebuild an op from :meth:`to_dict` output."""
-        return cls(**raw)
+        """Rebuild an op from :meth:`to_dict` output (a plan staged by an earlier version may carry ``synced``)."""
+        return cls(**{k: v for k, v in raw.items() if k != "synced"})
 
 
 @dataclass

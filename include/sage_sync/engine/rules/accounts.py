@@ -94,7 +94,7 @@ class _Planner:
             f"{' read-only' if customer else ''}; C5 salesRepId1 = admin user {self.config.admin_user_id}"
         )
         synced = _spec_values(self.specs, sage)
-        self.plan.ops.append(Op("ssm_create", ENTITY, key, rule, reason, fields=fields, synced=synced))
+        self.plan.ops.append(Op("ssm_create", ENTITY, key, rule, reason, fields=fields))
         self.plan.commits.append(Commit(ENTITY, key, row=sage, synced=synced, binding="ok", ssm_ids=ssm_ids))
 
     def adopt_op(self, key: str, sage: dict[str, Any], found: dict[str, Any]) -> None:
@@ -110,9 +110,7 @@ class _Planner:
         fid = int(found["id"])
         if fields:
             reason = f"SSM account {fid} already carries extId {key}: adopt it and update {describe(fields)}"
-            self.plan.ops.append(
-                Op("ssm_update", ENTITY, key, "C1", reason, ssm_id=fid, fields=fields, synced=synced)
-            )
+            self.plan.ops.append(Op("ssm_update", ENTITY, key, "C1", reason, ssm_id=fid, fields=fields))
         else:
             self.note(
                 self.plan.skipped, key, "C1", f"SSM account {fid} already carries extId {key} and matches"
@@ -257,9 +255,7 @@ class _Planner:
                 payload, warnings = ssm_payload(self.specs, sage, lists)
                 self.warn(key, warnings)
                 reason = f"customer changed in Sage ({describe(dict.fromkeys(changed))}): overwrite Sage-owned fields"
-                self.plan.ops.append(
-                    Op("ssm_update", ENTITY, key, "C7", reason, ssm_id=sid, fields=payload, synced=synced)
-                )
+                self.plan.ops.append(Op("ssm_update", ENTITY, key, "C7", reason, ssm_id=sid, fields=payload))
             self.plan.commits.append(
                 Commit(ENTITY, key, row=sage, synced=synced, ssm_id=sid, binding="ok", ssm_ids=ssm_ids)
             )
@@ -302,9 +298,7 @@ class _Planner:
                 if rule == "P2"
                 else f"prospect edited in SSM: write {describe(to_sage)} to Sage"
             )
-            self.plan.ops.append(
-                Op("sage_update", ENTITY, key, rule, reason, fields=to_sage, synced=merged.merged)
-            )
+            self.plan.ops.append(Op("sage_update", ENTITY, key, rule, reason, fields=to_sage))
         if to_ssm:
             was = base.get("is_prospect") == 1 and converted
             rule = "P2" if was else "P1"
@@ -313,9 +307,7 @@ class _Planner:
                 if was
                 else f"prospect edited in Sage: update {describe(to_ssm)}"
             )
-            self.plan.ops.append(
-                Op("ssm_update", ENTITY, key, rule, reason, ssm_id=sid, fields=to_ssm, synced=merged.merged)
-            )
+            self.plan.ops.append(Op("ssm_update", ENTITY, key, rule, reason, ssm_id=sid, fields=to_ssm))
         self.plan.commits.append(
             Commit(ENTITY, key, row=final, synced=merged.merged, ssm_id=sid, binding="ok", ssm_ids=ssm_ids)
         )
@@ -383,9 +375,7 @@ class _Planner:
         synced = _spec_values(self.specs, sage)
         if fields:
             reason = f"code {key} reserved for SSM company {rid} is already in Sage: update SSM only (no second insert)"
-            self.plan.ops.append(
-                Op("ssm_update", ENTITY, key, "C4", reason, ssm_id=rid, fields=fields, synced=synced)
-            )
+            self.plan.ops.append(Op("ssm_update", ENTITY, key, "C4", reason, ssm_id=rid, fields=fields))
         self.plan.commits.append(
             Commit(ENTITY, key, row=sage, synced=synced, ssm_id=rid, binding="ok", ssm_ids=[rid])
         )

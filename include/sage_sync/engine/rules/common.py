@@ -138,9 +138,7 @@ def insert_in_sage_and_write_back(
     ``write_back`` (``extId``, and for accounts the status and read-only flag).
     """
     columns = {k: v for k, v in row.items() if v is not None}
-    plan.ops.append(
-        Op("sage_insert", plan.entity, key, rule, reason, fields=columns, synced=synced, reserved=True)
-    )
+    plan.ops.append(Op("sage_insert", plan.entity, key, rule, reason, fields=columns, reserved=True))
     plan.ops.append(
         Op(
             "ssm_update",
@@ -150,7 +148,6 @@ def insert_in_sage_and_write_back(
             write_back_reason,
             ssm_id=ssm_id,
             fields=write_back,
-            synced=synced,
         )
     )
     plan.commits.append(

@@ -168,7 +168,7 @@ class _Planner:
             f"new Sage contact of customer {sage['account_code']}: create it in SSM on account {parent_id}"
         )
         synced = self.synced(sage)
-        self.plan.ops.append(Op("ssm_create", ENTITY, key, "K1", reason, fields=fields, synced=synced))
+        self.plan.ops.append(Op("ssm_create", ENTITY, key, "K1", reason, fields=fields))
         self.plan.commits.append(Commit(ENTITY, key, row=sage, synced=synced, binding="ok"))
 
     def adopt(self, key: str, sage: dict[str, Any], found: dict[str, Any]) -> None:
@@ -177,9 +177,7 @@ class _Planner:
         synced = self.synced(sage)
         if fields:
             reason = f"SSM contact {fid} already carries extId {key}: adopt it and update {describe(fields)}"
-            self.plan.ops.append(
-                Op("ssm_update", ENTITY, key, "K1", reason, ssm_id=fid, fields=fields, synced=synced)
-            )
+            self.plan.ops.append(Op("ssm_update", ENTITY, key, "K1", reason, ssm_id=fid, fields=fields))
         self.plan.commits.append(
             Commit(ENTITY, key, row=sage, synced=synced, ssm_id=fid, binding="ok", ssm_ids=[fid])
         )
@@ -215,9 +213,7 @@ class _Planner:
             return
         if merged.to_sage:
             reason = f"contact edited in SSM: write {describe(merged.to_sage)} to Sage"
-            self.plan.ops.append(
-                Op("sage_update", ENTITY, key, "K2", reason, fields=merged.to_sage, synced=merged.merged)
-            )
+            self.plan.ops.append(Op("sage_update", ENTITY, key, "K2", reason, fields=merged.to_sage))
         if merged.to_ssm:
             reason = f"contact edited in Sage: update {describe(merged.to_ssm)} in SSM"
             self.plan.ops.append(
@@ -229,7 +225,6 @@ class _Planner:
                     reason,
                     ssm_id=sid,
                     fields=merged.to_ssm,
-                    synced=merged.merged,
                 )
             )
         self.plan.commits.append(
@@ -321,9 +316,7 @@ class _Planner:
             fields["extId"] = key
         if fields:
             reason = f"key {key} reserved for SSM contact {rid} is already in Sage: update SSM only"
-            self.plan.ops.append(
-                Op("ssm_update", ENTITY, key, "K1", reason, ssm_id=rid, fields=fields, synced=synced)
-            )
+            self.plan.ops.append(Op("ssm_update", ENTITY, key, "K1", reason, ssm_id=rid, fields=fields))
         self.plan.commits.append(
             Commit(ENTITY, key, row=sage, synced=synced, ssm_id=rid, binding="ok", ssm_ids=[rid])
         )

@@ -158,7 +158,7 @@ class _Planner:
             else:
                 reason = f"new {noun} {key}: create the read-only sales order"
                 rule = "I1"
-            plan.ops.append(Op("ssm_create", ENTITY, key, rule, reason, fields=fields, synced=payload))
+            plan.ops.append(Op("ssm_create", ENTITY, key, rule, reason, fields=fields))
             return None
         if live is not None:
             sid, compare = int(live.ssm_id or 0), live.base
@@ -199,7 +199,6 @@ class _Planner:
                 reason,
                 ssm_id=sid,
                 fields={**fields, **self.stamp},
-                synced=payload,
             )
         )
         return sid
@@ -238,7 +237,6 @@ class _Planner:
                     # The sales order's id when known; else it comes from this run's create.
                     fields=lp if sid is None else {**lp, "salesOrderId": sid},
                     refs={"salesOrderId": header_ref} if sid is None else {},
-                    synced=lsynced,
                 )
             )
         else:
@@ -261,7 +259,6 @@ class _Planner:
                     else f"line {line_key} of invoice {key} changed",
                     ssm_id=lb.ssm_id,
                     fields=changed,
-                    synced=lsynced,
                 )
             )
         plan.commits.append(

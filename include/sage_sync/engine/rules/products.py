@@ -82,7 +82,6 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
                         ssm_id=fid,
                         fields=fields,
                         refs=refs,
-                        synced=synced,
                         picture=picture,
                     )
                 )
@@ -103,7 +102,6 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
                         fields={k: v for k, v in payload.items() if v is not None}
                         | {"stock": payload["stock"]},
                         refs=refs,
-                        synced=synced,
                         picture=picture,
                     )
                 )
@@ -140,7 +138,6 @@ def plan_products(inp: PlanInput, config: SyncConfig) -> Plan:
                     ssm_id=sid,
                     fields=fields,
                     refs=op_refs,
-                    synced=synced,
                     picture=picture,
                 )
             )

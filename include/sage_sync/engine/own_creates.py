@@ -117,6 +117,16 @@ def confirmed_range(outcomes: Iterable[Any], entity: str) -> tuple[int, int] | N
     return (min(ids), max(ids)) if ids else None
 
 
+#: At most this many ranges are kept (the newest): a tenant where nobody edits never moves the watermark that
+#: drops spent ranges, and every range is a clause of the read's URL. Forgetting a range only reads more.
+MAX_RANGES = 10
+
+
+def with_range(ranges: list[CreatedRange], lo: int, hi: int) -> list[CreatedRange]:
+    """``ranges`` and a run's new one, the oldest forgotten beyond :data:`MAX_RANGES`."""
+    return [*ranges, CreatedRange(lo, hi)][-MAX_RANGES:]
+
+
 def settled(ranges: list[CreatedRange], created: dict[int, str], since: str | None) -> list[CreatedRange]:
     """The ranges a read uses and keeps: ``until`` set where it was missing, spent ones dropped.
 

@@ -16,7 +16,7 @@ from typing import Any
 from sage_sync.engine.apply import ApplyResult
 from sage_sync.engine.bad_keys import MISSING_KEY
 from sage_sync.engine.commit import EntityCounts, commit_plan, count_plan
-from sage_sync.engine.own_creates import CreatedRange, confirmed_range
+from sage_sync.engine.own_creates import confirmed_range, with_range
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.pipeline.plan_step import staged_plan
@@ -65,7 +65,7 @@ def commit(ctx: StepContext, state: StateStore) -> CommitSummary:
         state.set_watermark(ctx.name, max(seen.values()))
     made = confirmed_range(applied.outcomes, ctx.name) if ctx.entity.two_way else None
     if made is not None:
-        state.set_own_creates(ctx.name, [*state.own_creates(ctx.name), CreatedRange(*made)])
+        state.set_own_creates(ctx.name, with_range(state.own_creates(ctx.name), *made))
     counts = result.counts
     counts.api_calls = api_calls
     state.record_entity(ctx.run_name, ctx.name, counts.to_dict(), api_calls, duration)

@@ -31,7 +31,7 @@ from sage_sync.engine.rules.contacts import contact_specs
 from tests.support.memory import Fault, SimulatedCrash, SyncWorld, TransportError, account_row, contact_row
 
 #: Examples per run, split between the two halves; raise it (e.g. 1000) to explore deeper on a quiet machine.
-EXAMPLES = int(os.environ.get("SAGE_SYNC_HYPOTHESIS_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("SAGE_SYNC_HYPOTHESIS_EXAMPLES", "200"))
 ENTITIES = ("accounts", "contacts", "products", "invoices")
 ANCHOR = "ANCHOR"
 

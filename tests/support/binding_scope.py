@@ -31,6 +31,10 @@ def check_binding_scope(s: StateStore) -> None:
     assert kept["4"].synced == {"piece": "F3", "productId": 502}
     assert set(s.bindings("invoice_lines")) == {"1", "2", "3", "4", "5", "6", "7", "8"}
     assert set(s.bindings("invoice_lines", scope=BindingScope(keys=frozenset({"5"})))) == {"5", "8"}
+    # G5: the failed creates (no SSM id) are selected with the keys named, not the other failed bindings.
+    s.bind("invoice_lines", "9", 19, {"piece": "F4", "productId": 501}, status="failed")
+    orphans = BindingScope(keys=frozenset({"5"}), failed_creates=True)
+    assert set(s.bindings("invoice_lines", scope=orphans)) == {"5", "7", "8"}
     # A committed row the database cannot read as JSON is read here: its field is not lost.
     s.commit_rows(
         "scoped", {"K1": ("h", {"is_prospect": 1, "ratio": float("nan")}), "K2": ("h", {"is_prospect": 0})}

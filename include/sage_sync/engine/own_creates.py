@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sage_sync.engine.codec import ssm_scalar
-from sage_sync.hooks.where import and_, or_, where_ge, where_gt, where_lt, where_ne
+from sage_sync.hooks.where import and_, format_datetime, or_, where_ge, where_gt, where_lt, where_ne
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,7 @@ def _moment(text: str) -> datetime:
 
 def just_after(stamp: str) -> str:
     """The API date-time one millisecond after ``stamp``."""
-    moment = _moment(stamp) + timedelta(milliseconds=1)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_datetime(_moment(stamp) + timedelta(milliseconds=1))
 
 
 def user_id(value: Any) -> int | None:

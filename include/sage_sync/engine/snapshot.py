@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sage_sync.engine.codec import clean, mapping
+from sage_sync.engine.collector import paused_collector
 from sage_sync.engine.diff import diff_snapshots
 from sage_sync.engine.row_hash import DEFAULT_DECIMALS, HASH_VERSION, SnapshotHashes, snapshot_hashes
 from sage_sync.errors import ConfigurationError
@@ -184,8 +185,9 @@ class SageLines:
             return []
         chosen = self.frame.iloc[np.concatenate(parts)]
         names = list(chosen.columns)
-        columns = [[clean(v) for v in chosen[name].tolist()] for name in names]
-        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+        with paused_collector():  # a million line records at `large`: a tree, no cycle (ADR 0018)
+            columns = [[clean(v) for v in chosen[name].tolist()] for name in names]
+            return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
     def by_line(self, line_column: str, value_column: str) -> dict[str, Any]:
         """Line key (``line_column`` as text) -> ``value_column``, for the lines where it is set."""
@@ -241,9 +243,10 @@ def records(frame: pd.DataFrame, entity: str) -> dict[str, dict[str, Any]]:
     m = mapping(entity)
     keep = list(dict.fromkeys([*m.main.key, *compared_columns(entity)]))
     keep = [c for c in keep if c in frame.columns]
-    columns = {c: [clean(v) for v in frame[c].tolist()] for c in keep}
-    keys = [str(k) for k in frame[KEY].tolist()]
-    return {key: {c: columns[c][i] for c in keep} for i, key in enumerate(keys)}
+    with paused_collector():  # one dict per row: a tree, no cycle (ADR 0018)
+        columns = {c: [clean(v) for v in frame[c].tolist()] for c in keep}
+        keys = [str(k) for k in frame[KEY].tolist()]
+        return {key: {c: columns[c][i] for c in keep} for i, key in enumerate(keys)}
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sage_sync.engine.collector import paused_collector
 from sage_sync.errors import FatalSyncError
 from sage_sync.location import Location, write_bytes_atomic
 
@@ -86,7 +87,7 @@ class Staging:
         target = self.path(entity, name)
         if not target.exists():
             raise FatalSyncError(f"{target} is missing: its upstream step did not complete in this run")
-        with target.open("rb") as fh:
+        with target.open("rb") as fh, paused_collector():  # a JSON document is a tree (no cycle to collect)
             return orjson.loads(fh.read())
 
     def read_json_or_none(self, entity: str | None, name: str) -> Any:

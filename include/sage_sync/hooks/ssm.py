@@ -606,6 +606,7 @@ class SalesManagementHook(BaseHook):
                 data=bytes(data),
                 headers={"Content-Type": "application/octet-stream"},
                 authenticated=False,
+                paced=False,  # the locator is not an API call: it takes no permit of the key's rate limit
             )
         return str(doc_id)
 

@@ -8,7 +8,8 @@ Three parts, each small enough to read on its own (docs/adr/0003-ssm-retries-and
   :class:`Success`, a :class:`Retry` (with the server's ``Retry-After`` when it sent one), :data:`RELOGIN`,
   or a :class:`Fail` carrying the error to raise: :class:`SsmApiError` for a 4xx, :class:`WriteOutcomeUnknown`
   for a non-idempotent call that may have been applied, :class:`FatalSyncError` for a broken request.
-* **retry loop**: :meth:`SsmTransport.send` takes a rate-limit permit per attempt, counts every attempt,
+* **retry loop**: :meth:`SsmTransport.send` takes a rate-limit permit per attempt of an API call (not of an
+  upload to a document's locator, which is outside the API and its limit), counts every attempt,
   and waits with full-jitter backoff (or ``Retry-After``) between attempts, up to ``max_retries``.
 """
 
@@ -81,6 +82,8 @@ class ApiCall:
         idempotent: whether re-sending after an unknown outcome is harmless (ADR 0003).
         authenticated: whether to send ``X-Session-Key``.
         counter: the :class:`ApiCallCounts` field each attempt increments.
+        paced: whether each attempt takes a permit of the API key's rate limit (an upload locator is outside the
+            API and its limit, like a pre-signed storage URL).
     """
 
     method: str
@@ -93,6 +96,7 @@ class ApiCall:
     idempotent: bool = True
     authenticated: bool = True
     counter: str = "reads"
+    paced: bool = True
 
 
 @dataclass(frozen=True)
@@ -355,6 +359,7 @@ class SsmTransport:
         counter: str | None = None,
         url: str | None = None,
         data: bytes | None = None,
+        paced: bool = True,
     ) -> requests.Response:
         """Send one API call with rate limiting, one re-login on 401 and retries of transient failures.
 
@@ -370,6 +375,7 @@ class SsmTransport:
             counter: which call counter to increment (default: reads for GET, writes otherwise).
             url: an absolute URL to call instead of base URL + path (upload locators).
             data: raw body bytes.
+            paced: whether the call takes a rate-limit permit (False: an upload locator, outside the API).
 
         Returns:
             The response, always 2xx or 3xx.
@@ -390,6 +396,7 @@ class SsmTransport:
             idempotent=idempotent,
             authenticated=authenticated,
             counter=counter or ("reads" if method == "GET" else "writes"),
+            paced=paced,
         )
         relogged = False
         attempt = 0
@@ -430,12 +437,13 @@ class SsmTransport:
             self._sleep(delay)
 
     def _attempt(self, call: ApiCall) -> tuple[str | None, requests.Response | requests.RequestException]:
-        """Send ``call`` once: session key, one rate-limit permit, one count; return the key used and the answer."""
+        """Send ``call`` once: session key, a rate-limit permit, one count; return the key used and the answer."""
         headers = dict(call.headers or {})
         token = self.session_key() if call.authenticated else None
         if token is not None:
             headers["X-Session-Key"] = token
-        self.limiter.acquire()
+        if call.paced:
+            self.limiter.acquire()
         self.calls.add(call.counter)
         try:
             response = self.session.request(

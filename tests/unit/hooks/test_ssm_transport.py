@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from sage_sync.errors import ConfigurationError, FatalSyncError, RetriableSyncError
+from sage_sync.hooks.ratelimit import TokenBucket
 from sage_sync.hooks.ssm import SalesManagementHook, SsmApiError, WriteOutcomeUnknown, api_base_url
 from tests.unit.hooks.ssm_fakes import (
     BASE,
@@ -511,6 +512,21 @@ def test_picture_upload_puts_bytes_to_the_locator_without_the_session_key(
     assert put.headers["Content-Type"] == "application/octet-stream"
     assert "X-Session-Key" not in put.headers
     assert hook.scrub(f"failed at {locator}") == "failed at ***"
+
+
+def test_picture_upload_takes_one_rate_limit_permit_not_two(connection: Callable[..., None]) -> None:
+    """The bytes go to the locator, outside the API and its rate limit: only the login and the POST are paced."""
+    locator = "https://files.example.test/upload/secret-abc123"
+
+    def handler(r: requests.PreparedRequest) -> Reply:
+        return (200, {"id": "17", "locator": locator}) if r.method == "POST" else (200, b"")
+
+    hook, transport = make_hook(handler, requests_per_second=10)
+    # Time stands still: each permit taken queues 0.1 s behind the one before.
+    hook.rate_limiter = TokenBucket(10.0, clock=lambda: 0.0, sleep=lambda _s: None)
+    hook.upload_product_picture(5, "pic.jpg", b"\xff")
+    assert [r.method for r in transport.sent][-2:] == ["POST", "PUT"]
+    assert hook.rate_limiter.waited_seconds == pytest.approx(0.1)  # login 0 s, POST 0.1 s; paced PUT: 0.3 s
 
 
 def test_custom_fields_keeps_z_fields(connection: Callable[..., None]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sage_sync.engine.apply import ApplyResult
 from sage_sync.engine.bad_keys import MISSING_KEY
+from sage_sync.engine.collector import paused_collector
 from sage_sync.engine.commit import EntityCounts, commit_plan, count_plan
 from sage_sync.engine.own_creates import confirmed_range, with_range
 from sage_sync.engine.pipeline.context import StepContext
@@ -38,6 +39,11 @@ class CommitSummary:
 
 def commit(ctx: StepContext, state: StateStore) -> CommitSummary:
     """Record what the load confirmed; return the G7 counts."""
+    with paused_collector():  # the plan, the outcomes and the state rows are trees of millions of objects
+        return _commit(ctx, state)
+
+
+def _commit(ctx: StepContext, state: StateStore) -> CommitSummary:
     extracted = ctx.staging.read_json(ctx.name, "extract.json")
     current = staged_plan(ctx)
     quality = ctx.staging.read_json(ctx.name, "quality.json")

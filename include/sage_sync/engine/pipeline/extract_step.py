@@ -25,6 +25,7 @@ import pandas as pd
 from sage_sync.engine.bad_keys import set_aside
 from sage_sync.engine.bindings import Binding, BindingScope, Parent, Status
 from sage_sync.engine.codec import ssm_scalar
+from sage_sync.engine.collector import paused_collector
 from sage_sync.engine.holds import MATCH_FILE, Holds, apply_holds
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.own_creates import CreatedRange, OwnCreates, settled, user_id
@@ -344,7 +345,8 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
     if lines is not None and lines.source in frames:
         ctx.staging.write_frame(ctx.name, "lines.parquet", frames[lines.source])
     api_calls = ssm.api_calls() - calls_before
-    ctx.staging.write_json(ctx.name, INPUT_FILE, {"input": inp.to_dict()})
+    with paused_collector():
+        ctx.staging.write_json(ctx.name, INPUT_FILE, {"input": inp.to_dict()})
     ctx.staging.write_json(
         ctx.name,
         "extract.json",

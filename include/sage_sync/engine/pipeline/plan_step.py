@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from sage_sync.engine.codec import key_fields
+from sage_sync.engine.collector import paused_collector
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
@@ -114,6 +115,11 @@ def _drop(plan: Plan, blocked: dict[str, str]) -> None:
 
 def plan(ctx: StepContext) -> PlanSummary:
     """Plan the entity (or stop on a table failure) and stage ``plan.json``; return the op counts."""
+    with paused_collector():  # the plan input and the plan are trees of millions of objects at `large`
+        return _plan(ctx)
+
+
+def _plan(ctx: StepContext) -> PlanSummary:
     inp = PlanInput.from_dict(ctx.staging.read_json(ctx.name, "input.json")["input"])
     inp.approved_deletions = ctx.flags.approve_deletions.get(ctx.name)
     quality = ctx.staging.read_json(ctx.name, "quality.json")
@@ -142,4 +148,5 @@ def plan(ctx: StepContext) -> PlanSummary:
 
 def staged_plan(ctx: StepContext) -> Plan:
     """The plan the plan step staged for this entity in this run."""
-    return Plan.from_dict(ctx.staging.read_json(ctx.name, "plan.json"))
+    with paused_collector():
+        return Plan.from_dict(ctx.staging.read_json(ctx.name, "plan.json"))

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from sage_sync.engine.collector import paused_collector
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.pipeline.extract_step import INPUT_FILE
@@ -122,7 +123,8 @@ def hold_quarantined(inp: PlanInput, keys: set[str]) -> dict[str, str]:
 def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
     """Validate the staged snapshot, take quarantined rows out of the plan input; return the quality counts."""
     extracted = ctx.staging.read_json(ctx.name, "extract.json")
-    inp = PlanInput.from_dict(ctx.staging.read_json(ctx.name, INPUT_FILE)["input"])
+    with paused_collector():
+        inp = PlanInput.from_dict(ctx.staging.read_json(ctx.name, INPUT_FILE)["input"])
     frame = ctx.staging.read_frame(ctx.name, "sage.parquet")
     keys = frame[KEY].astype(str)
     # Rows that changed since the last run, and those still quarantined: an unchanged row passed when it was synced.

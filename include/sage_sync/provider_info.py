@@ -105,6 +105,12 @@ def get_provider_info() -> dict[str, Any]:
                         "integer",
                         6,
                     ),
+                    "parallel_calls": _field(
+                        "Parallel bulk calls",
+                        "Bulk writes a load keeps in flight at once (1 to 8), still within the rate limit.",
+                        "integer",
+                        2,
+                    ),
                 },
             },
         ],

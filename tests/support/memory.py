@@ -352,6 +352,10 @@ class InMemorySsm:
         """API calls made by the integration."""
         return self.calls
 
+    def parallel_calls(self) -> int:
+        """One call at a time: the double's faults are counted in call order."""
+        return 1
+
     def value_lists(self) -> ValueLists:
         """The tenant's value lists."""
         self.calls += 1

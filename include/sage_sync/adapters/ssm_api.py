@@ -80,6 +80,10 @@ class SsmApiSide:
         """Every HTTP call this side's hook has sent (logins and retries included), for the run ledger (G7)."""
         return self.hook.calls.total
 
+    def parallel_calls(self) -> int:
+        """The connection's ``parallel_calls`` (default 2): bulk writes in flight at once, within the rate limit."""
+        return int(self.hook.settings.parallel_calls)
+
     def value_lists(self) -> ValueLists:
         """Account statuses, countries, users, sales order statuses and product families (read once)."""
         if self._lists is None:

@@ -4,11 +4,15 @@ Sage writes go first, so a record created in SSM (C4, K1) reaches SSM's ``extId`
 an SSM op of a record whose Sage op failed is not attempted. SSM writes go in bulk calls of the entity's size.
 A call that raises marks all its items failed: the state then keeps them as they were and the next run plans
 them again (a write that applied anyway is recognised then, by binding, reserved code or ``extId``).
+Create calls are independent (each item makes its own record): up to the side's ``parallel_calls`` are in flight
+at once (the rate limit still paces them), and their outcomes are recorded in plan order as if they had run one
+after the other. Updates and deletes go one call after the other, so two ops of one record apply in plan order.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,16 +89,28 @@ class _Applier:
         elif outcome.kind == "ssm_create" and outcome.id is not None:
             self.ids[f"{outcome.entity}|{outcome.key}"] = outcome.id
 
-    def batch(self, indexed: list[tuple[int, Op]], call: Any, size: int) -> None:
-        for part in [indexed[i : i + size] for i in range(0, len(indexed), size)]:
+    def batch(self, indexed: list[tuple[int, Op]], call: Any, size: int, workers: int = 1) -> None:
+        """Send ``indexed`` in calls of ``size`` items, ``workers`` calls at once; record outcomes in order."""
+        parts = [indexed[i : i + size] for i in range(0, len(indexed), size)]
+
+        def send(part: list[tuple[int, Op]]) -> Any:
             try:
-                results = call([op for _, op in part])
+                return call([op for _, op in part])
             except Exception as exc:  # noqa: BLE001 - any transport error fails the batch; the state keeps it
-                log.warning("%s call failed for %d item(s): %s", part[0][1].kind, len(part), exc)
+                return exc
+
+        if workers > 1 and len(parts) > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ssm-bulk") as pool:
+                answers = list(pool.map(send, parts))
+        else:
+            answers = [send(part) for part in parts]
+        for part, answer in zip(parts, answers, strict=True):
+            if isinstance(answer, Exception):
+                log.warning("%s call failed for %d item(s): %s", part[0][1].kind, len(part), answer)
                 for i, op in part:
-                    self.record(i, _fail(op, f"{type(exc).__name__}: {exc}"))
+                    self.record(i, _fail(op, f"{type(answer).__name__}: {answer}"))
                 continue
-            for (i, op), res in zip(part, results, strict=True):
+            for (i, op), res in zip(part, answer, strict=True):
                 self.record(i, _from(op, res))
 
     def resolve(self, op: Op) -> dict[str, Any] | None:
@@ -155,10 +171,13 @@ class _Applier:
                 continue
             resolved[id(op)] = fields
             ready[op.kind].append((i, op))
+        # Each create makes its own record: several create calls may be in flight at once. Updates and deletes go
+        # one call after the other (two ops of one record apply in plan order).
         self.batch(
             ready["ssm_create"],
             lambda part: self.ssm.bulk_create(point, [resolved[id(op)] for op in part]),
             size,
+            self.ssm.parallel_calls(),
         )
         self.batch(
             ready["ssm_update"],

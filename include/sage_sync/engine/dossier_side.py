@@ -178,3 +178,7 @@ class DossierSsmSide:
     def api_calls(self) -> int:
         """The API calls of the wrapped side (the parents' lookups included)."""
         return self.inner.api_calls()
+
+    def parallel_calls(self) -> int:
+        """The wrapped side's."""
+        return self.inner.parallel_calls()

@@ -100,3 +100,7 @@ class SsmSide(Protocol):
     def api_calls(self) -> int:
         """How many API calls this side has made so far (for the run ledger, G7)."""
         ...
+
+    def parallel_calls(self) -> int:
+        """How many bulk writes the load may keep in flight at once (1: one after the other)."""
+        ...

@@ -81,6 +81,8 @@ class SalesManagementHook(BaseHook):
         page_size: records per list page (extra ``page_size``, default 1000, the API maximum).
         timeout: seconds to wait for a response (extra ``timeout``, default 60).
         max_retries: retries of a transient failure (extra ``max_retries``, default 6).
+        parallel_calls: bulk writes a load keeps in flight at once (extra ``parallel_calls``, default 2, at most
+            8): the rate limit still paces them, and a call's network and server time overlaps the next one's.
         backoff_base: the first backoff ceiling in seconds (full jitter); small values keep tests fast.
         backoff_max: the largest backoff ceiling in seconds.
         retry_after_max: the longest ``Retry-After`` honoured, in seconds.
@@ -104,6 +106,8 @@ class SalesManagementHook(BaseHook):
     DEFAULT_PAGE_SIZE: ClassVar[int] = 1000
     DEFAULT_TIMEOUT: ClassVar[float] = 60.0
     DEFAULT_MAX_RETRIES: ClassVar[int] = 6
+    DEFAULT_PARALLEL_CALLS: ClassVar[int] = 2
+    MAX_PARALLEL_CALLS: ClassVar[int] = 8
     MAX_PAGE_SIZE: ClassVar[int] = 1000
     BULK_LIMIT: ClassVar[int] = 200
     #: The longest URL-encoded ``where`` a lookup sends; real gateways refuse URLs beyond a few KB.
@@ -117,6 +121,7 @@ class SalesManagementHook(BaseHook):
         page_size: int | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        parallel_calls: int | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         retry_after_max: float = 60.0,
@@ -130,6 +135,7 @@ class SalesManagementHook(BaseHook):
             "page_size": page_size,
             "timeout": timeout,
             "max_retries": max_retries,
+            "parallel_calls": parallel_calls,
         }
         self._backoff = (backoff_base, backoff_max, retry_after_max)
         self._lock = threading.RLock()
@@ -182,6 +188,13 @@ class SalesManagementHook(BaseHook):
             ),
             timeout=pick("timeout", self.DEFAULT_TIMEOUT, integer=False, minimum=0.001, maximum=None),
             max_retries=pick("max_retries", self.DEFAULT_MAX_RETRIES, integer=True, minimum=0, maximum=100),
+            parallel_calls=pick(
+                "parallel_calls",
+                self.DEFAULT_PARALLEL_CALLS,
+                integer=True,
+                minimum=1,
+                maximum=self.MAX_PARALLEL_CALLS,
+            ),
         )
 
     @cached_property

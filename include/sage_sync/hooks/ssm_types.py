@@ -130,6 +130,7 @@ class SsmSettings:
     page_size: int
     timeout: float
     max_retries: int
+    parallel_calls: int = 2
 
 
 def validated_number(

@@ -95,6 +95,43 @@ def test_bulk_writes_give_one_outcome_per_item_in_api_sized_chunks(
     assert _routes(sim) == {"POST /api/v4/products/bulk": 2}, "products: 100 per bulk call"
 
 
+def test_c1_creates_in_flight_together_give_each_op_its_own_record(sim: SimulatorHandle) -> None:
+    """G5/C1: 850 account creates in five bulk calls, three in flight at once; a refused item fails alone.
+
+    Every op's outcome names the record made from its own item (its ``extId``), in plan order, each created once.
+    """
+    from sage_sync.engine.apply import apply_plan
+    from sage_sync.engine.plan import Op, Plan
+    from tests.support.memory import InMemorySage
+
+    hook = SalesManagementHook(parallel_calls=3)
+    side = SsmApiSide(hook)
+    assert side.parallel_calls() == 3
+    plan = Plan("accounts")
+    for item in _accounts(850, prefix="P"):
+        plan.ops.append(Op("ssm_create", "accounts", item["extId"], "C1", "new", fields=item))
+    plan.ops[400].fields = {"name": "Sans commercial", "branchId": 1, "extId": "P00400"}  # refused by the API
+    sim.reset_stats()
+    result = apply_plan(plan, InMemorySage(), side)
+    hook.close()
+    assert _routes(sim) == {"POST /api/v4/accounts/bulk": 5}
+    assert [o.key for o in result.outcomes] == [op.key for op in plan.ops]
+    assert [o.ok for o in result.outcomes].count(False) == 1 and not result.outcomes[400].ok
+    created = {int(r["id"]): r["extId"] for r in SalesManagementHook().iter_records("accounts")}
+    assert len(created) == 849 and len(set(created.values())) == 849  # nothing created twice
+    assert all(created[int(o.id or 0)] == o.key for o in result.outcomes if o.ok)
+
+
+def test_parallel_calls_is_a_checked_connection_setting(sim: SimulatorHandle) -> None:
+    """The default keeps two bulk writes in flight; zero or more than eight is a clear configuration error."""
+    from sage_sync.errors import ConfigurationError
+
+    assert SalesManagementHook().settings.parallel_calls == 2
+    for bad in (0, 9):
+        with pytest.raises(ConfigurationError, match="parallel_calls must be at least 1 and at most 8"):
+            _ = SalesManagementHook(parallel_calls=bad).settings
+
+
 def test_listing_is_incremental_by_date_updated_and_keeps_deleted_records(
     side: SsmApiSide, sim: SimulatorHandle
 ) -> None:

@@ -107,7 +107,7 @@ def get_provider_info() -> dict[str, Any]:
                     ),
                     "parallel_calls": _field(
                         "Parallel bulk calls",
-                        "Bulk writes a load keeps in flight at once (1 to 8), still within the rate limit.",
+                        "Bulk create calls a load keeps in flight at once (1 to 8), within the rate limit.",
                         "integer",
                         2,
                     ),

@@ -149,15 +149,23 @@ class SsmClient:
         return {"X-Session-Key": self._token, "Count": "1000"}
 
     def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
-        """One API call; raises with the API's message on an error status."""
-        reply = self._http.request(
-            method,
-            f"{self.base_url}/{path.lstrip('/')}",
-            json=body,
-            params=params,
-            headers=self._headers(),
-            timeout=30,
-        )
+        """One API call; raises with the API's message on an error status.
+
+        A ``429`` (the key's rate limit, e.g. a bench at a real tenant's 13 requests/s) is waited out as its
+        ``Retry-After`` says, up to ten times: a refused call was not applied.
+        """
+        for _ in range(10):
+            reply = self._http.request(
+                method,
+                f"{self.base_url}/{path.lstrip('/')}",
+                json=body,
+                params=params,
+                headers=self._headers(),
+                timeout=30,
+            )
+            if reply.status_code != 429:
+                break
+            time.sleep(float(reply.headers.get("Retry-After") or 1))
         if reply.status_code >= 400:
             raise RuntimeError(f"{method} {path} -> {reply.status_code}: {reply.text[:300]}")
         return reply.json()

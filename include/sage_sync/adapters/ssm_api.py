@@ -81,7 +81,7 @@ class SsmApiSide:
         return self.hook.calls.total
 
     def parallel_calls(self) -> int:
-        """The connection's ``parallel_calls`` (default 2): bulk writes in flight at once, within the rate limit."""
+        """The connection's ``parallel_calls`` (default 2): create calls in flight at once, within the rate limit."""
         return int(self.hook.settings.parallel_calls)
 
     def value_lists(self) -> ValueLists:

@@ -102,5 +102,5 @@ class SsmSide(Protocol):
         ...
 
     def parallel_calls(self) -> int:
-        """How many bulk writes the load may keep in flight at once (1: one after the other)."""
+        """How many bulk create calls the load may keep in flight at once (1: one after the other)."""
         ...

@@ -81,8 +81,8 @@ class SalesManagementHook(BaseHook):
         page_size: records per list page (extra ``page_size``, default 1000, the API maximum).
         timeout: seconds to wait for a response (extra ``timeout``, default 60).
         max_retries: retries of a transient failure (extra ``max_retries``, default 6).
-        parallel_calls: bulk writes a load keeps in flight at once (extra ``parallel_calls``, default 2, at most
-            8): the rate limit still paces them, and a call's network and server time overlaps the next one's.
+        parallel_calls: bulk create calls a load keeps in flight at once (extra ``parallel_calls``, default 2, at
+            most 8): the rate limit still paces them; a call's network and server time overlaps the next one's.
         backoff_base: the first backoff ceiling in seconds (full jitter); small values keep tests fast.
         backoff_max: the largest backoff ceiling in seconds.
         retry_after_max: the longest ``Retry-After`` honoured, in seconds.

@@ -166,6 +166,12 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackScenario
             # The killed worker's task is failed within seconds rather than stack.env's minute.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            # A task sent to the worker at the moment it is killed is lost with it (the broker gives the message back
+            # only after its visibility timeout): the scheduler sends it again once it has been queued this long,
+            # within a minute and a half rather than Airflow's ten. Two workers of two slots each run this small
+            # dossier's few parallel tasks: no task waits that long for a slot otherwise.
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
         },

@@ -25,6 +25,7 @@ import requests
 import sqlalchemy as sa
 import yaml
 
+from sage_sync.hooks.retry import parse_retry_after
 from sage_sync.settings import DAG_ID, SSM_POOL
 
 POOL_SLOTS = 2
@@ -165,7 +166,7 @@ class SsmClient:
             )
             if reply.status_code != 429:
                 break
-            time.sleep(float(reply.headers.get("Retry-After") or 1))
+            time.sleep(parse_retry_after(reply.headers.get("Retry-After")) or 1.0)
         if reply.status_code >= 400:
             raise RuntimeError(f"{method} {path} -> {reply.status_code}: {reply.text[:300]}")
         return reply.json()

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, TypeAlias
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from airflow.sdk import ObjectStoragePath
 
 #: A local folder or file, or a place in an object store.
@@ -79,15 +81,23 @@ def write_bytes_atomic(target: Location, data: bytes) -> None:
     A reader never sees half a file. The local temporary file has a unique name, so several hosts may write the
     same file of a shared folder at once (the last rename wins).
     """
+    write_chunks_atomic(target, [data])
+
+
+def write_chunks_atomic(target: Location, chunks: Iterable[bytes]) -> None:
+    """Write the concatenated ``chunks`` to ``target`` as :func:`write_bytes_atomic` does, never all in memory."""
     local = local_path(target)
     if local is None:
         with target.open("wb") as fh:  # an object store writes an object whole or not at all, needs no folder
-            fh.write(data)
+            for chunk in chunks:
+                fh.write(chunk)
         return
     local.parent.mkdir(parents=True, exist_ok=True)
     tmp = local.with_name(f"{local.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        tmp.write_bytes(data)
+        with tmp.open("wb", buffering=1 << 20) as fh:
+            for chunk in chunks:
+                fh.write(chunk)
         os.replace(tmp, local)
     finally:
         tmp.unlink(missing_ok=True)

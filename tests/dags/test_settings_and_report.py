@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sage_sync.engine.plan import Plan
 from sage_sync.engine.staging import Staging, run_name
 from sage_sync.errors import ConfigurationError
 from sage_sync.report import build_report, summary_table, write_report
@@ -88,7 +89,10 @@ def _stage(folder: Path, entity: str, *, dry_run: bool) -> None:
         )
     )
     plan = {
-        "ops": [{"kind": "ssm_create", "key": "C1", "rule": "C1", "reason": "new customer", "ssm_id": None}],
+        "entity": entity,
+        "ops": [
+            {"kind": "ssm_create", "entity": entity, "key": "C1", "rule": "C1", "reason": "new customer"}
+        ],
         "conflicts": [
             {
                 "entity": entity,
@@ -104,9 +108,10 @@ def _stage(folder: Path, entity: str, *, dry_run: bool) -> None:
         ],
         "deferred": [],
         "warnings": [],
+        "skipped": [],
         "guard": None,
     }
-    (folder / "plan.json").write_text(json.dumps(plan))
+    Staging(folder.parent).write_plan(entity, Plan.from_dict(plan))
     (folder / "apply.json").write_text(json.dumps({"entity": entity, "outcomes": [], "api_calls": 1}))
     counts = {
         "created": 0 if dry_run else 1,

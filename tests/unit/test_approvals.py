@@ -5,22 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from sage_sync.approvals import APPROVE, REJECT, TIMEOUT, question, record, rejected_before, withheld
+from sage_sync.engine.plan import Note, Plan
 from sage_sync.engine.staging import Staging
 from sage_sync.report import decision_sentence
 
 
 def _staging(tmp_path: Path, keys: list[str], fingerprint: str = "abc123") -> Staging:
     staging = Staging(tmp_path / "staging" / "run1")
-    staging.write_json(
-        "accounts",
-        "plan.json",
-        {
-            "withheld_set": fingerprint,
-            "guard": "12 of 60 accounts vanished from Sage",
-            "deferred": [{"key": k, "rule": "G4", "reason": "withheld"} for k in keys]
-            + [{"key": "C999", "rule": "K1", "reason": "waits"}],
-        },
-    )
+    deferred = [Note("accounts", k, "G4", "withheld") for k in keys] + [
+        Note("accounts", "C999", "K1", "waits")
+    ]
+    plan = Plan("accounts", deferred=deferred, guard="12 of 60 accounts vanished from Sage")
+    plan.withheld_set = fingerprint
+    staging.write_plan("accounts", plan)
     return staging
 
 

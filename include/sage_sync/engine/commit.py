@@ -6,11 +6,13 @@ SSM record is put on the pending list so it is fetched again even once the water
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from sage_sync.engine.apply import ApplyResult
-from sage_sync.engine.plan import Plan
+from sage_sync.engine.plan import Commit, Plan
 from sage_sync.engine.snapshot import committed_digests
 from sage_sync.engine.state import BindRow, StateStore
 
@@ -37,7 +39,7 @@ class EntityCounts:
 
 @dataclass
 class CommitResult:
-    """Counts and the per-record log of one entity's commit."""
+    """Counts and the first :data:`LOG_HEAD` entries of the per-record log of one entity's commit."""
 
     counts: EntityCounts = field(default_factory=EntityCounts)
     log: list[dict[str, str]] = field(default_factory=list)
@@ -67,94 +69,131 @@ def count_plan(plan: Plan, result: ApplyResult | None) -> EntityCounts:
     return c
 
 
+T = TypeVar("T")
+
+#: Commits are stored this many at a time, and the record log written as many entries at a time: a first load's
+#: million records never sit in memory as statement rows all at once (ADR 0018).
+CHUNK = 20_000
+#: Entries of the record log kept in the commit's result (the whole log is in the state store).
+LOG_HEAD = 500
+
+
 def commit_plan(
-    plan: Plan, result: ApplyResult, state: StateStore, run_id: str, seen: dict[int, str] | None = None
+    plan: Plan,
+    result: ApplyResult,
+    state: StateStore,
+    run_id: str,
+    seen: dict[int, str] | None = None,
+    commits: Iterable[Commit] | None = None,
+    chunk: int = CHUNK,
 ) -> CommitResult:
-    """Record in ``state`` what the load confirmed; ``seen`` maps SSM ids to the ``dateUpdated`` read this run."""
+    """Record in ``state`` what the load confirmed; ``seen`` maps SSM ids to the ``dateUpdated`` read this run.
+
+    ``commits`` are the plan's commits when they are read as they go (the staged plan's); else ``plan.commits``.
+    They are stored ``chunk`` at a time. The result's log holds the first :data:`LOG_HEAD` entries.
+    """
     seen = seen or {}
     with state.batch():
         status: dict[tuple[str, str], list[Any]] = {}
         for op, out in zip(plan.ops, result.outcomes, strict=True):
             status.setdefault((op.entity, op.key), []).append(out)
         failed = {k for k, outs in status.items() if not all(o.ok for o in outs)}
-        confirmed: dict[str, dict[str, Any] | None] = {}
-        log: list[dict[str, str]] = []
         released: list[str] = []
-        binds: list[BindRow] = []  # written in one statement; flushed first when a failure is recorded
         settled: set[int] = set()  # SSM ids cleared from the pending list after the loop (in chunks)
-        for c in plan.commits:
-            bad = bool(failed) and (
-                (c.entity, c.key) in failed or any((d[0], d[1]) in failed for d in c.depends)
-            )
-            outs = status.get((c.entity, c.key), [])
-            if bad:
-                error = (
-                    next((o.error for o in outs if not o.ok and o.error), None) or "a dependent write failed"
-                )
-                state.bind_many(binds)
-                binds = []
-                state.mark_failed(c.entity, c.key, error)
-                for sid in c.ssm_ids:
-                    settled.discard(sid)  # a later failure of the same SSM record wins, as it happens
-                    state.set_pending(plan.entity, sid, "G5", f"write failed: {error}")
-                continue
-            if c.entity == plan.entity:
-                if c.delete_row:
-                    confirmed[c.key] = None
-                elif c.row is not None:
-                    confirmed[c.key] = c.row
-            if c.binding is not None:
-                ssm_id = c.ssm_id
-                date = None
-                for o in outs:
-                    if o.kind.startswith("ssm_") and o.ok:
-                        ssm_id = o.id if o.id is not None else ssm_id
-                        date = o.date_updated or date
-                if date is None and ssm_id is not None:
-                    date = seen.get(int(ssm_id))
-                binds.append(BindRow(c.entity, c.key, ssm_id, c.synced, date, c.binding))
-            settled.update(c.ssm_ids)
-            released.append(c.key)
-        state.bind_many(binds)
+        for part in _batched(plan.commits if commits is None else commits, chunk):
+            released += _store(plan.entity, part, status, failed, seen, settled, state)
         state.clear_pending(plan.entity, sorted(settled))
-        # Only confirmed rows are hashed and stored: a failed row keeps its previous values AND digest (G5).
-        digests = committed_digests(plan.entity, {k: r for k, r in confirmed.items() if r is not None})
-        snapshot: dict[str, tuple[str, dict[str, Any]] | None] = {
-            k: None if r is None else (digests[k], r) for k, r in confirmed.items()
-        }
-        state.commit_rows(plan.entity, snapshot)
         state.release_quarantine(plan.entity, released)
         for sid, reason in plan.pending.items():
             state.set_pending(plan.entity, sid, "defer", reason)
         state.quarantine_rows(plan.entity, "error", {n.key: n.reason for n in plan.quarantined})
         state.quarantine_rows(plan.entity, "warning", {n.key: n.reason for n in plan.warnings})
         state.record_conflicts(run_id, [c.to_dict() for c in plan.conflicts])
-        for op, out in zip(plan.ops, result.outcomes, strict=True):
-            log.append(
-                {
-                    "entity": op.entity,
-                    "key": op.key,
-                    "action": op.kind,
-                    "rule": op.rule,
-                    "outcome": "ok" if out.ok else "failed",
-                    "reason": op.reason if out.ok else f"{op.reason} -- {out.error}",
-                }
-            )
-        for bucket, notes in (
-            ("deferred", plan.deferred),
-            ("skipped", plan.skipped),
-            ("quarantined", plan.quarantined),
-        ):
-            log.extend(
-                {
-                    "entity": n.entity,
-                    "key": n.key,
-                    "action": bucket,
-                    "rule": n.rule,
-                    "outcome": bucket,
-                    "reason": n.reason,
-                }
-                for n in notes
-            )
-        state.log_records(run_id, log)
-    return CommitResult(count_plan(plan, result), log)
+        head: list[dict[str, str]] = []
+        for entries in _batched(_log(plan, result), chunk):
+            state.log_records(run_id, entries)
+            head += entries[: LOG_HEAD - len(head)]
+    return CommitResult(count_plan(plan, result), head)
+
+
+def _store(
+    entity: str,
+    chunk: Iterable[Commit],
+    status: dict[tuple[str, str], list[Any]],
+    failed: set[tuple[str, str]],
+    seen: dict[int, str],
+    settled: set[int],
+    state: StateStore,
+) -> list[str]:
+    """Store one chunk of commits (bindings, snapshot rows, failures); return the keys it confirmed."""
+    confirmed: dict[str, dict[str, Any] | None] = {}
+    released: list[str] = []
+    binds: list[BindRow] = []  # written in one statement; flushed first when a failure is recorded
+    for c in chunk:
+        bad = bool(failed) and ((c.entity, c.key) in failed or any((d[0], d[1]) in failed for d in c.depends))
+        outs = status.get((c.entity, c.key), [])
+        if bad:
+            error = next((o.error for o in outs if not o.ok and o.error), None) or "a dependent write failed"
+            state.bind_many(binds)
+            binds = []
+            state.mark_failed(c.entity, c.key, error)
+            for sid in c.ssm_ids:
+                settled.discard(sid)  # a later failure of the same SSM record wins, as it happens
+                state.set_pending(entity, sid, "G5", f"write failed: {error}")
+            continue
+        if c.entity == entity:
+            if c.delete_row:
+                confirmed[c.key] = None
+            elif c.row is not None:
+                confirmed[c.key] = c.row
+        if c.binding is not None:
+            ssm_id = c.ssm_id
+            date = None
+            for o in outs:
+                if o.kind.startswith("ssm_") and o.ok:
+                    ssm_id = o.id if o.id is not None else ssm_id
+                    date = o.date_updated or date
+            if date is None and ssm_id is not None:
+                date = seen.get(int(ssm_id))
+            binds.append(BindRow(c.entity, c.key, ssm_id, c.synced, date, c.binding))
+        settled.update(c.ssm_ids)
+        released.append(c.key)
+    state.bind_many(binds)
+    # Only confirmed rows are hashed and stored: a failed row keeps its previous values AND digest (G5).
+    digests = committed_digests(entity, {k: r for k, r in confirmed.items() if r is not None})
+    state.commit_rows(entity, {k: None if r is None else (digests[k], r) for k, r in confirmed.items()})
+    return released
+
+
+def _log(plan: Plan, result: ApplyResult) -> Iterator[dict[str, str]]:
+    """What happened to each record of ``plan`` and why (G7): its ops' outcomes, then its notes."""
+    for op, out in zip(plan.ops, result.outcomes, strict=True):
+        yield {
+            "entity": op.entity,
+            "key": op.key,
+            "action": op.kind,
+            "rule": op.rule,
+            "outcome": "ok" if out.ok else "failed",
+            "reason": op.reason if out.ok else f"{op.reason} -- {out.error}",
+        }
+    for bucket, notes in (
+        ("deferred", plan.deferred),
+        ("skipped", plan.skipped),
+        ("quarantined", plan.quarantined),
+    ):
+        for n in notes:
+            yield {
+                "entity": n.entity,
+                "key": n.key,
+                "action": bucket,
+                "rule": n.rule,
+                "outcome": bucket,
+                "reason": n.reason,
+            }
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of at most ``size``, read as they come."""
+    it = iter(items)
+    while part := list(islice(it, size)):
+        yield part

@@ -144,11 +144,10 @@ class Plan:
         """How many ops of ``kind`` the plan holds."""
         return sum(1 for op in self.ops if op.kind == kind)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as JSON-ready data."""
+    def head(self) -> dict[str, Any]:
+        """The plan as JSON-ready data without its ops and commits (its notes, G4/A1 fields and counts)."""
         return {
             "entity": self.entity,
-            "ops": [op.to_dict() for op in self.ops],
             "deferred": [n.to_dict() for n in self.deferred],
             "skipped": [n.to_dict() for n in self.skipped],
             "conflicts": [c.to_dict() for c in self.conflicts],
@@ -156,18 +155,25 @@ class Plan:
             "warnings": [n.to_dict() for n in self.warnings],
             "guard": self.guard,
             "unchanged": self.unchanged,
-            "commits": [c.to_dict() for c in self.commits],
             "pending": {str(k): v for k, v in self.pending.items()},
             "withheld_set": self.withheld_set,
             "approval": self.approval,
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready data."""
+        return {
+            **self.head(),
+            "ops": [op.to_dict() for op in self.ops],
+            "commits": [c.to_dict() for c in self.commits],
+        }
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Plan:
-        """Rebuild a plan from :meth:`to_dict` output."""
+        """Rebuild a plan from :meth:`to_dict` output (or from a :meth:`head` with its ops and commits)."""
         return cls(
             entity=raw["entity"],
-            ops=[Op.from_dict(o) for o in raw["ops"]],
+            ops=[Op.from_dict(o) for o in raw.get("ops") or []],
             deferred=[Note(**n) for n in raw["deferred"]],
             skipped=[Note(**n) for n in raw["skipped"]],
             conflicts=[Conflict(**c) for c in raw["conflicts"]],
@@ -223,27 +229,27 @@ _DIGEST_KEYS = ("entity", "guard", "withheld_set", "approval", "unchanged", "con
                 "warnings", "skipped")  # fmt: skip
 
 
-def digest(plan: dict[str, Any]) -> dict[str, Any]:
-    """What the report and the approvals read of a plan (:meth:`Plan.to_dict` output), without its ops and commits.
+def digest(plan: Plan) -> dict[str, Any]:
+    """What the report and the approvals read of a plan, without its ops and commits.
 
-    A large dossier's ``plan.json`` holds every record to write (2 GB for a million invoice lines); its digest is
-    the notes (conflicts, quarantine, deferred, warnings, skips), the G4/A1 fields, the ops' count by kind and the
-    first :data:`DIGEST_OPS` ops by name.
+    A large dossier's plan holds every record to write (a million invoice lines); its digest is the notes
+    (conflicts, quarantine, deferred, warnings, skips), the G4/A1 fields, the ops' count by kind and the first
+    :data:`DIGEST_OPS` ops by name.
     """
-    ops = plan.get("ops") or []
-    out = {k: plan.get(k) for k in _DIGEST_KEYS}
-    out["ops_total"] = len(ops)
-    out["ops_by_kind"] = dict(Counter(str(op.get("kind")) for op in ops))
+    head = plan.head()
+    out = {k: head.get(k) for k in _DIGEST_KEYS}
+    out["ops_total"] = len(plan.ops)
+    out["ops_by_kind"] = dict(Counter(op.kind for op in plan.ops))
     out["ops_head"] = [
-        {k: op.get(k) for k in ("kind", "key", "rule", "reason", "ssm_id")} for op in ops[:DIGEST_OPS]
+        {k: getattr(op, k) for k in ("kind", "key", "rule", "reason", "ssm_id")}
+        for op in plan.ops[:DIGEST_OPS]
     ]
     return out
 
 
 def staged_digest(staging: Staging, entity: str) -> dict[str, Any] | None:
-    """The digest the plan step staged (``plan_digest.json``), else one made from ``plan.json``; None: no plan."""
+    """The digest the plan step staged (``plan_digest.json``), else one made from the staged plan; None: no plan."""
     found = staging.read_json_or_none(entity, "plan_digest.json")
     if found is not None:
         return dict(found)
-    plan = staging.read_json_or_none(entity, "plan.json")
-    return digest(plan) if plan is not None else None
+    return digest(staging.read_plan(entity, commits=False)) if staging.has_plan(entity) else None

@@ -79,7 +79,11 @@ class SageSyncPlanOperator(EntityOperator):
 
         ctx = self.step_context(context, self.settings())
         summary = plan(ctx)
-        shown = staged_plan(ctx).render() if summary.ops <= 50 else "(more than 50 ops: see the report)"
+        shown = (
+            staged_plan(ctx, commits=False).render()
+            if summary.ops <= 50
+            else "(more than 50 ops: see the report)"
+        )
         log.info("plan %s: %s\n%s", self.entity, summary.to_dict(), shown)
         return summary.to_dict()
 

@@ -199,7 +199,7 @@ class FaultsDuringLoads:
     """Arm the simulator's faults once the accounts and products plans are staged, heal once both loads are done.
 
     In ``airflow dags test`` both task groups advance in step (extract, validate, plan, load, commit), so once
-    both ``plan.json`` files exist the next API calls are the loads' writes; the extracts of contacts and invoices
+    both ``plan.jsonl`` files exist the next API calls are the loads' writes; the extracts of contacts and invoices
     come after the commits and find the API healed, so the run fails part-way in its loads, not in a read (a
     failed read would only be retried by Airflow 30 s later).
     """
@@ -237,7 +237,7 @@ class FaultsDuringLoads:
     def _watch(self) -> None:
         deadline = time.monotonic() + self.timeout
         while not self._stop.is_set() and time.monotonic() < deadline:
-            if not self.armed and self._staged("plan.json"):
+            if not self.armed and self._staged("plan.jsonl"):
                 requests.post(
                     f"{self.stack.admin_url}/faults", json=self.faults, timeout=10
                 ).raise_for_status()

@@ -200,9 +200,9 @@ def test_p1_k2_two_way_runs_stage_the_keys_their_ssm_changes_pair_with_and_nothi
     twin = w.ssm.user_create("accounts", {"name": "Bar Lefebvre bis", "extId": "C002"})
     staged = _run_steps(w, tmp_path, "run3")
     assert set(staged["accounts"]["sage"]) == {"C002"} and "C002" in staged["accounts"]["bindings"]
-    skipped = Staging(tmp_path / "run3").read_json("accounts", "plan.json")["skipped"]
-    assert [(n["key"], n["ssm_id"]) for n in skipped] == [("C002", twin)]
-    assert f"bound to SSM account {bound}" in skipped[0]["reason"]
+    skipped = Staging(tmp_path / "run3").read_plan("accounts").skipped
+    assert [(n.key, n.ssm_id) for n in skipped] == [("C002", twin)]
+    assert f"bound to SSM account {bound}" in skipped[0].reason
     assert {r["id"] for r in w.ssm.live("accounts") if r.get("extId") == "C002"} == {bound, twin}
     assert w.state.bindings("accounts")["C002"].ssm_id == bound
 

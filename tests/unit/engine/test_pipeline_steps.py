@@ -93,8 +93,8 @@ def test_g7_the_plan_digest_keeps_what_the_report_and_approvals_read(tmp_path: P
     ops.append(Op("ssm_update", "accounts", "C9999", "C2", "edited", ssm_id=7))
     plan = Plan("accounts", ops=ops, deferred=[Note("accounts", "C1", "G4", "withheld")], withheld_set="f00d")
     staging = Staging(tmp_path / "run")
-    staging.write_json("accounts", "plan.json", plan.to_dict())
-    # A staging area without a digest (a run of an earlier version): made from plan.json.
+    staging.write_plan("accounts", plan)
+    # A staging area without a digest (a run of an earlier version): made from the staged plan.
     made = staged_digest(staging, "accounts")
     assert made is not None and made["ops_total"] == DIGEST_OPS + 51
     assert made["ops_by_kind"] == {"ssm_create": DIGEST_OPS + 50, "ssm_update": 1}
@@ -102,7 +102,55 @@ def test_g7_the_plan_digest_keeps_what_the_report_and_approvals_read(tmp_path: P
     assert made["withheld_set"] == "f00d" and made["deferred"][0]["rule"] == "G4"
     assert "ops" not in made and "commits" not in made
     # The staged digest is read when present (the plan file itself is not needed).
-    staging.write_json("accounts", "plan_digest.json", digest(plan.to_dict()))
-    staging.path("accounts", "plan.json").unlink()
+    staging.write_json("accounts", "plan_digest.json", digest(plan))
+    staging.path("accounts", "plan.jsonl").unlink()
     assert staged_digest(staging, "accounts") == made
     assert staged_digest(staging, "contacts") is None
+
+
+def test_g5_the_staged_plan_is_read_back_whole_or_not_at_all(tmp_path: Path) -> None:
+    """The plan the load and the commit apply is the plan the plan step made; a damaged file is a clear error."""
+    import pytest
+
+    from sage_sync.engine.plan import Commit, Conflict, Note, Op, Plan
+    from sage_sync.engine.staging import Staging
+    from sage_sync.errors import FatalSyncError
+
+    ops = [
+        Op(
+            "ssm_create",
+            "invoices",
+            f"F{i}",
+            "I1",
+            "new invoice",
+            fields={"number": f"F{i}", "total": 1.5 * i},
+        )
+        for i in range(2500)
+    ]
+    ops.append(Op("ssm_create", "invoices", "F1/1", "I1", "new line", refs={"productId": ["products", "P1"]}))
+    commits = [Commit("invoices", f"F{i}", row={"piece": f"F{i}"}, binding="live") for i in range(2500)]
+    commits.append(Commit("invoices", "F1/1", depends=[["invoices", "F1"]], ssm_ids=[7]))
+    plan = Plan(
+        "invoices",
+        ops=ops,
+        commits=commits,
+        deferred=[Note("invoices", "F9", "K1", "its account waits")],
+        conflicts=[Conflict("invoices", "F2", "total", 1, 2, "sage")],
+        pending={7: "deferred"},
+        guard="none",
+        unchanged=3,
+    )
+    staging = Staging(tmp_path / "run")
+    staging.write_plan("invoices", plan)
+    assert staging.read_plan("invoices").to_dict() == plan.to_dict()
+    without = staging.read_plan("invoices", commits=False)  # what the load reads
+    assert without.commits == [] and without.ops == plan.ops and without.pending == {7: "deferred"}
+
+    target = staging.path("invoices", "plan.jsonl")
+    lines = target.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 1 + 2501 + 2501
+    target.write_bytes(b"".join(lines[:-10]))  # a file cut short (e.g. copied while being written)
+    with pytest.raises(FatalSyncError, match=r"plan\.jsonl is damaged.*plan again"):
+        staging.read_plan("invoices")
+    with pytest.raises(FatalSyncError, match="upstream step did not complete"):
+        staging.read_plan("contacts")

@@ -161,10 +161,10 @@ def _planned_creations(ctx: StepContext, entity: str) -> dict[str, int]:
     Nothing was created, yet a real run would create them before their dependants: with these ids the dependants
     are planned as the real run would plan them, instead of waiting for records that do not exist yet.
     """
-    if not ctx.flags.dry_run or not ctx.staging.has(entity, "plan.json"):
+    if not ctx.flags.dry_run or not ctx.staging.has_plan(entity):
         return {}
-    ops = ctx.staging.read_json(entity, "plan.json").get("ops") or []
-    keys = [str(op["key"]) for op in ops if op.get("kind") == "ssm_create"]
+    ops = ctx.staging.read_plan(entity, commits=False).ops
+    keys = [op.key for op in ops if op.kind == "ssm_create"]
     return {key: -(n + 1) for n, key in enumerate(keys)}
 
 

@@ -44,7 +44,7 @@ def known_ids(plan: Plan, state: StateStore) -> dict[str, int]:
 
 def load(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -> LoadSummary:
     """Apply the staged plan (unless a dry run or an empty plan); return the outcome counts."""
-    current = staged_plan(ctx)
+    current = staged_plan(ctx, commits=False)
     if ctx.flags.dry_run or current.is_empty:
         skipped = "dry run" if ctx.flags.dry_run else "no op"
         ctx.staging.write_json(

@@ -2,7 +2,7 @@
 
 A two-way entity's writes to Sage are checked with its ``to_sage`` suite first (G3): a record Sage cannot store
 loses its ops and commits (and those depending on it), is noted as quarantined, and its SSM record is kept
-pending so the next run looks at it again. Stages ``plan.json``.
+pending so the next run looks at it again. Stages ``plan.jsonl`` and its digest.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _drop(plan: Plan, blocked: dict[str, str]) -> None:
 
 
 def plan(ctx: StepContext) -> PlanSummary:
-    """Plan the entity (or stop on a table failure) and stage ``plan.json``; return the op counts."""
+    """Plan the entity (or stop on a table failure) and stage it; return the op counts."""
     with paused_collector():  # the plan input and the plan are trees of millions of objects at `large`
         return _plan(ctx)
 
@@ -131,9 +131,8 @@ def _plan(ctx: StepContext) -> PlanSummary:
         check_writes_to_sage(result, ctx)
     result.quarantined.extend(Note(ctx.name, k, "G3", r) for k, r in sorted(quality["blocking"].items()))
     result.warnings.extend(Note(ctx.name, k, "G3", r) for k, r in sorted(quality["warnings"].items()))
-    staged = result.to_dict()
-    ctx.staging.write_json(ctx.name, "plan.json", staged)
-    ctx.staging.write_json(ctx.name, "plan_digest.json", digest(staged))  # what the report and approvals read
+    ctx.staging.write_plan(ctx.name, result)
+    ctx.staging.write_json(ctx.name, "plan_digest.json", digest(result))  # what the report and approvals read
     return PlanSummary(
         entity=ctx.name,
         ops=len(result.ops),
@@ -146,7 +145,6 @@ def _plan(ctx: StepContext) -> PlanSummary:
     )
 
 
-def staged_plan(ctx: StepContext) -> Plan:
-    """The plan the plan step staged for this entity in this run."""
-    with paused_collector():
-        return Plan.from_dict(ctx.staging.read_json(ctx.name, "plan.json"))
+def staged_plan(ctx: StepContext, *, commits: bool = True) -> Plan:
+    """The plan the plan step staged for this entity in this run (without its commits: the load needs none)."""
+    return ctx.staging.read_plan(ctx.name, commits=commits)

@@ -24,7 +24,7 @@ from sage_sync.mapping.registry import registry
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)
 class OpOutcome:
     """The outcome of one op."""
 

@@ -27,7 +27,7 @@ def fields_dict(record: Any) -> dict[str, Any]:
     return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Op:
     """One write to one side.
 
@@ -89,7 +89,7 @@ class Conflict:
         return fields_dict(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class Commit:
     """What the state store records for one record once every op of it (and of ``depends``) is confirmed (G5).
 

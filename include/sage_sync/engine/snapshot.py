@@ -223,12 +223,12 @@ def group_lines(
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]).tolist()
     ends = [*starts[1:], len(groups)]
     spans = {str(groups[a]): (a, b) for a, b in zip(starts, ends, strict=True)}
-    listed = {g: f"[{', '.join(ordered[a:b])}]" for g, (a, b) in spans.items()}
+    # Hashed header by header: the lines' texts are never joined all at once (300 MB for a million lines).
+    digests = {
+        g: hashlib.sha1(f"[{', '.join(ordered[a:b])}]".encode()).hexdigest() for g, (a, b) in spans.items()
+    }
     out[LINES_DIGEST] = pd.Series(
-        [
-            hashlib.sha1(listed[key].encode()).hexdigest() if key in listed else _EMPTY_LINES
-            for key in (str(p) for p in out[join].tolist())
-        ],
+        [digests.get(key, _EMPTY_LINES) for key in (str(p) for p in out[join].tolist())],
         index=out.index,
         dtype="string",
     )

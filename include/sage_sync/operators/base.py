@@ -107,6 +107,10 @@ class SageSyncBaseOperator(BaseOperator):
         except RetriableSyncError as exc:
             log.warning("transient failure, Airflow will retry this task: %s", exc)
             raise
+        finally:
+            from sage_sync.engine.heap import return_freed_memory
+
+            return_freed_memory()  # the next task may run in this process (``airflow dags test``)
 
     def run(self, context: Context) -> Any:
         """The task's work (subclasses)."""

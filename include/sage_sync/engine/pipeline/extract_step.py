@@ -26,6 +26,7 @@ from sage_sync.engine.bad_keys import set_aside
 from sage_sync.engine.bindings import Binding, BindingScope, Parent, Status
 from sage_sync.engine.codec import ssm_scalar
 from sage_sync.engine.collector import paused_collector
+from sage_sync.engine.heap import return_freed_memory
 from sage_sync.engine.holds import MATCH_FILE, Holds, apply_holds
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.own_creates import CreatedRange, OwnCreates, settled, user_id
@@ -337,6 +338,7 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
         return hashlib.sha256(content).hexdigest() if content is not None else None
 
     frames = sage.read_snapshot(ctx.name)
+    return_freed_memory()  # the read's buffers (half a gigabyte for a million invoice lines)
     assembled, sage_lines = assemble_with_lines(ctx.name, frames, picture_hash)
     frame, bad = set_aside(ctx.entity, assembled)
     inp = read_plan_input(ctx, frame, sage, ssm, state, lists, bad.shared, sage_lines)

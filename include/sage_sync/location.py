@@ -85,7 +85,11 @@ def write_bytes_atomic(target: Location, data: bytes) -> None:
 
 
 def write_chunks_atomic(target: Location, chunks: Iterable[bytes]) -> None:
-    """Write the concatenated ``chunks`` to ``target`` as :func:`write_bytes_atomic` does, never all in memory."""
+    """Write the concatenated ``chunks`` to ``target`` as :func:`write_bytes_atomic` does, never all in memory.
+
+    On a local disk a failure midway leaves no file; an object store may keep the part written, so a file
+    written this way should say how long it is (a staged plan counts its lines).
+    """
     local = local_path(target)
     if local is None:
         with target.open("wb") as fh:  # an object store writes an object whole or not at all, needs no folder

@@ -7,10 +7,9 @@ shared location when the tasks run on several machines (see :mod:`sage_sync.sett
 
 Files of an entity: ``extract_input.json`` (the plan input as extracted), ``extract.json`` (the state token, the
 change counts, the SSM dates read), ``sage.parquet`` (the Sage snapshot as validated; invoice lines in
-``lines.parquet``), ``quality.json``, ``input.json`` (the plan input less quarantined
-rows), ``plan.jsonl`` (:meth:`Staging.write_plan`; with ``plan_digest.json``, what the report and the approvals
-read of it), ``apply.json``,
-``commit.json``. Run-wide: ``value_lists.json``.
+``lines.parquet``), ``quality.json``, ``input.json`` (the plan input less quarantined rows), ``plan.jsonl``
+(:meth:`Staging.write_plan`; with ``plan_digest.json``, what the report and the approvals read of it),
+``apply.json``, ``commit.json``. Run-wide: ``value_lists.json``.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -26,10 +27,26 @@ def _malloc_trim() -> Callable[[int], Any] | None:
     return getattr(libc, "malloc_trim", None)
 
 
-def return_freed_memory() -> bool:
-    """Give the memory this process freed back to the system; False where the C library cannot."""
+#: Below this resident size a process has little to give back, and a trim (40-50 ms on a large heap) is skipped.
+WORTH_TRIMMING_MB = 1024
+
+
+def return_freed_memory(*, above_mb: float = WORTH_TRIMMING_MB) -> bool:
+    """Give the memory this process freed back to the system when it holds more than ``above_mb``.
+
+    Returns whether a trim was made (False where the C library cannot, or the process is small).
+    """
     trim = _malloc_trim()
-    if trim is None:
+    if trim is None or _resident_mb() < above_mb:
         return False
     trim(0)
     return True
+
+
+def _resident_mb() -> float:
+    """The resident memory of the process in MB (infinite where ``/proc`` does not say: trim anyway)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("inf")

@@ -10,7 +10,6 @@ runs every task in one process, where each step's transient buffers would stay i
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 from collections.abc import Callable
@@ -20,11 +19,11 @@ from typing import Any
 @functools.cache
 def _malloc_trim() -> Callable[[int], Any] | None:
     """The C library's ``malloc_trim`` (glibc), or None where the C library has none (musl, macOS)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    try:  # the symbols the process has loaded, the C library's among them (no library search)
+        process = ctypes.CDLL(None)
     except OSError:
         return None
-    return getattr(libc, "malloc_trim", None)
+    return getattr(process, "malloc_trim", None)
 
 
 #: Below this resident size a process has little to give back, and a trim (40-50 ms on a large heap) is skipped.
@@ -36,8 +35,10 @@ def return_freed_memory(*, above_mb: float = WORTH_TRIMMING_MB) -> bool:
 
     Returns whether a trim was made (False where the C library cannot, or the process is small).
     """
+    if _resident_mb() < above_mb:
+        return False
     trim = _malloc_trim()
-    if trim is None or _resident_mb() < above_mb:
+    if trim is None:
         return False
     trim(0)
     return True

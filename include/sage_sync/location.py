@@ -92,7 +92,7 @@ def write_chunks_atomic(target: Location, chunks: Iterable[bytes]) -> None:
     """
     local = local_path(target)
     if local is None:
-        with target.open("wb") as fh:  # an object store writes an object whole or not at all, needs no folder
+        with target.open("wb") as fh:  # an object store needs no folder
             for chunk in chunks:
                 fh.write(chunk)
         return

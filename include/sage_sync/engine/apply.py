@@ -1,7 +1,8 @@
 """The load step: execute a plan against both sides and report one outcome per op (G5, G6).
 
 Sage writes go first, so a record created in SSM (C4, K1) reaches SSM's ``extId`` only once its Sage row exists;
-an SSM op of a record whose Sage op failed is not attempted. SSM writes go in bulk calls of the entity's size.
+an op of a record whose earlier write in this load failed is not attempted. SSM writes go in bulk calls of the
+entity's size; each call's references are resolved just before it is sent (one call's fields at a time in memory).
 A call that raises marks all its items failed: the state then keeps them as they were and the next run plans
 them again (a write that applied anyway is recognised then, by binding, reserved code or ``extId``).
 Create calls are independent (each item makes its own record): up to the side's ``parallel_calls`` are in flight
@@ -12,8 +13,11 @@ after the other. Updates and deletes go one call after the other, so two ops of 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sage_sync.engine.codec import key_fields
@@ -63,6 +67,20 @@ def _fail(op: Op, error: str) -> OpOutcome:
     return OpOutcome(op.kind, op.entity, op.key, False, op.ssm_id, None, error)
 
 
+def _fields(_: int, op: Op) -> dict[str, Any]:
+    return op.fields
+
+
+def _keyed_fields(_: int, op: Op) -> tuple[dict[str, Any], dict[str, Any]]:
+    return key_fields(op.entity, op.key), op.fields
+
+
+def _ssm_id(op: Op) -> int:
+    if op.ssm_id is None:
+        raise ValueError(f"{op.kind} of {op.entity} {op.key} has no SSM id")
+    return int(op.ssm_id)
+
+
 def _from(op: Op, out: ItemOutcome) -> OpOutcome:
     return OpOutcome(
         op.kind,
@@ -73,6 +91,10 @@ def _from(op: Op, out: ItemOutcome) -> OpOutcome:
         out.date_updated,
         out.error,
     )
+
+
+#: What a call sends for one op (the fields, an id, or a pair), or ``None`` when the op fails before its call.
+Payload = Callable[[int, Op], Any]
 
 
 class _Applier:
@@ -89,31 +111,80 @@ class _Applier:
         elif outcome.kind == "ssm_create" and outcome.id is not None:
             self.ids[f"{outcome.entity}|{outcome.key}"] = outcome.id
 
-    def batch(self, indexed: list[tuple[int, Op]], call: Any, size: int, workers: int = 1) -> None:
-        """Send ``indexed`` in calls of ``size`` items, ``workers`` calls at once; record outcomes in order."""
-        parts = [indexed[i : i + size] for i in range(0, len(indexed), size)]
+    def batch(
+        self,
+        indexed: list[tuple[int, Op]],
+        call: Callable[[list[Any]], list[ItemOutcome]],
+        size: int,
+        payload: Payload,
+        workers: int = 1,
+    ) -> None:
+        """Send ``indexed`` in calls of ``size`` items, ``workers`` calls at once; record outcomes in order.
 
-        def send(part: list[tuple[int, Op]]) -> Any:
+        Each call's items are prepared (``payload``) just before it is sent, while the calls before it are in flight:
+        one call's resolved fields are in memory at a time, and a record whose earlier call failed is not sent.
+        """
+
+        def send(items: list[Any]) -> Any:
             try:
-                return call([op for _, op in part])
+                return call(items)
             except Exception as exc:  # noqa: BLE001 - any transport error fails the batch; the state keeps it
                 return exc
 
-        if workers > 1 and len(parts) > 1:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ssm-bulk") as pool:
-                answers = list(pool.map(send, parts))
-        else:
-            answers = [send(part) for part in parts]
-        for part, answer in zip(parts, answers, strict=True):
-            if isinstance(answer, Exception):
-                log.warning("%s call failed for %d item(s): %s", part[0][1].kind, len(part), answer)
-                for i, op in part:
-                    self.record(i, _fail(op, f"{type(answer).__name__}: {answer}"))
-                continue
-            for (i, op), res in zip(part, answer, strict=True):
-                self.record(i, _from(op, res))
+        in_flight: deque[tuple[list[tuple[int, Op]], Any]] = deque()
+        with ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="ssm-bulk") as pool:
+            for part, items in self.calls(indexed, payload, size):
+                while len(in_flight) >= workers:
+                    self.settle(*in_flight.popleft())
+                if workers > 1:
+                    in_flight.append((part, pool.submit(send, items)))
+                else:
+                    self.settle(part, send(items))
+            while in_flight:
+                self.settle(*in_flight.popleft())
 
-    def resolve(self, op: Op) -> dict[str, Any] | None:
+    def calls(
+        self, indexed: list[tuple[int, Op]], payload: Payload, size: int
+    ) -> Iterator[tuple[list[tuple[int, Op]], list[Any]]]:
+        """The calls to send, ``size`` items each (the last may be short), prepared as each one is reached.
+
+        An op of a record whose earlier write failed, or whose item cannot be made, is recorded failed and skipped.
+        """
+        part: list[tuple[int, Op]] = []
+        items: list[Any] = []
+        for i, op in indexed:
+            if (op.entity, op.key) in self.failed_keys:
+                self.record(i, _fail(op, "not attempted: an earlier write of this record failed"))
+                continue
+            try:
+                item = payload(i, op)
+            except Exception as exc:  # noqa: BLE001 - a failed value-list call fails only this op
+                self.record(i, _fail(op, f"{type(exc).__name__}: {exc}"))
+                continue
+            if item is None:
+                continue
+            part.append((i, op))
+            items.append(item)
+            if len(part) == size:
+                yield part, items
+                part, items = [], []
+        if part:
+            yield part, items
+
+    def settle(self, part: list[tuple[int, Op]], answer: Any) -> None:
+        """Record the outcomes of one call (``answer`` is its item outcomes, its future, or its exception)."""
+        if isinstance(answer, Future):
+            answer = answer.result()
+        if isinstance(answer, Exception):
+            log.warning("%s call failed for %d item(s): %s", part[0][1].kind, len(part), answer)
+            for i, op in part:
+                self.record(i, _fail(op, f"{type(answer).__name__}: {answer}"))
+            return
+        for (i, op), res in zip(part, answer, strict=True):
+            self.record(i, _from(op, res))
+
+    def resolve(self, i: int, op: Op) -> dict[str, Any] | None:
+        """The op's fields with its references replaced by SSM ids, or ``None`` (recorded failed) if one is unknown."""
         fields = dict(op.fields)
         for name, (entity, label) in op.refs.items():
             if entity == "productFamilies":
@@ -121,27 +192,30 @@ class _Applier:
                 continue
             ident = self.ids.get(f"{entity}|{label}")
             if ident is None:
+                self.record(i, _fail(op, f"reference not resolved: {op.refs}"))
                 return None
             fields[name] = ident
         return fields
 
+    def updated(self, i: int, op: Op) -> tuple[int, dict[str, Any]] | None:
+        """An update's item: the record's SSM id and its resolved fields."""
+        fields = self.resolve(i, op)
+        return None if fields is None else (_ssm_id(op), fields)
+
     def run(self) -> None:
         ops = list(enumerate(self.plan.ops))
-        for kind in ("sage_insert", "sage_update"):
-            items = [(i, op) for i, op in ops if op.kind == kind]
-            if not items:
-                continue
-            entity = items[0][1].entity
-            if kind == "sage_insert":
-                self.batch(items, lambda part, e=entity: self.sage.insert(e, [op.fields for op in part]), 500)
-            else:
-                self.batch(
-                    items,
-                    lambda part, e=entity: self.sage.update(
-                        e, [key_fields(e, op.key) for op in part], [op.fields for op in part]
-                    ),
-                    500,
-                )
+        inserts = [(i, op) for i, op in ops if op.kind == "sage_insert"]
+        if inserts:
+            entity = inserts[0][1].entity
+            self.batch(inserts, partial(self.sage.insert, entity), 500, _fields)
+        updates = [(i, op) for i, op in ops if op.kind == "sage_update"]
+        if updates:
+            entity = updates[0][1].entity
+
+            def update(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[ItemOutcome]:
+                return self.sage.update(entity, [k for k, _ in pairs], [f for _, f in pairs])
+
+            self.batch(updates, update, 500, _keyed_fields)
         # The plan's own entity first: invoice lines reference the sales orders created just before them.
         entities = sorted(
             {op.entity for _, op in ops if op.kind.startswith("ssm_")},
@@ -155,41 +229,18 @@ class _Applier:
     def ssm_ops(self, entity: str, items: list[tuple[int, Op]]) -> None:
         point = registry().endpoint(entity)
         size = registry().bulk_limit(entity)
-        ready: dict[str, list[tuple[int, Op]]] = {"ssm_create": [], "ssm_update": [], "ssm_delete": []}
-        resolved: dict[int, dict[str, Any]] = {}
+        by_kind: dict[str, list[tuple[int, Op]]] = {"ssm_create": [], "ssm_update": [], "ssm_delete": []}
         for i, op in items:
-            if (op.entity, op.key) in self.failed_keys:
-                self.record(i, _fail(op, "not attempted: an earlier write of this record failed"))
-                continue
-            try:
-                fields = self.resolve(op)
-            except Exception as exc:  # noqa: BLE001 - a failed value-list call fails only this op
-                self.record(i, _fail(op, f"{type(exc).__name__}: {exc}"))
-                continue
-            if fields is None:
-                self.record(i, _fail(op, f"reference not resolved: {op.refs}"))
-                continue
-            resolved[id(op)] = fields
-            ready[op.kind].append((i, op))
+            by_kind[op.kind].append((i, op))
         # Each create makes its own record: several create calls may be in flight at once. Updates and deletes go
         # one call after the other (two ops of one record apply in plan order).
+        ssm = self.ssm
         self.batch(
-            ready["ssm_create"],
-            lambda part: self.ssm.bulk_create(point, [resolved[id(op)] for op in part]),
-            size,
-            self.ssm.parallel_calls(),
+            by_kind["ssm_create"], partial(ssm.bulk_create, point), size, self.resolve, ssm.parallel_calls()
         )
-        self.batch(
-            ready["ssm_update"],
-            lambda part: self.ssm.bulk_update(point, [(int(op.ssm_id), resolved[id(op)]) for op in part]),
-            size,
-        )
-        self.batch(
-            ready["ssm_delete"],
-            lambda part: self.ssm.soft_delete(point, [int(op.ssm_id) for op in part]),
-            size,
-        )
-        for i, op in ready["ssm_create"] + ready["ssm_update"]:
+        self.batch(by_kind["ssm_update"], partial(ssm.bulk_update, point), size, self.updated)
+        self.batch(by_kind["ssm_delete"], partial(ssm.soft_delete, point), size, lambda _, op: _ssm_id(op))
+        for i, op in by_kind["ssm_create"] + by_kind["ssm_update"]:
             if op.picture and self.outcomes[i].ok:
                 self.upload(i, op)
 

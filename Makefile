@@ -13,6 +13,10 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup: system-packages $(STAMP) ## Create .venv and install the project, its dev tools and the ODBC drivers
+	@# Bytecode of the project's own modules, kept current: every Airflow process (each task under a real executor)
+	@# imports them, and where PYTHONDONTWRITEBYTECODE is set no import would cache it (the packages' bytecode is
+	@# compiled when they are installed).
+	@$(BIN)/python -m compileall -q include dags plugins tools >/dev/null
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -35,7 +39,7 @@ $(STAMP): pyproject.toml
 	else \
 	  $(PY) -m venv $(VENV) && $(BIN)/pip install -q uv; \
 	fi
-	@UV=$$(command -v uv || echo $(BIN)/uv); $$UV pip install -q --python $(BIN)/python -e '.[dev]'
+	@UV=$$(command -v uv || echo $(BIN)/uv); $$UV pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	@touch $(STAMP)
 
 lint: setup ## ruff (lint + format check) and mypy
@@ -71,7 +75,7 @@ bench: setup bench-datacompy-venv ## Run every benchmark in bench/ (several runs
 bench-datacompy-venv: setup ## Create bench/.venv-datacompy: datacompy caps pandas below 3.1, so its baseline has its own interpreter
 	@UV=$$(command -v uv || echo $(BIN)/uv); test -x bench/.venv-datacompy/bin/python || { \
 	  $$UV venv -q --allow-existing --python $(PY) bench/.venv-datacompy && \
-	  $$UV pip install -q --python bench/.venv-datacompy/bin/python 'datacompy==1.1.0' 'pandas>=3.0,<3.1' pyarrow; }
+	  $$UV pip install -q --compile-bytecode --python bench/.venv-datacompy/bin/python 'datacompy==1.1.0' 'pandas>=3.0,<3.1' pyarrow; }
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,31 @@
 from __future__ import annotations
 
 from sage_sync.engine.bindings import BindingScope
-from sage_sync.engine.state import StateStore
+from sage_sync.engine.state import StateStore, bindings, now_iso, snapshot_rows
+
+#: Stored values as the standard library wrote them before the state wrote orjson: ``NaN`` is not JSON to SQL.
+LEGACY_NAN = '{"piece": "F4", "productId": 501, "total": NaN}'
+
+
+def _legacy_rows(s: StateStore) -> None:
+    """A binding and a committed row whose stored values the database cannot read (written by an earlier version)."""
+    with s.engine.begin() as conn:
+        conn.execute(
+            bindings.insert().values(
+                entity="invoice_lines",
+                key="8",
+                ssm_id=18,
+                synced_json=LEGACY_NAN,
+                status="ok",
+                attempts=0,
+                updated_at=now_iso(),
+            )
+        )
+        conn.execute(
+            snapshot_rows.insert().values(
+                entity="scoped", key="K1", row_hash="h", values_json='{"is_prospect": 1, "ratio": NaN}'
+            )
+        )
 
 
 def check_binding_scope(s: StateStore) -> None:
@@ -19,9 +43,7 @@ def check_binding_scope(s: StateStore) -> None:
     s.bind("invoice_lines", "5", 15, {"piece": "F4", "productId": 501})  # nothing to do: not selected
     s.bind("invoice_lines", "6", 16, {"piece": "F5"})  # no productId at all
     s.bind("invoice_lines", "7", None, None, status="failed")  # never written: no values
-    s.bind(
-        "invoice_lines", "8", 18, {"piece": "F4", "productId": 501, "total": float("nan")}
-    )  # not JSON to SQL
+    _legacy_rows(s)  # binding "8" and committed row "K1": not JSON to SQL
     scope = BindingScope(
         keys=frozenset({"2"}), values=(("piece", frozenset({"F1"})),), links=(("productId", "products"),)
     )
@@ -36,7 +58,12 @@ def check_binding_scope(s: StateStore) -> None:
     orphans = BindingScope(keys=frozenset({"5"}), failed_creates=True)
     assert set(s.bindings("invoice_lines", scope=orphans)) == {"5", "7", "8"}
     # A committed row the database cannot read as JSON is read here: its field is not lost.
-    s.commit_rows(
-        "scoped", {"K1": ("h", {"is_prospect": 1, "ratio": float("nan")}), "K2": ("h", {"is_prospect": 0})}
-    )
+    s.commit_rows("scoped", {"K2": ("h", {"is_prospect": 0})})
+    assert s.snapshot_field("scoped", "is_prospect") == {"K1": 1, "K2": 0}
+    assert s.bindings("invoice_lines")["8"].synced["piece"] == "F4"
+    # What the state writes now is JSON the database reads: a float that is not finite is stored as null.
+    s.bind("invoice_lines", "8", 18, {"piece": "F4", "productId": 501, "total": float("nan")})
+    s.commit_rows("scoped", {"K1": ("h", {"is_prospect": 1, "ratio": float("inf")})})
+    assert set(s.bindings("invoice_lines", scope=BindingScope(keys=frozenset({"5"})))) == {"5"}
+    assert s.bindings("invoice_lines")["8"].synced == {"piece": "F4", "productId": 501, "total": None}
     assert s.snapshot_field("scoped", "is_prospect") == {"K1": 1, "K2": 0}

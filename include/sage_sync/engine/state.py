@@ -253,15 +253,20 @@ def _in_scope(dialect: str, scope: BindingScope) -> sa.ColumnElement[bool]:
     return sa.or_(*conditions)
 
 
+#: From this many rows, a SQLite executemany is handed to the driver directly (:func:`_execute_many`).
+DRIVER_ROWS = 100
+
+
 def _execute_many(conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
     """Execute ``stmt`` once per row of ``rows`` (rows with the same columns) in one executemany.
 
-    On SQLite the statement SQLAlchemy compiles is handed to the driver with each row as a plain tuple: SQLAlchemy's
-    own executemany prepares every row's parameters in Python, a fifth of a first load's commit of a million
-    records (ADR 0018). Elsewhere, or when the statement needs a value a row does not give (a column default),
-    SQLAlchemy executes it.
+    On SQLite, for :data:`DRIVER_ROWS` rows or more, the statement is compiled here and handed to the driver with
+    each row as a plain tuple: SQLAlchemy's own executemany prepares every row's parameters in Python, a fifth of a
+    first load's commit of a million records (ADR 0018). Fewer rows (one pending record, one watermark) go through
+    SQLAlchemy, whose cached compilation is cheaper than compiling again. So does a statement that needs a value
+    a row does not give (a column default), and every statement elsewhere.
     """
-    if conn.dialect.name == "sqlite" and rows:
+    if conn.dialect.name == "sqlite" and len(rows) >= DRIVER_ROWS:
         compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
         order = compiled.positiontup or []
         if set(order) <= rows[0].keys():

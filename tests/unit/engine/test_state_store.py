@@ -6,11 +6,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from sage_sync.engine.state import SCHEMA_VERSION, StateStore
+from sage_sync.engine.state import DRIVER_ROWS, SCHEMA_VERSION, BindRow, StateStore
 from tests.support.binding_scope import check_binding_scope
 
 
 def store(tmp_path: Path) -> StateStore:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     s = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     s.migrate()
     return s
@@ -176,3 +177,47 @@ def test_batch_commits_all_or_nothing(tmp_path: Path) -> None:
 def test_i1_the_state_selects_the_candidate_line_bindings_in_sqlite(tmp_path: Path) -> None:
     """ADR 0018: only the line bindings a planner may read leave the database (see the scenario's docstring)."""
     check_binding_scope(store(tmp_path))
+
+
+def test_g5_g7_many_rows_at_once_store_what_one_row_at_a_time_stores(tmp_path: Path) -> None:
+    """G5/G7: bindings, snapshot rows and the record log written many at a time (the driver's executemany) hold
+    what the same rows written one at a time hold; a second write of the same keys replaces the first."""
+    n = DRIVER_ROWS + 50
+    many, one = store(tmp_path / "many"), store(tmp_path / "one")
+    for s, chunk in ((many, n), (one, 1)):
+        for version in (1, 2):
+            rows = [
+                BindRow(
+                    "invoice_lines", str(k), 1000 + k, {"piece": f"F{k}", "v": version}, f"2026-12-0{version}"
+                )
+                for k in range(n)
+            ]
+            for start in range(0, n, chunk):
+                s.bind_many(rows[start : start + chunk])
+            values = {f"K{k}": (f"h{version}", {"name": f"N{k}", "v": version}) for k in range(n)}
+            for start in range(0, n, chunk):
+                s.commit_rows("accounts", dict(list(values.items())[start : start + chunk]))
+        entries = [
+            {
+                "entity": "accounts",
+                "key": f"K{k}",
+                "action": "ssm_create",
+                "rule": "C1",
+                "outcome": "ok",
+                "reason": "r",
+            }
+            for k in range(n)
+        ]
+        for start in range(0, n, chunk):
+            s.log_records("run-1", entries[start : start + chunk])
+    got = many.bindings("invoice_lines")
+    assert len(got) == n and got["7"].synced == {"piece": "F7", "v": 2} and got["7"].ssm_id == 1007
+    assert {k: (b.ssm_id, b.synced, b.ssm_date_updated) for k, b in got.items()} == {
+        k: (b.ssm_id, b.synced, b.ssm_date_updated) for k, b in one.bindings("invoice_lines").items()
+    }
+    assert many.snapshot("accounts") == one.snapshot("accounts")
+    assert many.snapshot("accounts")["K3"] == ("h2", {"name": "N3", "v": 2})
+    drop = ("id",)
+    log = [{k: v for k, v in r.items() if k not in drop} for r in many.record_log("run-1")]
+    assert log == [{k: v for k, v in r.items() if k not in drop} for r in one.record_log("run-1")]
+    assert [r["key"] for r in log] == [f"K{k}" for k in range(n)]

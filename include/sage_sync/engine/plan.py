@@ -55,7 +55,7 @@ class Op:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Op:
         """Rebuild an op from :meth:`to_dict` output (a plan staged by an earlier version may carry ``synced``)."""
-        return cls(**{k: v for k, v in raw.items() if k != "synced"})
+        return cls(**({k: v for k, v in raw.items() if k != "synced"} if "synced" in raw else raw))
 
 
 @dataclass

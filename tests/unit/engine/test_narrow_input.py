@@ -260,3 +260,25 @@ def test_g2_c1_the_records_a_run_created_are_read_again_only_once_someone_writes
     _run_steps(w, tmp_path, "run6")
     moreau = w.ssm_by_ext("contacts", "C001/3")[0]["id"]
     assert w.state.own_creates("contacts")[-1].lo == moreau
+
+
+def test_g3_a_validation_that_holds_nothing_stages_the_extracted_input_as_it_is(tmp_path: Path) -> None:
+    """Nothing quarantined: the plan reads the extract's input byte for byte; a quarantined row leaves it (G3)."""
+    w = _world()
+    staged = _run_steps(w, tmp_path, "run1")
+    folder = Staging(tmp_path / "run1")
+    for entity in ENTITIES:
+        assert (
+            folder.path(entity, "input.json").read_bytes()
+            == folder.path(entity, "extract_input.json").read_bytes()
+        )
+    assert len(staged["invoices"]["sage"]) == 4
+
+    w.sage.put("accounts", account_row("C002", ""))  # no name: the accounts suite quarantines the row
+    w.sage.edit("accounts", ("C001",), city="Lille")
+    _run_steps(w, tmp_path, "run2")
+    folder = Staging(tmp_path / "run2")
+    extracted = folder.read_json("accounts", "extract_input.json")["input"]
+    planned = folder.read_json("accounts", "input.json")["input"]
+    assert "C002" in extracted["sage"] and "C002" not in planned["sage"] and "C001" in planned["sage"]
+    assert folder.read_json("accounts", "quality.json")["blocking"].keys() == {"C002"}

@@ -154,3 +154,58 @@ def test_g5_the_staged_plan_is_read_back_whole_or_not_at_all(tmp_path: Path) -> 
         staging.read_plan("invoices")
     with pytest.raises(FatalSyncError, match="upstream step did not complete"):
         staging.read_plan("contacts")
+
+
+def test_g5_staged_ops_commits_and_outcomes_hold_the_values_a_dict_of_their_fields_holds(
+    tmp_path: Path,
+) -> None:
+    """The plan and the load's outcomes are staged from their dataclasses: same values as from a dict of fields.
+
+    NumPy numbers, dates and keys that are not text (as a Sage frame gives them) are written as the step files
+    write them everywhere (numbers, ``str``, text keys; nested keys sorted), and the commit step reads back the
+    outcomes the load recorded, in order.
+    """
+    from datetime import date, datetime
+
+    import numpy as np
+    import orjson
+
+    from sage_sync.engine.apply import ApplyResult, OpOutcome
+    from sage_sync.engine.plan import Commit, Op, Plan
+    from sage_sync.engine.staging import Staging, dumps
+
+    row = {"piece": "F1", "total": np.float64(12.5), "lines": np.int64(3), "date": date(2026, 12, 5), 7: "x"}
+    op = Op(
+        "ssm_create",
+        "invoices",
+        "F1",
+        "I1",
+        "new invoice",
+        fields={"z": datetime(2026, 12, 5, 7, 30), "a": np.float32(0.5), "total": np.float64(12.5)},
+        refs={"accountId": ("accounts", "C1")},
+    )
+    commit = Commit("invoices", "F1", row=row, synced={"b": 1, "a": None}, depends=[("invoices", "F0")])
+    staging = Staging(tmp_path / "run")
+    staging.write_plan("invoices", Plan("invoices", ops=[op], commits=[commit]))
+    _, op_line, commit_line = staging.path("invoices", "plan.jsonl").read_bytes().splitlines()
+    assert orjson.loads(op_line) == orjson.loads(dumps(op.to_dict()))
+    assert orjson.loads(commit_line) == orjson.loads(dumps(commit.to_dict()))
+    assert orjson.loads(commit_line)["row"] == {
+        "7": "x",
+        "date": "2026-12-05",
+        "lines": 3,
+        "piece": "F1",
+        "total": 12.5,
+    }
+    assert b'"synced":{"a":null,"b":1}' in commit_line  # nested keys sorted, as in every step file
+    staged = staging.read_plan("invoices")
+    assert staged.ops[0].fields == {"a": 0.5, "total": 12.5, "z": "2026-12-05 07:30:00"}
+    assert staged.commits[0].depends == [["invoices", "F0"]]
+
+    outcomes = [
+        OpOutcome("ssm_create", "invoices", "F1", True, 41, "2026-12-05T07:30:00.000Z"),
+        OpOutcome("ssm_create", "invoices", "F2", False, None, None, "HTTPError: 500"),
+    ]
+    staging.write_json("invoices", "apply.json", ApplyResult("invoices", outcomes, api_calls=2).to_dict())
+    back = ApplyResult.from_dict(staging.read_json("invoices", "apply.json"))
+    assert back.outcomes == outcomes and back.api_calls == 2

@@ -161,8 +161,12 @@ def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
     for issue in report.warnings:
         warnings.setdefault(issue.key, []).append(f"{issue.expectation}: {issue.reason}")
     failures = [f.to_dict() for f in report.table_failures]
-    held = hold_quarantined(inp, set(blocking) | set(bad_keys))
-    ctx.staging.write_json(ctx.name, "input.json", {"input": inp.to_dict()})
+    if blocking or bad_keys:
+        held = hold_quarantined(inp, set(blocking) | set(bad_keys))
+        ctx.staging.write_json(ctx.name, "input.json", {"input": inp.to_dict()})
+    else:  # nothing held: the plan input is the extract's, byte for byte (not written again from its objects)
+        held = {}
+        ctx.staging.copy(ctx.name, INPUT_FILE, "input.json")
     ctx.staging.write_json(
         ctx.name,
         "quality.json",

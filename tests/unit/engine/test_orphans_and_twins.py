@@ -50,3 +50,29 @@ def test_c1_a_twin_made_by_the_integration_is_retired_and_a_users_twin_is_report
     ]
     assert w.state.bindings("accounts")["C002"].ssm_id == bound["C002"]
     assert w.run().plans["accounts"].ops == []
+
+
+def test_g5_c4_a_failed_sage_insert_of_an_ssm_company_is_retried_not_taken_for_an_orphan() -> None:
+    """The gap the stateful test found: the reserved code of an SSM company whose Sage insert failed stays bound.
+
+    The insert's failure leaves the code without an SSM id (like a lost SSM create); the next run inserts it and
+    writes the code back, and must bind it to that company, not forget it as an orphan: a third run has nothing
+    to do (G6), where the forgotten binding made it adopt the company again.
+    """
+    w = SyncWorld()
+    w.sage.put("accounts", account_row("C001", "Anchor"))
+    w.run()
+    rid = w.ssm.user_create("accounts", {"name": "Alpha", "statusId": 1, "salesRepId1": 1})
+    w.sage.faults.armed.append(Fault("raise", "insert", "accounts"))
+    first = w.run()
+    (reserved,) = [k for k, b in w.state.bindings("accounts").items() if k != "C001"]
+    assert first.counts["accounts"].failed >= 1 and (reserved,) not in w.sage.rows("accounts")
+    second = w.run()
+    assert [(o.kind, o.rule) for o in second.plans["accounts"].ops] == [
+        ("sage_insert", "C4"),
+        ("ssm_update", "C4"),
+    ]
+    binding = w.state.bindings("accounts")[reserved]
+    assert (binding.ssm_id, binding.status) == (rid, "ok")
+    assert {r["id"]: r["extId"] for r in w.ssm.live("accounts")}[rid] == reserved
+    assert w.run().planned_ops == 0

@@ -293,10 +293,16 @@ def read_plan_input(
                 for r in ssm.get_by_ids(spec.endpoint, twins)
             }
     # G5: a create whose response was lost may have applied; if Sage deleted the record since, its SSM twin must go.
+    # A key reserved for an SSM record (C4, K1) whose Sage insert failed is no such create: it is inserted again.
+    reserved_keys = set(inp.reserved.values())
     inp.orphans = sorted(
         k
         for k, b in inp.bindings.items()
-        if b.ssm_id is None and b.status == Status.FAILED and k not in inp.sage and k not in inp.deleted
+        if b.ssm_id is None
+        and b.status == Status.FAILED
+        and k not in inp.sage
+        and k not in inp.deleted
+        and k not in reserved_keys
     )
     wait = RULES[entity].waiting
     waiting = wait(inp) if wait is not None else set()

@@ -91,9 +91,7 @@ class Staging:
 
     def copy(self, entity: str, source: str, name: str) -> Any:
         """Stage ``source``'s bytes again as ``name`` (a megabyte at a time), as :meth:`write_json` writes."""
-        origin = self.path(entity, source)
-        if not origin.exists():
-            raise FatalSyncError(f"{origin} is missing: its upstream step did not complete in this run")
+        origin = _upstream(self.path(entity, source))
         target = self._writable(entity, name)
         with origin.open("rb") as fh:
             write_chunks_atomic(target, iter(lambda: fh.read(1 << 20), b""))
@@ -101,9 +99,7 @@ class Staging:
 
     def read_json(self, entity: str | None, name: str) -> Any:
         """Read a step file; a missing one means its step did not run in this run (a clear, fatal error)."""
-        target = self.path(entity, name)
-        if not target.exists():
-            raise FatalSyncError(f"{target} is missing: its upstream step did not complete in this run")
+        target = _upstream(self.path(entity, name))
         with target.open("rb") as fh, paused_collector():  # a JSON document is a tree (no cycle to collect)
             return orjson.loads(fh.read())
 
@@ -169,19 +165,22 @@ class Staging:
         """Read a staged frame (only ``columns`` when given)."""
         import pandas as pd
 
-        target = self.path(entity, name)
-        if not target.exists():
-            raise FatalSyncError(f"{target} is missing: its upstream step did not complete in this run")
+        target = _upstream(self.path(entity, name))
         with target.open("rb") as fh:
             return pd.read_parquet(fh, columns=columns)
+
+
+def _upstream(target: Any) -> Any:
+    """``target``, a file an earlier step writes; a missing one means that step did not run (a clear, fatal error)."""
+    if not target.exists():
+        raise FatalSyncError(f"{target} is missing: its upstream step did not complete in this run")
+    return target
 
 
 @contextmanager
 def _plan_file(target: Any) -> Iterator[Any]:
     """The open staged plan ``target``; a missing or damaged one is a clear, fatal error."""
-    if not target.exists():
-        raise FatalSyncError(f"{target} is missing: its upstream step did not complete in this run")
-    with target.open("rb") as fh:
+    with _upstream(target).open("rb") as fh:
         try:
             yield fh
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:

@@ -16,9 +16,9 @@ Failure modes: retriable errors (network, timeout, 429, 5xx) are retried with ex
 configuration errors fail at once (operators raise ``AirflowFailException``). ``load`` has no retry: a failed
 write stays unconfirmed in the state store and the next run re-plans it (G5); a stale plan is never re-sent.
 
-Pool ``ssm_api``: every task that calls the SSM API (extract, load) takes a slot. Its size is the number of
-concurrent API callers the tenant's rate limit allows; each hook already paces itself at the connection's
-``requests_per_second`` (4/s on the smaller plan), so 2 slots keep the tenant at or under twice that. Create it
+Pool ``ssm_api``: every task that calls the SSM API (extract, load) takes a slot; it bounds the API tasks running
+at once. The rate is the key's: the tasks calling with one key share one token bucket at the connection's
+``requests_per_second`` (the tenant's limit, 4/s or 13/s), so any number of slots stays under it. Create the pool
 with ``airflow pools set ssm_api 2 "SSM API rate limit"`` (``sage-sync demo run`` and the tests do).
 
 Re-runs and backfills are safe: every run reads the current data of both systems and plans against the state

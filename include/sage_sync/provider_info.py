@@ -83,7 +83,8 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "requests_per_second": _field(
                         "Requests per second",
-                        "The tenant's rate limit per API key (4 or 13 depending on the plan); 0: no limit.",
+                        "The tenant's rate limit per API key (4 or 13 depending on the plan), shared by every "
+                        "task calling with the key; 0: no limit.",
                         "number",
                         4,
                         minimum=0,
@@ -110,6 +111,13 @@ def get_provider_info() -> dict[str, Any]:
                         "Bulk create calls a load keeps in flight at once (1 to 8), within the rate limit.",
                         "integer",
                         2,
+                    ),
+                    "rate_limit_folder": _field(
+                        "Rate limit folder",
+                        "Where the tasks calling with this key share their rate limit (a small file per key): "
+                        "empty for the machine's temporary folder; a folder every worker host mounts shares "
+                        "it between hosts.",
+                        "string",
                     ),
                 },
             },

@@ -1,24 +1,51 @@
-"""A thread-safe client-side token bucket that keeps API calls under the plan's requests-per-second limit."""
+"""Client-side token buckets that keep API calls under the plan's requests-per-second limit.
+
+The SSM API limits each key to 4 or 13 requests/s depending on the plan and answers ``429`` beyond that. Every
+task that calls the API (extract, load, preflight, match…) runs in its own process under a real executor, and
+several run at once (the ``ssm_api`` pool): the limit is the key's, so the bucket is too. ``TokenBucket`` keeps
+its state in memory (one process); with ``shared`` it keeps it in a small file locked around each permit, so every
+process of the machine that calls with the same key draws from one bucket (see :func:`shared_bucket_file`).
+"""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import struct
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+#: The shared state: tokens left and the clock reading they were counted at (two little-endian doubles).
+_STATE = struct.Struct("<dd")
+
+#: Where the shared buckets live unless the connection names a folder (one file per API base URL and key).
+DEFAULT_SHARED_FOLDER = Path(tempfile.gettempdir()) / "sage-sync-rate-limits"
+
+
+def shared_bucket_file(base_url: str, public_key: str, folder: Path | None = None) -> Path:
+    """The file of the bucket every caller with this API key shares (its name hides the key)."""
+    name = hashlib.sha256(f"{base_url}\n{public_key}".encode()).hexdigest()[:32]
+    return (folder or DEFAULT_SHARED_FOLDER) / f"{name}.bucket"
 
 
 class TokenBucket:
     """Hand out at most ``rate`` permits per second, with bursts of at most ``capacity`` permits.
 
-    The SSM API limits each key to 4 or 13 requests/s depending on the plan and answers ``429`` beyond that.
-    Pacing the client with the same rate avoids spending calls (and ``Retry-After`` waits) on refusals.
-    The default capacity of one permit spaces calls evenly, which never exceeds the server's own bucket
-    whatever its burst size. A ``rate`` of 0 or less disables the limit (the simulator with its limit lifted).
+    Pacing the client with the key's rate avoids spending calls (and ``Retry-After`` waits) on refusals. The
+    default capacity of one permit spaces calls evenly, which never exceeds the server's own bucket whatever its
+    burst size. A ``rate`` of 0 or less disables the limit (the simulator with its limit lifted).
 
     Args:
         rate: permits per second; ``<= 0`` means unlimited.
         capacity: the largest burst; defaults to 1.
-        clock: a monotonic clock, injectable so tests can drive time.
+        shared: a file holding the bucket's state for every process that names it (created if missing); None
+            keeps the state in this object. Its clock is then the wall clock, which every process (and every host
+            mounting the folder) reads alike.
+        clock: the clock, injectable so tests can drive time (default: monotonic, or the wall clock if shared).
         sleep: the sleep function paired with ``clock``.
     """
 
@@ -27,18 +54,21 @@ class TokenBucket:
         rate: float,
         capacity: float = 1.0,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        shared: Path | None = None,
+        clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"token bucket capacity must be at least 1, got {capacity}")
         self.rate = float(rate)
         self.capacity = float(capacity)
-        self._clock = clock
+        self.shared = shared
+        self._clock = clock or (time.time if shared is not None else time.monotonic)
         self._sleep = sleep
         self._tokens = self.capacity
-        self._last = clock()
+        self._last = self._clock()
         self._lock = threading.Lock()
+        self._file: tuple[int, int] | None = None  # (pid, descriptor): a forked child opens its own
         self.waited_seconds = 0.0  # total time spent waiting for permits, for diagnostics
 
     @property
@@ -46,15 +76,40 @@ class TokenBucket:
         """Whether the bucket lets every call through at once."""
         return self.rate <= 0
 
+    def _take(self, tokens: float, last: float) -> tuple[float, float, float]:
+        """One permit from a bucket holding ``tokens`` at ``last``: the new state and the wait before the call."""
+        now = self._clock()
+        tokens = min(self.capacity, tokens + max(0.0, now - last) * self.rate)
+        tokens -= 1.0
+        # A negative balance is a queue: each waiter owns one slot, so concurrent callers never share one.
+        return tokens, max(now, last), (0.0 if tokens >= 0 else -tokens / self.rate)
+
+    def _descriptor(self) -> int:
+        assert self.shared is not None
+        pid = os.getpid()
+        if self._file is None or self._file[0] != pid:
+            self.shared.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._file = (pid, os.open(self.shared, os.O_RDWR | os.O_CREAT, 0o600))
+        return self._file[1]
+
     def _reserve(self) -> float:
         """Take one permit now, possibly going into debt; return how long the caller must wait first."""
         with self._lock:
-            now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            self._tokens -= 1.0
-            # A negative balance is a queue: each waiter owns one slot, so concurrent callers never share one.
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+            if self.shared is None:
+                self._tokens, self._last, wait = self._take(self._tokens, self._last)
+                return wait
+            fd = self._descriptor()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                raw = os.pread(fd, _STATE.size, 0)
+                tokens, last = (
+                    _STATE.unpack(raw) if len(raw) == _STATE.size else (self.capacity, self._clock())
+                )
+                tokens, last, wait = self._take(tokens, last)
+                os.pwrite(fd, _STATE.pack(tokens, last), 0)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            return wait
 
     def acquire(self) -> float:
         """Block until a permit is available; return the seconds waited."""
@@ -66,3 +121,14 @@ class TokenBucket:
             with self._lock:
                 self.waited_seconds += wait
         return wait
+
+    def open_shared(self) -> None:
+        """Open (and create) the shared file now, so a folder the process cannot use fails here, not mid-run."""
+        if self.shared is not None and not self.unlimited:
+            with self._lock:
+                self._descriptor()
+
+    def __del__(self) -> None:
+        opened = getattr(self, "_file", None)
+        if opened is not None and opened[0] == os.getpid():
+            os.close(opened[1])

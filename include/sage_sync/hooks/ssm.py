@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin
 
@@ -34,7 +35,7 @@ import requests
 from airflow.sdk import BaseHook
 
 from sage_sync.errors import ConfigurationError
-from sage_sync.hooks.ratelimit import TokenBucket
+from sage_sync.hooks.ratelimit import TokenBucket, shared_bucket_file
 from sage_sync.hooks.retry import RetryPolicy
 from sage_sync.hooks.ssm_bulk import ExactlyOnceCreates, as_id, fill_outcomes
 from sage_sync.hooks.ssm_secrets import HookSecrets
@@ -83,6 +84,9 @@ class SalesManagementHook(BaseHook):
         max_retries: retries of a transient failure (extra ``max_retries``, default 6).
         parallel_calls: bulk create calls a load keeps in flight at once (extra ``parallel_calls``, default 2, at
             most 8): the rate limit still paces them; a call's network and server time overlaps the next one's.
+        The rate limit is the key's, not the task's: every process of the machine calling with the same key
+        draws from one token bucket, kept in a file of extra ``rate_limit_folder`` (default: the machine's
+        temporary folder; a folder mounted by several hosts shares it between them too).
         backoff_base: the first backoff ceiling in seconds (full jitter); small values keep tests fast.
         backoff_max: the largest backoff ceiling in seconds.
         retry_after_max: the longest ``Retry-After`` honoured, in seconds.
@@ -195,6 +199,7 @@ class SalesManagementHook(BaseHook):
                 minimum=1,
                 maximum=self.MAX_PARALLEL_CALLS,
             ),
+            rate_limit_folder=str(extra["rate_limit_folder"]) if extra.get("rate_limit_folder") else None,
         )
 
     @cached_property
@@ -210,8 +215,29 @@ class SalesManagementHook(BaseHook):
 
     @cached_property
     def rate_limiter(self) -> TokenBucket:
-        """The client-side token bucket (shared by every thread using this hook)."""
-        return TokenBucket(self.settings.requests_per_second)
+        """The key's token bucket, shared by every thread and process of the machine that calls with this key.
+
+        Tasks that call the API run at once under a real executor (the ``ssm_api`` pool's slots); each pacing
+        itself at the key's rate would together exceed it and spend calls on ``429``. A folder this process cannot
+        use (read-only, someone else's) leaves the bucket to this process, with a warning.
+        """
+        settings = self.settings
+        if self._keys is None:  # settings given without a connection: no key to share a bucket by
+            return TokenBucket(settings.requests_per_second)
+        folder = Path(settings.rate_limit_folder) if settings.rate_limit_folder else None
+        shared = shared_bucket_file(settings.base_url, self._keys[0], folder)
+        bucket = TokenBucket(settings.requests_per_second, shared=shared)
+        try:
+            bucket.open_shared()
+        except OSError as exc:
+            self.log.warning(
+                "SSM rate limit kept to this process: cannot use %s (%s); set the connection's "
+                "rate_limit_folder to a folder every worker can write",
+                shared.parent,
+                exc.strerror or exc,
+            )
+            return TokenBucket(settings.requests_per_second)
+        return bucket
 
     def get_conn(self) -> requests.Session:
         """Return the hook's ``requests`` session (created once; :meth:`close` ends it).

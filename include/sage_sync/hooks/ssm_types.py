@@ -131,6 +131,8 @@ class SsmSettings:
     timeout: float
     max_retries: int
     parallel_calls: int = 2
+    #: The folder of the token bucket the key's callers share (None: the machine's temporary folder).
+    rate_limit_folder: str | None = None
 
 
 def validated_number(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import requests
 from urllib3.connection import HTTPConnection
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from sage_sync.hooks.ratelimit import TokenBucket
+from sage_sync.hooks.ratelimit import TokenBucket, shared_bucket_file
 from sage_sync.hooks.retry import (
     RetryPolicy,
     is_transient_transport_error,
@@ -123,3 +127,54 @@ def test_token_bucket_is_thread_safe() -> None:
     for t in threads:
         t.join()
     assert sorted(round(w, 6) for w in waits) == [round(n * 0.1, 6) for n in range(40)]
+
+
+_SHARED_CALLER = """
+import sys, time
+from pathlib import Path
+from sage_sync.hooks.ratelimit import TokenBucket, shared_bucket_file
+bucket = TokenBucket(10.0, shared=Path(sys.argv[1]), clock=lambda: 1000.0, sleep=lambda s: None)
+print(" ".join(repr(bucket.acquire()) for _ in range(15)))
+"""
+
+
+def test_m1_processes_naming_one_shared_file_draw_from_one_bucket(tmp_path: Path) -> None:
+    """Three processes (each its own bucket object) at 10/s, time standing still: their 45 calls queue in one line.
+
+    Each process alone would wait 0, 0.1 … 1.4 s: three buckets would let three calls through at every slot.
+    """
+    shared = tmp_path / "rate" / "key.bucket"
+    callers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SHARED_CALLER, str(shared)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        for _ in range(3)
+    ]
+    waits = [float(w) for caller in callers for w in caller.communicate(timeout=60)[0].split()]
+    assert all(caller.returncode == 0 for caller in callers)
+    assert sorted(round(w, 6) for w in waits) == [round(n * 0.1, 6) for n in range(45)]
+    assert shared.stat().st_mode & 0o777 == 0o600  # the file (named after the key's hash) is the user's only
+
+
+def test_m1_a_shared_bucket_refills_from_the_clock_it_last_read(tmp_path: Path) -> None:
+    """The shared state survives the object: a new bucket on the same file finds the debt and the refill."""
+    clock = FakeClock()
+    shared = tmp_path / "key.bucket"
+    first = TokenBucket(4.0, shared=shared, clock=clock.time, sleep=lambda s: None)
+    assert [first.acquire() for _ in range(3)] == [0.0, 0.25, 0.5]
+    second = TokenBucket(4.0, shared=shared, clock=clock.time, sleep=lambda s: None)
+    assert second.acquire() == pytest.approx(0.75)  # the queue the first one left
+    clock.now += 10
+    assert second.acquire() == 0.0  # refilled, but only up to the capacity of one
+    assert second.acquire() == pytest.approx(0.25)
+
+
+def test_m1_the_shared_file_is_named_after_the_url_and_key_without_showing_them(tmp_path: Path) -> None:
+    one = shared_bucket_file("http://127.0.0.1:1/api/v4", "PUBLICKEY", tmp_path)
+    assert one == shared_bucket_file("http://127.0.0.1:1/api/v4", "PUBLICKEY", tmp_path)
+    assert one != shared_bucket_file("http://127.0.0.1:1/api/v4", "OTHERKEY", tmp_path)
+    assert one != shared_bucket_file("http://127.0.0.1:2/api/v4", "PUBLICKEY", tmp_path)
+    assert one.parent == tmp_path and "PUBLICKEY" not in one.name and "127.0.0.1" not in one.name

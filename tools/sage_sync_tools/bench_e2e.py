@@ -155,18 +155,25 @@ def run_e2e(
     *,
     seed: int = 7,
     rate_limit: float = 0.0,
+    executor: bool = False,
     emit: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the three phases on a fresh stack under ``folder``; return (and emit) one result per phase.
 
     ``rate_limit``: the simulator's requests per second per key (0: lifted); the client is set to the same pace.
+    ``executor``: each task in its own process through the LocalExecutor, two at a time (as under a scheduler);
+    otherwise every task in the ``airflow dags test`` process, one after the other.
     """
     from sage_sync_tools.stack import SyncStack, exit_on_sigterm
 
     exit_on_sigterm()
 
     results: list[dict[str, Any]] = []
-    with SyncStack(folder, echo=lambda line: typer.echo(line, err=True), rate_limit=rate_limit) as stack:
+
+    def echo(line: str) -> None:
+        typer.echo(line, err=True)  # the stack's progress; the results alone go to stdout
+
+    with SyncStack(folder, echo=echo, rate_limit=rate_limit, executor=executor) as stack:
         stack.start(scale=scale, seed=seed)
         naive = naive_calls(sage_counts(stack))
         for phase in ("initial", "churn", "no_change"):
@@ -192,6 +199,7 @@ def run_e2e(
                 "failed": totals.get("failed"),
                 "dag_exit_code": outcome.returncode,
                 "rate_limit": rate_limit,
+                "executor": "LocalExecutor" if executor else "none (airflow dags test)",
                 **api_budget(outcome.report or {}, stats, rate_limit),
                 **naive,
                 "reads_by_route": reads_by_endpoint(stats),
@@ -218,10 +226,25 @@ def e2e(
             "--rate-limit", help="SSM requests per second per key (13 as a real tenant; 0 lifts it)."
         ),
     ] = 0.0,
+    executor: Annotated[
+        bool,
+        typer.Option(
+            "--executor/--no-executor",
+            help="Run each task in its own process through the LocalExecutor, two at a time, as a scheduler "
+            "would (an API server is started beside); default: every task in the airflow dags test process.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole DAG at --scale: initial load, 1 % churn on both sides, no change; one JSON line per phase.
 
     Each line gives the wall time, API reads and writes (and reads per route), peak memory, the calls the phase
     truly needs (the API budget) with the ratio of calls made to it, and what a naive full push would cost.
     """
-    run_e2e(scale, folder, seed=seed, rate_limit=rate_limit, emit=lambda r: typer.echo(json.dumps(r)))
+    run_e2e(
+        scale,
+        folder,
+        seed=seed,
+        rate_limit=rate_limit,
+        executor=executor,
+        emit=lambda r: typer.echo(json.dumps(r)),
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from sage_sync.hooks.retry import parse_retry_after
 from sage_sync.settings import DAG_ID, SSM_POOL
 
 POOL_SLOTS = 2
+#: Task processes the LocalExecutor runs at once when a stack runs its DAG with an executor (two cores here).
+EXECUTOR_PARALLELISM = 2
 DAG_FILE = Path("dags") / "sage50_ssm_sync.py"
 
 
@@ -216,11 +219,19 @@ class SyncStack:
     lineage_file: Path | None = None
     #: The project folder whose dags/ and plugins/ Airflow loads (default: found from the current folder).
     project: Path = field(default_factory=find_project)
+    #: Run each task in a process of its own through the LocalExecutor (``airflow dags test --use-executor``), as
+    #: a scheduler does, ``EXECUTOR_PARALLELISM`` at a time, beside an API server the stack starts (the
+    #: execution API the task processes talk to). False: every task in the ``dags test`` process, one at a time.
+    executor: bool = False
     dossier: Path = field(init=False)
     port: int = field(init=False, default=0)
     keys: dict[str, Any] = field(init=False, default_factory=dict)
     process: subprocess.Popen[bytes] | None = field(init=False, default=None)
     runs: int = field(init=False, default=0)
+    api_port: int = field(init=False, default=0)
+    api_process: subprocess.Popen[bytes] | None = field(init=False, default=None)
+    #: Signs the task tokens (``dags test``) and checks them (API server); never printed.
+    _jwt_secret: str = field(init=False, repr=False, default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -304,6 +315,18 @@ class SyncStack:
             path = self.root / "settings.yaml"
             path.write_text(yaml.safe_dump(settings), encoding="utf-8")
             env["SAGE_SYNC_CONFIG"] = str(path)
+        if self.executor:
+            api = f"http://127.0.0.1:{self.api_port}"
+            env.update(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                    "AIRFLOW__CORE__PARALLELISM": str(EXECUTOR_PARALLELISM),
+                    "AIRFLOW__API__BASE_URL": api,
+                    "AIRFLOW__API__WORKERS": "1",
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
+                    "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
+                }
+            )
         return env
 
     # --- start and stop ----------------------------------------------------------------------------------
@@ -319,6 +342,7 @@ class SyncStack:
             "ssm-tenant.sqlite*",
             "dag-run-*",
             "simulator.log",
+            "api-server.log",
             "airflow-env.sh",
         ):
             for path in self.root.glob(pattern):
@@ -412,16 +436,49 @@ class SyncStack:
         self.airflow("db", "migrate")
         self.airflow("pools", "set", SSM_POOL, str(POOL_SLOTS), "SSM API callers (sized to the rate limit)")
 
+    def start_api_server(self, timeout: float = 180) -> None:
+        """Start Airflow's API server (the execution API of the executor's task processes); wait until it answers."""
+        self.api_port = free_port()
+        with (self.root / "api-server.log").open("wb") as log:
+            self.api_process = subprocess.Popen(
+                [_bin("airflow"), "api-server", "--host", "127.0.0.1", "--port", str(self.api_port)],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.api_process.poll() is not None:
+                raise RuntimeError(
+                    f"the API server exited with {self.api_process.returncode}; see {log.name}"
+                )
+            try:
+                if requests.get(f"http://127.0.0.1:{self.api_port}/api/v2/monitor/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the API server did not answer within {timeout:.0f} s; see {log.name}")
+            time.sleep(1)
+        self.echo(f"Airflow API server listening on 127.0.0.1:{self.api_port} (LocalExecutor runs)")
+
     def start(self, scale: str = "small", seed: int = 7) -> SyncStack:
         """Start afresh: dossier, simulator, Airflow; everything a DAG run needs."""
         self.clean()
         self.create_dossier(scale, seed)
         self.start_simulator()
         self.prepare_airflow()
+        if self.executor:
+            self.start_api_server()
         return self
 
     def stop(self) -> None:
-        """Stop the simulator this stack started (nothing else was left running)."""
+        """Stop the simulator and the API server this stack started (nothing else was left running)."""
+        if self.api_process is not None:
+            _stop_group(self.api_process)
+            self.api_process = None
+            self.echo("Airflow API server stopped")
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -458,7 +515,8 @@ class SyncStack:
                     # Its own process group: an interrupted run (Ctrl-C, SIGTERM, timeout) is stopped with its children.
                     process = subprocess.Popen(
                         [sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), _bin("airflow"), "dags", "test"]
-                        + [DAG_ID, "--conf", json.dumps(conf)],
+                        + [DAG_ID, "--conf", json.dumps(conf)]
+                        + (["--use-executor"] if self.executor else []),
                         env=self.env(),
                         stdout=out,
                         stderr=subprocess.STDOUT,

@@ -3,8 +3,10 @@
 Phases: ``initial`` (first load into an empty SSM tenant), ``churn`` (1 % of records changed on both sides:
 Sage accounts, contacts and articles through SQL; SSM prospects and contacts through the API as a salesperson),
 ``no_change`` (nothing changed). Each object gives the DAG run's wall seconds (``airflow dags test``, Airflow
-start-up included), the SSM API read and write calls (simulator statistics), the peak memory of the run's process
-tree, and the calls a naive full push (every record re-sent in bulk, every list re-read) would make.
+start-up included; with ``--executor`` each task runs in its own process through the LocalExecutor, as under a
+scheduler), the SSM API read and write calls and the calls refused by the rate limit (simulator statistics), the
+peak memory of the largest process of the run, and the calls a naive full push (every record re-sent in bulk,
+every list re-read) would make.
 """
 
 from __future__ import annotations
@@ -191,6 +193,8 @@ def run_e2e(
                 "api_read_calls": stats.get("reads"),
                 "api_write_calls": stats.get("writes"),
                 "api_calls_total": stats.get("total"),
+                # Calls the simulator refused for the key's rate limit (each retried after ``Retry-After``).
+                "api_refused_429": stats.get("served_429"),
                 "peak_rss_mb": outcome.peak_rss_mb,
                 "changed": changed,
                 "created": totals.get("created"),

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -231,6 +232,58 @@ def test_client_token_bucket_keeps_under_the_server_rate_limit(
             eager.get("users", 1)
         assert limited.stats()["served_429"] > 0
         assert eager.calls.throttled == limited.stats()["served_429"]
+
+
+def test_m1_hooks_calling_with_one_key_share_its_rate_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """M1: two hooks of one key, each at the key's 4/s, calling at once: one bucket, no call refused.
+
+    Each pacing itself alone would send 8 calls/s to a key allowed 4 (the simulator then answers ``429``).
+    """
+    with start_simulator(tmp_path, rate_limit=4) as limited:
+        folder = tmp_path / "rate-limits"
+        use_connection(monkeypatch, limited, requests_per_second=4, rate_limit_folder=str(folder))
+        hooks = [SalesManagementHook(), SalesManagementHook()]
+        for hook in hooks:
+            hook.get("users", 1)  # logged in, so the calls below overlap
+        limited.reset_stats()
+        threads = [threading.Thread(target=lambda h=h: [h.get("users", 1) for _ in range(8)]) for h in hooks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert limited.stats()["served_429"] == 0
+        assert limited.stats()["total"] == 16
+        shared = {hook.rate_limiter.shared for hook in hooks}
+        assert len(shared) == 1 and next(iter(shared)).parent == folder  # type: ignore[union-attr]
+        assert sum(hook.rate_limiter.waited_seconds for hook in hooks) > 0
+
+
+def test_m1_a_rate_limit_folder_the_process_cannot_use_leaves_the_pace_to_the_process(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bad ``rate_limit_folder`` (here below a file) does not fail the run: the hook paces itself, and says so."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    conn = {
+        "conn_type": "http",
+        "host": "http://127.0.0.1:9/api/v4",
+        "login": "PUBLIC",
+        "password": "PRIVATE",
+        "extra": {"requests_per_second": 4, "rate_limit_folder": str(blocker / "rates")},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SSM_DEFAULT", json.dumps(conn))
+    with caplog.at_level(logging.WARNING):
+        bucket = SalesManagementHook().rate_limiter
+    assert bucket.shared is None and bucket.rate == 4
+    # The task logger may write to the console rather than through logging.
+    captured = capsys.readouterr()
+    said = caplog.text + captured.out + captured.err
+    assert f"cannot use {blocker / 'rates'} (Not a directory)" in said and "rate_limit_folder" in said
 
 
 def test_outage_surfaces_as_retriable_error(sim: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,6 +39,11 @@ class ApiServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def jwt_secret(self) -> str:
+        """The secret that signs and checks the tokens of this server (task processes sign theirs with it too)."""
+        return self._jwt_secret
+
+    @property
     def log_path(self) -> Path:
         """The server's output."""
         return self.stack.root / f"api-server-{self.port}.log"

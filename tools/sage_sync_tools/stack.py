@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import sqlalchemy as sa
@@ -28,6 +27,9 @@ import yaml
 
 from sage_sync.hooks.retry import parse_retry_after
 from sage_sync.settings import DAG_ID, SSM_POOL
+
+if TYPE_CHECKING:
+    from sage_sync_tools.api_server import ApiServer
 
 POOL_SLOTS = 2
 #: Task processes the LocalExecutor runs at once when a stack runs its DAG with an executor (two cores here).
@@ -228,10 +230,8 @@ class SyncStack:
     keys: dict[str, Any] = field(init=False, default_factory=dict)
     process: subprocess.Popen[bytes] | None = field(init=False, default=None)
     runs: int = field(init=False, default=0)
-    api_port: int = field(init=False, default=0)
-    api_process: subprocess.Popen[bytes] | None = field(init=False, default=None)
-    #: Signs the task tokens (``dags test``) and checks them (API server); never printed.
-    _jwt_secret: str = field(init=False, repr=False, default_factory=lambda: secrets.token_urlsafe(32))
+    #: The API server of the executor's task processes (``executor`` only).
+    api_server: ApiServer | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -315,16 +315,15 @@ class SyncStack:
             path = self.root / "settings.yaml"
             path.write_text(yaml.safe_dump(settings), encoding="utf-8")
             env["SAGE_SYNC_CONFIG"] = str(path)
-        if self.executor:
-            api = f"http://127.0.0.1:{self.api_port}"
+        if self.api_server is not None:
+            # ``dags test`` signs the task tokens with the secret the API server checks them with.
             env.update(
                 {
                     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                     "AIRFLOW__CORE__PARALLELISM": str(EXECUTOR_PARALLELISM),
-                    "AIRFLOW__API__BASE_URL": api,
-                    "AIRFLOW__API__WORKERS": "1",
-                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
-                    "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
+                    "AIRFLOW__API__BASE_URL": self.api_server.url,
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_server.url}/execution/",
+                    "AIRFLOW__API_AUTH__JWT_SECRET": self.api_server.jwt_secret,
                 }
             )
         return env
@@ -342,7 +341,7 @@ class SyncStack:
             "ssm-tenant.sqlite*",
             "dag-run-*",
             "simulator.log",
-            "api-server.log",
+            "api-server-*.log",
             "airflow-env.sh",
         ):
             for path in self.root.glob(pattern):
@@ -436,33 +435,6 @@ class SyncStack:
         self.airflow("db", "migrate")
         self.airflow("pools", "set", SSM_POOL, str(POOL_SLOTS), "SSM API callers (sized to the rate limit)")
 
-    def start_api_server(self, timeout: float = 180) -> None:
-        """Start Airflow's API server (the execution API of the executor's task processes); wait until it answers."""
-        self.api_port = free_port()
-        with (self.root / "api-server.log").open("wb") as log:
-            self.api_process = subprocess.Popen(
-                [_bin("airflow"), "api-server", "--host", "127.0.0.1", "--port", str(self.api_port)],
-                env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.api_process.poll() is not None:
-                raise RuntimeError(
-                    f"the API server exited with {self.api_process.returncode}; see {log.name}"
-                )
-            try:
-                if requests.get(f"http://127.0.0.1:{self.api_port}/api/v2/monitor/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the API server did not answer within {timeout:.0f} s; see {log.name}")
-            time.sleep(1)
-        self.echo(f"Airflow API server listening on 127.0.0.1:{self.api_port} (LocalExecutor runs)")
-
     def start(self, scale: str = "small", seed: int = 7) -> SyncStack:
         """Start afresh: dossier, simulator, Airflow; everything a DAG run needs."""
         self.clean()
@@ -470,14 +442,17 @@ class SyncStack:
         self.start_simulator()
         self.prepare_airflow()
         if self.executor:
-            self.start_api_server()
+            from sage_sync_tools.api_server import ApiServer  # it builds on this module
+
+            self.api_server = ApiServer(self, users={}).start()
+            self.echo(f"Airflow API server listening on {self.api_server.url} (LocalExecutor runs)")
         return self
 
     def stop(self) -> None:
         """Stop the simulator and the API server this stack started (nothing else was left running)."""
-        if self.api_process is not None:
-            _stop_group(self.api_process)
-            self.api_process = None
+        if self.api_server is not None:
+            self.api_server.stop()
+            self.api_server = None
             self.echo("Airflow API server stopped")
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()

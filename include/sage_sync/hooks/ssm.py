@@ -75,18 +75,19 @@ _ENTITY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 class SalesManagementHook(BaseHook):
     """Talk to the Sage Sales Management API v4 (or its simulator) through an Airflow connection.
 
+    The rate limit is the key's, not the task's: every process of the machine calling with the same key draws from
+    one token bucket, kept in a file in the extra ``rate_limit_folder`` (default: the machine's temporary folder; a
+    folder several hosts mount shares it between them too).
+
     Args:
         ssm_conn_id: the connection id; host = API base URL, login/password = public/private API key.
-        requests_per_second: the client-side rate limit (extra ``requests_per_second``, default 4.0, the
-            smaller plan); 0 disables it.
+        requests_per_second: the key's rate limit, shared by its callers (extra ``requests_per_second``,
+            default 4.0, the smaller plan); 0 disables it.
         page_size: records per list page (extra ``page_size``, default 1000, the API maximum).
         timeout: seconds to wait for a response (extra ``timeout``, default 60).
         max_retries: retries of a transient failure (extra ``max_retries``, default 6).
         parallel_calls: bulk create calls a load keeps in flight at once (extra ``parallel_calls``, default 2, at
             most 8): the rate limit still paces them; a call's network and server time overlaps the next one's.
-        The rate limit is the key's, not the task's: every process of the machine calling with the same key
-        draws from one token bucket, kept in a file of extra ``rate_limit_folder`` (default: the machine's
-        temporary folder; a folder mounted by several hosts shares it between them too).
         backoff_base: the first backoff ceiling in seconds (full jitter); small values keep tests fast.
         backoff_max: the largest backoff ceiling in seconds.
         retry_after_max: the longest ``Retry-After`` honoured, in seconds.

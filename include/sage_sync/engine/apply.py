@@ -3,6 +3,9 @@
 Sage writes go first, so a record created in SSM (C4, K1) reaches SSM's ``extId`` only once its Sage row exists;
 an op of a record whose earlier write in this load failed is not attempted. SSM writes go in bulk calls of the
 entity's size; each call's references are resolved just before it is sent (one call's fields at a time in memory).
+The ops are read a group (one kind on one entity) at a time from an :class:`OpSource`: the load step's is the
+staged plan (:class:`~sage_sync.engine.staging.StagedOps`), so only the ops of the calls in flight are parsed. A
+reference to a record of an earlier run reads the bound ids of its entity when one is first needed.
 A call that raises marks all its items failed: the state then keeps them as they were and the next run plans
 them again (a write that applied anyway is recognised then, by binding, reserved code or ``extId``).
 Create calls are independent (each item makes its own record): up to the side's ``parallel_calls`` are in flight
@@ -14,11 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sage_sync.engine.codec import key_fields
 from sage_sync.engine.plan import Op, Plan
@@ -97,10 +100,60 @@ def _from(op: Op, out: ItemOutcome) -> OpOutcome:
 Payload = Callable[[int, Op], Any]
 
 
+class OpSource(Protocol):
+    """The ops of a plan as the load reads them: a group (one kind on one entity) at a time, in plan order."""
+
+    def __len__(self) -> int:
+        """How many ops the plan holds."""
+        ...
+
+    def groups(self) -> list[tuple[str, str]]:
+        """The ``(kind, entity)`` groups the plan holds."""
+        ...
+
+    def select(self, kind: str, entity: str) -> Iterator[tuple[int, Op]]:
+        """The ops of ``kind`` on ``entity`` with their positions in the plan."""
+        ...
+
+
+class PlanOps:
+    """A plan's ops held in memory, as an :class:`OpSource` (the staged plan's is :class:`.staging.StagedOps`)."""
+
+    def __init__(self, ops: list[Op]) -> None:
+        """Read ``ops``."""
+        self.ops = ops
+
+    def __len__(self) -> int:
+        """How many ops the plan holds."""
+        return len(self.ops)
+
+    def groups(self) -> list[tuple[str, str]]:
+        """The ``(kind, entity)`` groups the plan holds, in the order they first appear."""
+        return list(dict.fromkeys((op.kind, op.entity) for op in self.ops))
+
+    def select(self, kind: str, entity: str) -> Iterator[tuple[int, Op]]:
+        """The ops of ``kind`` on ``entity`` with their positions in the plan."""
+        return ((i, op) for i, op in enumerate(self.ops) if op.kind == kind and op.entity == entity)
+
+
+#: The SSM ids of an entity's live bindings, by Sage key (read when a reference first names the entity).
+IdsOf = Callable[[str], Mapping[str, int]]
+
+
 class _Applier:
-    def __init__(self, plan: Plan, sage: SageSide, ssm: SsmSide, known_ids: dict[str, int]) -> None:
-        self.plan, self.sage, self.ssm = plan, sage, ssm
+    def __init__(
+        self,
+        entity: str,
+        ops: OpSource,
+        sage: SageSide,
+        ssm: SsmSide,
+        known_ids: dict[str, int],
+        ids_of: IdsOf | None,
+    ) -> None:
+        self.entity, self.ops, self.sage, self.ssm = entity, ops, sage, ssm
         self.ids = dict(known_ids)
+        self.ids_of = ids_of
+        self.read_ids: set[str] = set()  # entities whose bound ids ``ids_of`` gave
         self.outcomes: dict[int, OpOutcome] = {}
         self.failed_keys: set[tuple[str, str]] = set()
 
@@ -113,7 +166,7 @@ class _Applier:
 
     def batch(
         self,
-        indexed: list[tuple[int, Op]],
+        indexed: Iterable[tuple[int, Op]],
         call: Callable[[list[Any]], list[ItemOutcome]],
         size: int,
         payload: Payload,
@@ -144,7 +197,7 @@ class _Applier:
                 self.settle(*in_flight.popleft())
 
     def calls(
-        self, indexed: list[tuple[int, Op]], payload: Payload, size: int
+        self, indexed: Iterable[tuple[int, Op]], payload: Payload, size: int
     ) -> Iterator[tuple[list[tuple[int, Op]], list[Any]]]:
         """The calls to send, ``size`` items each (the last may be short), prepared as each one is reached.
 
@@ -191,6 +244,11 @@ class _Applier:
                 fields[name] = self.ssm.ensure_product_family(label)
                 continue
             ident = self.ids.get(f"{entity}|{label}")
+            if ident is None and self.ids_of is not None and entity not in self.read_ids:
+                self.read_ids.add(entity)
+                for key, bound in self.ids_of(entity).items():
+                    self.ids.setdefault(f"{entity}|{key}", bound)  # an id this load created wins
+                ident = self.ids.get(f"{entity}|{label}")
             if ident is None:
                 self.record(i, _fail(op, f"reference not resolved: {op.refs}"))
                 return None
@@ -203,45 +261,55 @@ class _Applier:
         return None if fields is None else (_ssm_id(op), fields)
 
     def run(self) -> None:
-        ops = list(enumerate(self.plan.ops))
-        inserts = [(i, op) for i, op in ops if op.kind == "sage_insert"]
-        if inserts:
-            entity = inserts[0][1].entity
-            self.batch(inserts, partial(self.sage.insert, entity), 500, _fields)
-        updates = [(i, op) for i, op in ops if op.kind == "sage_update"]
-        if updates:
-            entity = updates[0][1].entity
-
-            def update(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[ItemOutcome]:
-                return self.sage.update(entity, [k for k, _ in pairs], [f for _, f in pairs])
-
-            self.batch(updates, update, 500, _keyed_fields)
+        groups = self.ops.groups()
+        for entity in dict.fromkeys(e for kind, e in groups if kind == "sage_insert"):
+            self.batch(
+                self.ops.select("sage_insert", entity), partial(self.sage.insert, entity), 500, _fields
+            )
+        for entity in dict.fromkeys(e for kind, e in groups if kind == "sage_update"):
+            self.batch(
+                self.ops.select("sage_update", entity), partial(self._sage_update, entity), 500, _keyed_fields
+            )
         # The plan's own entity first: invoice lines reference the sales orders created just before them.
         entities = sorted(
-            {op.entity for _, op in ops if op.kind.startswith("ssm_")},
-            key=lambda e: (e != self.plan.entity, e),
+            {e for kind, e in groups if kind.startswith("ssm_")}, key=lambda e: (e != self.entity, e)
         )
         for entity in entities:
-            self.ssm_ops(
-                entity, [(i, op) for i, op in ops if op.entity == entity and op.kind.startswith("ssm_")]
-            )
+            self.ssm_ops(entity)
 
-    def ssm_ops(self, entity: str, items: list[tuple[int, Op]]) -> None:
+    def _sage_update(
+        self, entity: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]]
+    ) -> list[ItemOutcome]:
+        return self.sage.update(entity, [k for k, _ in pairs], [f for _, f in pairs])
+
+    def ssm_ops(self, entity: str) -> None:
         point = registry().endpoint(entity)
         size = registry().bulk_limit(entity)
-        by_kind: dict[str, list[tuple[int, Op]]] = {"ssm_create": [], "ssm_update": [], "ssm_delete": []}
-        for i, op in items:
-            by_kind[op.kind].append((i, op))
+        pictured: list[tuple[int, Op]] = []  # uploaded once the entity's records are written
+
+        def noting_pictures(ops: Iterable[tuple[int, Op]]) -> Iterator[tuple[int, Op]]:
+            for i, op in ops:
+                if op.picture:
+                    pictured.append((i, op))
+                yield i, op
+
         # Each create makes its own record: several create calls may be in flight at once. Updates and deletes go
         # one call after the other (two ops of one record apply in plan order).
-        ssm = self.ssm
+        ssm, select = self.ssm, self.ops.select
+        creates, updates = select("ssm_create", entity), select("ssm_update", entity)
         self.batch(
-            by_kind["ssm_create"], partial(ssm.bulk_create, point), size, self.resolve, ssm.parallel_calls()
+            noting_pictures(creates),
+            partial(ssm.bulk_create, point),
+            size,
+            self.resolve,
+            ssm.parallel_calls(),
         )
-        self.batch(by_kind["ssm_update"], partial(ssm.bulk_update, point), size, self.updated)
-        self.batch(by_kind["ssm_delete"], partial(ssm.soft_delete, point), size, lambda _, op: _ssm_id(op))
-        for i, op in by_kind["ssm_create"] + by_kind["ssm_update"]:
-            if op.picture and self.outcomes[i].ok:
+        self.batch(noting_pictures(updates), partial(ssm.bulk_update, point), size, self.updated)
+        self.batch(
+            select("ssm_delete", entity), partial(ssm.soft_delete, point), size, lambda _, op: _ssm_id(op)
+        )
+        for i, op in pictured:
+            if self.outcomes[i].ok:
                 self.upload(i, op)
 
     def upload(self, i: int, op: Op) -> None:
@@ -264,8 +332,25 @@ def apply_plan(
     plan: Plan, sage: SageSide, ssm: SsmSide, known_ids: dict[str, int] | None = None
 ) -> ApplyResult:
     """Execute ``plan``; ``known_ids`` maps ``"entity|key"`` to bound SSM ids for references (accountId, ...)."""
+    return apply_ops(plan.entity, PlanOps(plan.ops), sage, ssm, known_ids=known_ids)
+
+
+def apply_ops(
+    entity: str,
+    ops: OpSource,
+    sage: SageSide,
+    ssm: SsmSide,
+    *,
+    known_ids: dict[str, int] | None = None,
+    ids_of: IdsOf | None = None,
+) -> ApplyResult:
+    """Execute the ops of ``entity``'s plan as ``ops`` gives them; one outcome per op, in plan order.
+
+    A reference is resolved with ``known_ids`` (``"entity|key"`` -> SSM id), the ids this load created, and the ids
+    ``ids_of`` gives for the referenced entity the first time one of its keys is not found in those.
+    """
     before = ssm.api_calls()
-    applier = _Applier(plan, sage, ssm, known_ids or {})
+    applier = _Applier(entity, ops, sage, ssm, known_ids or {}, ids_of)
     applier.run()
-    outcomes = [applier.outcomes[i] for i in range(len(plan.ops))]
-    return ApplyResult(plan.entity, outcomes, ssm.api_calls() - before)
+    outcomes = [applier.outcomes[i] for i in range(len(ops))]
+    return ApplyResult(entity, outcomes, ssm.api_calls() - before)

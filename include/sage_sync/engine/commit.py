@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import Any, TypeVar
 
-from sage_sync.engine.apply import ApplyResult
-from sage_sync.engine.plan import Commit, Plan
+from sage_sync.engine.apply import ApplyResult, OpOutcome
+from sage_sync.engine.plan import Commit, Op, Plan
 from sage_sync.engine.snapshot import committed_digests
 from sage_sync.engine.state import BindRow, StateStore
 
@@ -46,7 +46,7 @@ class CommitResult:
 
 
 def count_plan(plan: Plan, result: ApplyResult | None) -> EntityCounts:
-    """Counts of a plan, with the outcomes of its load when it ran (a dry run counts planned ops)."""
+    """Counts of a plan, with the outcomes of its load when it ran (its ops are not read); a dry run counts its ops."""
     c = EntityCounts(
         unchanged=plan.unchanged,
         deferred=len(plan.deferred),
@@ -54,13 +54,17 @@ def count_plan(plan: Plan, result: ApplyResult | None) -> EntityCounts:
         conflicts=len(plan.conflicts),
         skipped=len(plan.skipped),
     )
-    for i, op in enumerate(plan.ops):
-        ok = result.outcomes[i].ok if result is not None else True
+    writes = (
+        ((o.kind, o.ok) for o in result.outcomes)
+        if result is not None
+        else ((op.kind, True) for op in plan.ops)
+    )
+    for kind, ok in writes:
         if not ok:
             c.failed += 1
-        elif op.kind in ("ssm_create", "sage_insert"):
+        elif kind in ("ssm_create", "sage_insert"):
             c.created += 1
-        elif op.kind == "ssm_delete":
+        elif kind == "ssm_delete":
             c.deleted += 1
         else:
             c.updated += 1
@@ -86,22 +90,21 @@ def commit_plan(
     seen: dict[int, str] | None = None,
     commits: Iterable[Commit] | None = None,
     chunk: int = CHUNK,
+    ops: Iterable[Op] | None = None,
 ) -> CommitResult:
     """Record in ``state`` what the load confirmed; ``seen`` maps SSM ids to the ``dateUpdated`` read this run.
 
     ``commits`` are the plan's commits when they are read as they go (the staged plan's); else ``plan.commits``.
-    They are stored ``chunk`` at a time. The result's log holds the first :data:`LOG_HEAD` entries.
+    They are stored ``chunk`` at a time. ``ops`` likewise (else ``plan.ops``): only the record log reads them, with
+    their outcomes. The result's log holds the first :data:`LOG_HEAD` entries.
     """
     seen = seen or {}
     with state.batch():
-        status: dict[tuple[str, str], list[Any]] = {}
-        for op, out in zip(plan.ops, result.outcomes, strict=True):
-            status.setdefault((op.entity, op.key), []).append(out)
-        failed = {k for k, outs in status.items() if not all(o.ok for o in outs)}
+        outcomes = _Outcomes(result.outcomes)
         released: list[str] = []
         settled: set[int] = set()  # SSM ids cleared from the pending list after the loop (in chunks)
         for part in _batched(plan.commits if commits is None else commits, chunk):
-            released += _store(plan.entity, part, status, failed, seen, settled, state)
+            released += _store(plan.entity, part, outcomes, seen, settled, state)
         state.clear_pending(plan.entity, sorted(settled))
         state.release_quarantine(plan.entity, released)
         for sid, reason in plan.pending.items():
@@ -110,17 +113,47 @@ def commit_plan(
         state.quarantine_rows(plan.entity, "warning", {n.key: n.reason for n in plan.warnings})
         state.record_conflicts(run_id, [c.to_dict() for c in plan.conflicts])
         head: list[dict[str, str]] = []
-        for entries in _batched(_log(plan, result), chunk):
+        for entries in _batched(_log(plan, plan.ops if ops is None else ops, result), chunk):
             state.log_records(run_id, entries)
             head += entries[: LOG_HEAD - len(head)]
     return CommitResult(count_plan(plan, result), head)
 
 
+class _Outcomes:
+    """What the load's outcomes tell the commit of each record.
+
+    Whether a write of it failed (and the first error given), and the SSM id and ``dateUpdated`` its confirmed SSM
+    writes returned (the last one wins).
+    """
+
+    def __init__(self, outcomes: Iterable[OpOutcome]) -> None:
+        self.errors: dict[tuple[str, str], str | None] = {}  # the failed records, with their first error
+        self.ssm: dict[tuple[str, str], tuple[int | None, str | None]] = {}
+        for o in outcomes:
+            record = (o.entity, o.key)
+            if not o.ok:
+                if self.errors.get(record) is None:
+                    self.errors[record] = o.error
+            elif o.kind.startswith("ssm_"):
+                before = self.ssm.get(record, (None, None))
+                self.ssm[record] = (o.id if o.id is not None else before[0], o.date_updated or before[1])
+
+    def failed(self, c: Commit) -> bool:
+        """True when a write of the record, or of one it depends on, failed."""
+        errors = self.errors
+        return bool(errors) and (
+            (c.entity, c.key) in errors or any((d[0], d[1]) in errors for d in c.depends)
+        )
+
+    def error(self, c: Commit) -> str:
+        """Why the record's writes failed."""
+        return self.errors.get((c.entity, c.key)) or "a dependent write failed"
+
+
 def _store(
     entity: str,
     chunk: Iterable[Commit],
-    status: dict[tuple[str, str], list[Any]],
-    failed: set[tuple[str, str]],
+    outcomes: _Outcomes,
     seen: dict[int, str],
     settled: set[int],
     state: StateStore,
@@ -130,10 +163,8 @@ def _store(
     released: list[str] = []
     binds: list[BindRow] = []  # written in one statement; flushed first when a failure is recorded
     for c in chunk:
-        bad = bool(failed) and ((c.entity, c.key) in failed or any((d[0], d[1]) in failed for d in c.depends))
-        outs = status.get((c.entity, c.key), [])
-        if bad:
-            error = next((o.error for o in outs if not o.ok and o.error), None) or "a dependent write failed"
+        if outcomes.failed(c):
+            error = outcomes.error(c)
             state.bind_many(binds)
             binds = []
             state.mark_failed(c.entity, c.key, error)
@@ -147,12 +178,8 @@ def _store(
             elif c.row is not None:
                 confirmed[c.key] = c.row
         if c.binding is not None:
-            ssm_id = c.ssm_id
-            date = None
-            for o in outs:
-                if o.kind.startswith("ssm_") and o.ok:
-                    ssm_id = o.id if o.id is not None else ssm_id
-                    date = o.date_updated or date
+            made, date = outcomes.ssm.get((c.entity, c.key), (None, None))
+            ssm_id = made if made is not None else c.ssm_id
             if date is None and ssm_id is not None:
                 date = seen.get(int(ssm_id))
             binds.append(BindRow(c.entity, c.key, ssm_id, c.synced, date, c.binding))
@@ -165,9 +192,9 @@ def _store(
     return released
 
 
-def _log(plan: Plan, result: ApplyResult) -> Iterator[dict[str, str]]:
+def _log(plan: Plan, ops: Iterable[Op], result: ApplyResult) -> Iterator[dict[str, str]]:
     """What happened to each record of ``plan`` and why (G7): its ops' outcomes, then its notes."""
-    for op, out in zip(plan.ops, result.outcomes, strict=True):
+    for op, out in zip(ops, result.outcomes, strict=True):
         yield {
             "entity": op.entity,
             "key": op.key,

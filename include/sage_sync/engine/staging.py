@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
+from array import array
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -122,17 +125,32 @@ class Staging:
         """True when the plan step staged a plan for ``entity`` in this run."""
         return self.has(entity, PLAN_FILE)
 
-    def read_plan(self, entity: str, *, commits: bool = True) -> Plan:
-        """The staged plan of ``entity``; without its commits when ``commits`` is False (the load needs none)."""
+    def read_plan(self, entity: str, *, ops: bool = True, commits: bool = True) -> Plan:
+        """The staged plan of ``entity``; without its ops or its commits when those are False (its head only)."""
         target = self.path(entity, PLAN_FILE)
         with _plan_file(target) as fh, paused_collector():  # millions of small trees (no cycle to collect)
             head = orjson.loads(fh.readline())
-            ops = [Op.from_dict(orjson.loads(fh.readline())) for _ in range(int(head.pop("op_count")))]
-            count = int(head.pop("commit_count"))
-            records = [Commit(**orjson.loads(fh.readline())) for _ in range(count)] if commits else []
-        plan = Plan.from_dict(head)
-        plan.ops, plan.commits = ops, records
+            op_count, count = int(head.pop("op_count")), int(head.pop("commit_count"))
+            plan = Plan.from_dict(head)
+            if ops:
+                plan.ops = [Op.from_dict(orjson.loads(fh.readline())) for _ in range(op_count)]
+            elif commits:
+                for _ in range(op_count):
+                    fh.readline()
+            if commits:
+                plan.commits = [Commit(**orjson.loads(fh.readline())) for _ in range(count)]
         return plan
+
+    def staged_plan_ops(self, entity: str) -> Iterator[Op]:
+        """The ops of the staged plan of ``entity`` in plan order, one at a time (the commit step's record log)."""
+        target = self.path(entity, PLAN_FILE)
+        with _plan_file(target) as fh:
+            for _ in range(int(orjson.loads(fh.readline())["op_count"])):
+                yield Op.from_dict(orjson.loads(fh.readline()))
+
+    def staged_ops(self, entity: str) -> StagedOps:
+        """The ops of the staged plan of ``entity``, read a group at a time (:class:`StagedOps`, a context manager)."""
+        return StagedOps(_upstream(self.path(entity, PLAN_FILE)))
 
     def staged_commits(self, entity: str) -> Iterator[Commit]:
         """The commits of the staged plan of ``entity``, one at a time (the commit step stores them in chunks)."""
@@ -168,6 +186,93 @@ class Staging:
         target = _upstream(self.path(entity, name))
         with target.open("rb") as fh:
             return pd.read_parquet(fh, columns=columns)
+
+
+class StagedOps:
+    """The ops of a staged plan for a load that sends them a group at a time, never all parsed at once.
+
+    A group is the ops of one kind and one entity, in plan order: the load sends the Sage writes, then each
+    entity's creates, updates and deletes (:mod:`sage_sync.engine.apply`). Entering reads the plan's op lines once
+    and sorts them by group into spool files in a local temporary folder, without parsing them (an op line begins
+    with its kind and entity, :func:`_plan_lines`); :meth:`select` then parses one op at a time as the load reaches
+    it. A large dossier's first load keeps a bulk call's ops in memory instead of 1.3 million (ADR 0018, decision
+    37), and its first call leaves as soon as the lines are sorted instead of once they are all parsed.
+    """
+
+    def __init__(self, target: Any) -> None:
+        """The ops of the staged plan ``target`` (sorted by group when the object is entered)."""
+        self.target = target
+        self.positions: dict[tuple[str, str], array[int]] = {}
+        self.count = 0
+        self._spool: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> StagedOps:
+        """Sort the op lines into one spool file per group."""
+        self._spool = tempfile.TemporaryDirectory(prefix="sage-sync-ops-")
+        files: dict[tuple[str, str], Any] = {}
+        try:
+            with _plan_file(self.target) as fh:
+                self.count = int(orjson.loads(fh.readline())["op_count"])
+                for position in range(self.count):
+                    line = fh.readline()
+                    group = _op_group(line)
+                    if group not in files:
+                        files[group] = self._group_file(group).open("wb", buffering=1 << 20)
+                        self.positions[group] = array("q")
+                    files[group].write(line if line.endswith(b"\n") else line + b"\n")
+                    self.positions[group].append(position)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        finally:
+            for out in files.values():
+                out.close()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Remove the spool files."""
+        if self._spool is not None:
+            self._spool.cleanup()
+            self._spool = None
+
+    def __len__(self) -> int:
+        """How many ops the plan holds."""
+        return self.count
+
+    def groups(self) -> list[tuple[str, str]]:
+        """The ``(kind, entity)`` groups the plan holds, in the order they first appear."""
+        return list(self.positions)
+
+    def select(self, kind: str, entity: str) -> Iterator[tuple[int, Op]]:
+        """The ops of ``kind`` on ``entity`` with their positions in the plan, parsed one at a time."""
+        group = (kind, entity)
+        if group not in self.positions:
+            return
+        with _plan_file(self._group_file(group)) as fh:
+            for position in self.positions[group]:
+                yield position, Op.from_dict(orjson.loads(fh.readline()))
+
+    def _group_file(self, group: tuple[str, str]) -> Path:
+        if self._spool is None:
+            raise RuntimeError("StagedOps is read inside its `with` block")
+        return Path(self._spool.name) / hashlib.sha1("|".join(group).encode()).hexdigest()
+
+
+def _op_group(line: bytes) -> tuple[str, str]:
+    """The kind and entity of a staged op line, read from its first bytes (parsed whole when they differ)."""
+    if line.startswith(b'{"kind":"'):
+        end = line.find(b'"', 9)
+        if line.startswith(b'","entity":"', end):
+            stop = line.find(b'"', end + 12)
+            return _GROUP_NAMES.setdefault(
+                line[9:stop], (line[9:end].decode(), line[end + 12 : stop].decode())
+            )
+    raw = orjson.loads(line)
+    return str(raw["kind"]), str(raw["entity"])
+
+
+#: The groups met so far, by the bytes that name them (one tuple per group however many ops it holds).
+_GROUP_NAMES: dict[bytes, tuple[str, str]] = {}
 
 
 def _upstream(target: Any) -> Any:

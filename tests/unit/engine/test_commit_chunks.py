@@ -94,3 +94,30 @@ def test_g5_commits_stored_a_chunk_at_a_time_record_what_one_pass_records(tmp_pa
     logged = {(e["key"], e["action"], e["outcome"]) for e in state.record_log("run1")}
     assert ("C2", "ssm_create", "failed") in logged and ("C9", "quarantined", "quarantined") in logged
     assert len(log) == 5
+
+
+def test_g5_g7_a_commit_reading_the_staged_plan_as_it_goes_records_what_the_plan_in_memory_records(
+    tmp_path: Path,
+) -> None:
+    """The commit step reads the staged plan's head, then its commits and ops a line at a time (ADR 0018, decision
+    37): the state it leaves, counts and record log included, is the one the whole plan in memory leaves."""
+    from sage_sync.engine.staging import Staging
+
+    plan, applied = _plan()
+    staging = Staging(tmp_path / "run")
+    staging.write_plan("accounts", plan)
+    head = staging.read_plan("accounts", ops=False, commits=False)
+    assert head.ops == [] and head.commits == [] and head.pending == plan.pending
+    tables, results = [], []
+    for name, (used, commits, ops) in {
+        "memory": (plan, None, None),
+        "staged": (head, staging.staged_commits("accounts"), staging.staged_plan_ops("accounts")),
+    }.items():
+        url = f"sqlite:///{tmp_path / f'{name}.db'}"
+        state = StateStore(url)
+        state.migrate()
+        results.append(commit_plan(used, applied, state, "run1", {}, commits, chunk=2, ops=ops))
+        tables.append(_tables(url))
+    assert tables[0] == tables[1] and tables[0]["record_log"] and tables[0]["bindings"]
+    assert results[0].counts == results[1].counts and results[0].log == results[1].log
+    assert results[1].counts.created == 1 and results[1].counts.failed == 1 and len(results[1].log) == 5

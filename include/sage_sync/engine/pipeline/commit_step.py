@@ -45,7 +45,8 @@ def commit(ctx: StepContext, state: StateStore) -> CommitSummary:
 
 def _commit(ctx: StepContext, state: StateStore) -> CommitSummary:
     extracted = ctx.staging.read_json(ctx.name, "extract.json")
-    current = staged_plan(ctx, commits=False)  # its commits are read as they are stored
+    # Its ops and commits are read as they are stored (a dry run counts its ops).
+    current = staged_plan(ctx, ops=ctx.flags.dry_run, commits=False)
     quality = ctx.staging.read_json(ctx.name, "quality.json")
     applied = ApplyResult.from_dict(ctx.staging.read_json(ctx.name, "apply.json"))
     duration = time.time() - float(extracted.get("started") or time.time())
@@ -59,7 +60,15 @@ def _commit(ctx: StepContext, state: StateStore) -> CommitSummary:
         return CommitSummary(ctx.name, counts, True)
     hold(ctx.run_id, state, ctx.flags)
     seen = {int(sid): str(date) for sid, date in (extracted.get("seen") or {}).items()}
-    result = commit_plan(current, applied, state, ctx.run_name, seen, ctx.staging.staged_commits(ctx.name))
+    result = commit_plan(
+        current,
+        applied,
+        state,
+        ctx.run_name,
+        seen,
+        ctx.staging.staged_commits(ctx.name),
+        ops=ctx.staging.staged_plan_ops(ctx.name),
+    )
     for sid, reason in (quality.get("held_ssm_ids") or {}).items():
         state.set_pending(ctx.name, int(sid), "G3", reason)
     # A row without key that is gone (given its key, or deleted) leaves the open quarantine.

@@ -10,11 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sage_sync.engine.apply import ApplyResult, apply_plan
+from sage_sync.engine.apply import ApplyResult, apply_ops
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.pipeline.lease_step import hold
-from sage_sync.engine.pipeline.plan_step import staged_plan
-from sage_sync.engine.plan import Plan
 from sage_sync.engine.sides import SageSide, SsmSide
 from sage_sync.engine.state import StateStore
 from sage_sync.errors import FatalSyncError
@@ -36,32 +34,30 @@ class LoadSummary:
         return asdict(self)
 
 
-def known_ids(plan: Plan, state: StateStore) -> dict[str, int]:
-    """SSM ids the plan's references point at (``"entity|key"`` -> id), from the live bindings."""
-    wanted = {ref[0] for op in plan.ops for ref in op.refs.values() if ref[0] != "productFamilies"}
-    return {f"{entity}|{key}": sid for entity in wanted for key, sid in state.live_ssm_ids(entity).items()}
-
-
 def load(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -> LoadSummary:
-    """Apply the staged plan (unless a dry run or an empty plan); return the outcome counts."""
-    current = staged_plan(ctx, commits=False)
-    if ctx.flags.dry_run or current.is_empty:
-        skipped = "dry run" if ctx.flags.dry_run else "no op"
-        ctx.staging.write_json(
-            ctx.name, "apply.json", {**ApplyResult(ctx.name).to_dict(), "skipped": skipped}
-        )
-        return LoadSummary(ctx.name, len(current.ops), 0, 0, 0, skipped)
-    hold(ctx.run_id, state, ctx.flags)
-    token = ctx.staging.read_json(ctx.name, "extract.json")["token"]
-    if state.token(ctx.name) != token:
-        raise FatalSyncError(
-            f"{ctx.name}: another run committed since this plan was made; clear the whole {ctx.name} task "
-            "group to re-plan on current data (the staged plan is never re-sent)"
-        )
-    applied = apply_plan(current, sage, ssm, known_ids(current, state))
+    """Apply the staged plan (unless a dry run or an empty plan); return the outcome counts.
+
+    The plan's ops are read a group at a time as the writes reach them (:class:`~sage_sync.engine.staging.StagedOps`),
+    and a reference to another entity's record reads that entity's bound SSM ids when first met.
+    """
+    with ctx.staging.staged_ops(ctx.name) as ops:
+        if ctx.flags.dry_run or not len(ops):
+            skipped = "dry run" if ctx.flags.dry_run else "no op"
+            ctx.staging.write_json(
+                ctx.name, "apply.json", {**ApplyResult(ctx.name).to_dict(), "skipped": skipped}
+            )
+            return LoadSummary(ctx.name, len(ops), 0, 0, 0, skipped)
+        hold(ctx.run_id, state, ctx.flags)
+        token = ctx.staging.read_json(ctx.name, "extract.json")["token"]
+        if state.token(ctx.name) != token:
+            raise FatalSyncError(
+                f"{ctx.name}: another run committed since this plan was made; clear the whole {ctx.name} task "
+                "group to re-plan on current data (the staged plan is never re-sent)"
+            )
+        applied = apply_ops(ctx.name, ops, sage, ssm, ids_of=state.live_ssm_ids)
     ctx.staging.write_json(ctx.name, "apply.json", applied.to_dict())
     failed = sum(1 for o in applied.outcomes if not o.ok)
-    return LoadSummary(ctx.name, len(current.ops), len(applied.outcomes) - failed, failed, applied.api_calls)
+    return LoadSummary(ctx.name, len(ops), len(applied.outcomes) - failed, failed, applied.api_calls)
 
 
 def failures(ctx: StepContext, limit: int = 20) -> list[str]:

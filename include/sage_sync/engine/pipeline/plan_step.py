@@ -145,6 +145,6 @@ def _plan(ctx: StepContext) -> PlanSummary:
     )
 
 
-def staged_plan(ctx: StepContext, *, commits: bool = True) -> Plan:
-    """The plan the plan step staged for this entity in this run (without its commits: the load needs none)."""
-    return ctx.staging.read_plan(ctx.name, commits=commits)
+def staged_plan(ctx: StepContext, *, ops: bool = True, commits: bool = True) -> Plan:
+    """The plan the plan step staged for this entity in this run (without its ops or commits when those are False)."""
+    return ctx.staging.read_plan(ctx.name, ops=ops, commits=commits)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from sage_sync.engine.staging import Staging
@@ -114,9 +114,30 @@ class Commit:
         return fields_dict(self)
 
 
+class PlanSpool(Protocol):
+    """Where a planner's settled ops and commits go while it plans: written out as they come.
+
+    The ops are counted by kind and the first ones kept by name (the plan step's spool is
+    :class:`~sage_sync.engine.staging.SpooledPlan`).
+    """
+
+    #: The ops handed over so far, by kind.
+    kinds: Counter[str]
+    #: The first :data:`DIGEST_OPS` ops handed over (what the plan's digest names).
+    head: list[Op]
+
+    def add(self, ops: list[Op], commits: list[Commit]) -> None:
+        """Take ``ops`` and ``commits``, final, in plan order after those taken before."""
+        ...
+
+
 @dataclass
 class Plan:
-    """Everything one entity's run will do, and everything it will not do and why."""
+    """Everything one entity's run will do, and everything it will not do and why.
+
+    A plan with a ``spool`` holds in ``ops`` and ``commits`` only what was planned since its planner last settled
+    (:meth:`settle`); the rest is in the spool, in order before them.
+    """
 
     entity: str
     ops: list[Op] = field(default_factory=list)
@@ -134,15 +155,38 @@ class Plan:
     withheld_set: str | None = None
     #: A1: the approval that let this run's guarded deletions through (a count or a set fingerprint), or None.
     approval: str | None = None
+    #: Where settled ops and commits go (:meth:`settle`); None keeps everything in ``ops`` and ``commits``.
+    spool: PlanSpool | None = field(default=None, repr=False, compare=False)
+
+    def settle(self) -> None:
+        """The ops and commits planned so far are final: hand them to the spool, when the plan has one.
+
+        A planner of millions of records settles as it goes (between two records, never within one), so the plan
+        step writes the plan as it is made instead of holding it whole (ADR 0018, decision 39).
+        """
+        if self.spool is not None and (self.ops or self.commits):
+            self.spool.add(self.ops, self.commits)
+            self.ops, self.commits = [], []
+
+    @property
+    def op_count(self) -> int:
+        """How many ops the plan holds, the settled ones included."""
+        return len(self.ops) + (self.spool.kinds.total() if self.spool is not None else 0)
 
     @property
     def is_empty(self) -> bool:
         """True when the plan writes nothing to either side (G6)."""
-        return not self.ops
+        return self.op_count == 0
+
+    def kinds(self) -> Counter[str]:
+        """How many ops of each kind the plan holds, the settled ones included (in the order kinds first appear)."""
+        out: Counter[str] = Counter(self.spool.kinds) if self.spool is not None else Counter()
+        out.update(op.kind for op in self.ops)
+        return out
 
     def count(self, kind: str) -> int:
         """How many ops of ``kind`` the plan holds."""
-        return sum(1 for op in self.ops if op.kind == kind)
+        return self.kinds()[kind]
 
     def head(self) -> dict[str, Any]:
         """The plan as JSON-ready data without its ops and commits (its notes, G4/A1 fields and counts)."""
@@ -238,11 +282,11 @@ def digest(plan: Plan) -> dict[str, Any]:
     """
     head = plan.head()
     out = {k: head.get(k) for k in _DIGEST_KEYS}
-    out["ops_total"] = len(plan.ops)
-    out["ops_by_kind"] = dict(Counter(op.kind for op in plan.ops))
+    out["ops_total"] = plan.op_count
+    out["ops_by_kind"] = dict(plan.kinds())
+    named = (plan.spool.head if plan.spool is not None else []) + plan.ops[:DIGEST_OPS]
     out["ops_head"] = [
-        {k: getattr(op, k) for k in ("kind", "key", "rule", "reason", "ssm_id")}
-        for op in plan.ops[:DIGEST_OPS]
+        {k: getattr(op, k) for k in ("kind", "key", "rule", "reason", "ssm_id")} for op in named[:DIGEST_OPS]
     ]
     return out
 

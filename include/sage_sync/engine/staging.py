@@ -5,9 +5,9 @@ its upstream step produced, and XCom carries only paths and counts. The root is 
 :mod:`sage_sync.location`, a local folder for the demo and the tests, or Airflow's ``ObjectStoragePath`` on the
 shared location when the tasks run on several machines (see :mod:`sage_sync.settings`).
 
-Files of an entity: ``extract_input.json`` (the plan input as extracted), ``extract.json`` (the state token, the
+Files of an entity: ``extract_input.jsonl`` (the plan input as extracted), ``extract.json`` (the state token, the
 change counts, the SSM dates read), ``sage.parquet`` (the Sage snapshot as validated; invoice lines in
-``lines.parquet``), ``quality.json``, ``input.json`` (the plan input less quarantined rows), ``plan.jsonl``
+``lines.parquet``), ``quality.json``, ``input.jsonl`` (the plan input less quarantined rows), ``plan.jsonl``
 (:meth:`Staging.write_plan`; with ``plan_digest.json``, what the report and the approvals read of it),
 ``apply.json``, ``commit.json``. Run-wide: ``value_lists.json``.
 """
@@ -18,6 +18,7 @@ import hashlib
 import re
 import tempfile
 from array import array
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sage_sync.engine.collector import paused_collector
-from sage_sync.engine.plan import Commit, Op, Plan
+from sage_sync.engine.inputs import PlanInput
+from sage_sync.engine.plan import DIGEST_OPS, Commit, Op, Plan
 from sage_sync.errors import FatalSyncError
 from sage_sync.location import Location, write_bytes_atomic, write_chunks_atomic
 
@@ -36,6 +38,12 @@ if TYPE_CHECKING:
 
 #: The staged plan of an entity (:meth:`Staging.write_plan`).
 PLAN_FILE = "plan.jsonl"
+#: The plan input as the extract made it (read by the validate step only; :meth:`Staging.write_input`).
+EXTRACTED_INPUT = "extract_input.jsonl"
+#: The plan input less the rows the validation quarantined (the plan step's).
+PLAN_INPUT = "input.jsonl"
+#: Entries of a plan input's large mapping or list staged per line.
+INPUT_PART = 5_000
 
 
 def run_name(run_id: str) -> str:
@@ -110,6 +118,33 @@ class Staging:
         """Read a step file, or None when its step did not run (the report reads what exists)."""
         return self.read_json(entity, name) if self.has(entity, name) else None
 
+    def write_input(self, entity: str, name: str, inp: PlanInput) -> Any:
+        """Stage a plan input as JSON Lines: a head line with its small fields, then its large ones in parts.
+
+        A mapping or list of more than :data:`INPUT_PART` entries (the Sage records, the bindings, ...) is written
+        :data:`INPUT_PART` entries a line, a mapping in key order. Neither the writer nor the reader holds the whole
+        document as one string or one parse: a large dossier's first load stages 392 MB of invoices, which took
+        3 GB to parse at once (ADR 0018, decision 40).
+        """
+        target = self._writable(entity, name)
+        with paused_collector():  # a plan input is a tree of millions of objects
+            write_chunks_atomic(target, _input_lines(inp.to_dict()))
+        return target
+
+    def read_input(self, entity: str, name: str) -> PlanInput:
+        """The plan input staged as ``name`` (:meth:`write_input`)."""
+        with _line_file(_upstream(self.path(entity, name))) as fh, paused_collector():
+            head = orjson.loads(fh.readline())
+            raw: dict[str, Any] = head["fields"]
+            for _ in range(int(head["parts"])):
+                line = orjson.loads(fh.readline())
+                name, part = line["field"], line["part"]
+                if isinstance(part, dict):
+                    raw.setdefault(name, {}).update(part)
+                else:
+                    raw.setdefault(name, []).extend(part)
+            return PlanInput.from_dict(raw)
+
     def write_plan(self, entity: str, plan: Plan) -> Any:
         """Stage ``plan`` as JSON Lines: a head line, then one line per op, then one per commit.
 
@@ -121,6 +156,11 @@ class Staging:
         write_chunks_atomic(target, _plan_lines(plan))
         return target
 
+    @staticmethod
+    def plan_spool() -> SpooledPlan:
+        """A spool for a plan written as it is made (:class:`SpooledPlan`, a context manager)."""
+        return SpooledPlan()
+
     def has_plan(self, entity: str) -> bool:
         """True when the plan step staged a plan for ``entity`` in this run."""
         return self.has(entity, PLAN_FILE)
@@ -128,7 +168,7 @@ class Staging:
     def read_plan(self, entity: str, *, ops: bool = True, commits: bool = True) -> Plan:
         """The staged plan of ``entity``; without its ops or its commits when those are False (its head only)."""
         target = self.path(entity, PLAN_FILE)
-        with _plan_file(target) as fh, paused_collector():  # millions of small trees (no cycle to collect)
+        with _line_file(target) as fh, paused_collector():  # millions of small trees (no cycle to collect)
             head = orjson.loads(fh.readline())
             op_count, count = int(head.pop("op_count")), int(head.pop("commit_count"))
             plan = Plan.from_dict(head)
@@ -144,7 +184,7 @@ class Staging:
     def staged_plan_ops(self, entity: str) -> Iterator[Op]:
         """The ops of the staged plan of ``entity`` in plan order, one at a time (the commit step's record log)."""
         target = self.path(entity, PLAN_FILE)
-        with _plan_file(target) as fh:
+        with _line_file(target) as fh:
             for _ in range(int(orjson.loads(fh.readline())["op_count"])):
                 yield Op.from_dict(orjson.loads(fh.readline()))
 
@@ -155,7 +195,7 @@ class Staging:
     def staged_commits(self, entity: str) -> Iterator[Commit]:
         """The commits of the staged plan of ``entity``, one at a time (the commit step stores them in chunks)."""
         target = self.path(entity, PLAN_FILE)
-        with _plan_file(target) as fh:
+        with _line_file(target) as fh:
             head = orjson.loads(fh.readline())
             for _ in range(int(head["op_count"])):
                 fh.readline()
@@ -188,6 +228,60 @@ class Staging:
             return pd.read_parquet(fh, columns=columns)
 
 
+class SpooledPlan:
+    """The ops and commits a planner has settled, in two local spool files written as they come.
+
+    :meth:`~sage_sync.engine.plan.Plan.settle` hands them over; :meth:`Staging.write_plan` copies them into the
+    staged plan before the rest.
+
+    The invoices of a large dossier's first load are 1.3 million ops and as many commits: held whole they were
+    2.1 GB of the plan step's 3.8 GB (ADR 0018, decision 39).
+    """
+
+    def __init__(self) -> None:
+        """An empty spool (its files are made when the object is entered)."""
+        self.kinds: Counter[str] = Counter()
+        self.head: list[Op] = []
+        self.commit_count = 0
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._files: dict[str, Any] = {}
+
+    def __enter__(self) -> SpooledPlan:
+        """Open the spool files in a local temporary folder."""
+        self._folder = tempfile.TemporaryDirectory(prefix="sage-sync-plan-")
+        for name in ("ops", "commits"):
+            self._files[name] = (Path(self._folder.name) / name).open("w+b", buffering=1 << 20)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Close and remove the spool files."""
+        for fh in self._files.values():
+            fh.close()
+        self._files = {}
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    def add(self, ops: list[Op], commits: list[Commit]) -> None:
+        """Write ``ops`` and ``commits`` after those written before; count the ops by kind, keep the first ones."""
+        if not self._files:
+            raise RuntimeError("SpooledPlan is written inside its `with` block")
+        self._files["ops"].write(b"".join(dumps(op) + b"\n" for op in ops))
+        self._files["commits"].write(b"".join(dumps(c) + b"\n" for c in commits))
+        self.kinds.update(op.kind for op in ops)
+        self.commit_count += len(commits)
+        if len(self.head) < DIGEST_OPS:
+            self.head.extend(ops[: DIGEST_OPS - len(self.head)])
+
+    def read(self, name: str) -> Iterator[bytes]:
+        """The lines written to the spool file ``name`` (``ops`` or ``commits``), a megabyte at a time."""
+        fh = self._files[name]
+        fh.flush()
+        fh.seek(0)
+        yield from iter(lambda: fh.read(1 << 20), b"")
+        fh.seek(0, 2)
+
+
 class StagedOps:
     """The ops of a staged plan for a load that sends them a group at a time, never all parsed at once.
 
@@ -211,7 +305,7 @@ class StagedOps:
         self._spool = tempfile.TemporaryDirectory(prefix="sage-sync-ops-")
         files: dict[tuple[str, str], Any] = {}
         try:
-            with _plan_file(self.target) as fh:
+            with _line_file(self.target) as fh:
                 self.count = int(orjson.loads(fh.readline())["op_count"])
                 for position in range(self.count):
                     line = fh.readline()
@@ -248,7 +342,7 @@ class StagedOps:
         group = (kind, entity)
         if group not in self.positions:
             return
-        with _plan_file(self._group_file(group)) as fh:
+        with _line_file(self._group_file(group)) as fh:
             for position in self.positions[group]:
                 yield position, Op.from_dict(orjson.loads(fh.readline()))
 
@@ -275,6 +369,18 @@ def _op_group(line: bytes) -> tuple[str, str]:
 _GROUP_NAMES: dict[bytes, tuple[str, str]] = {}
 
 
+def _input_lines(data: dict[str, Any]) -> Iterator[bytes]:
+    """The lines of a staged plan input (:meth:`Staging.write_input`)."""
+    large = {k: v for k, v in data.items() if isinstance(v, dict | list) and len(v) > INPUT_PART}
+    parts = sum(-(-len(v) // INPUT_PART) for v in large.values())
+    yield dumps({"fields": {k: v for k, v in data.items() if k not in large}, "parts": parts}) + b"\n"
+    for name, value in large.items():
+        items = sorted(value.items(), key=lambda kv: str(kv[0])) if isinstance(value, dict) else value
+        for start in range(0, len(items), INPUT_PART):
+            part = items[start : start + INPUT_PART]
+            yield dumps({"field": name, "part": dict(part) if isinstance(value, dict) else part}) + b"\n"
+
+
 def _upstream(target: Any) -> Any:
     """``target``, a file an earlier step writes; a missing one means that step did not run (a clear, fatal error)."""
     if not target.exists():
@@ -283,8 +389,8 @@ def _upstream(target: Any) -> Any:
 
 
 @contextmanager
-def _plan_file(target: Any) -> Iterator[Any]:
-    """The open staged plan ``target``; a missing or damaged one is a clear, fatal error."""
+def _line_file(target: Any) -> Iterator[Any]:
+    """The open JSON Lines file ``target`` (a plan, a plan input); a missing or damaged one is a clear, fatal error."""
     with _upstream(target).open("rb") as fh:
         try:
             yield fh
@@ -301,8 +407,14 @@ def _plan_lines(plan: Plan) -> Iterator[bytes]:
     record: 13.0 -> 7.6 s for the 2.6 million lines of a large dossier's invoices); the values inside are written
     as :func:`dumps` writes them, keys sorted.
     """
-    head = {**plan.head(), "op_count": len(plan.ops), "commit_count": len(plan.commits)}
+    spool = plan.spool
+    if spool is not None and not isinstance(spool, SpooledPlan):
+        raise TypeError(f"a plan spooled in a {type(spool).__name__} cannot be staged")
+    settled = spool.commit_count if spool is not None else 0
+    head = {**plan.head(), "op_count": plan.op_count, "commit_count": settled + len(plan.commits)}
     yield dumps(head) + b"\n"
-    for records in (plan.ops, plan.commits):
+    for name, records in (("ops", plan.ops), ("commits", plan.commits)):
+        if spool is not None:
+            yield from spool.read(name)
         for start in range(0, len(records), 1000):
             yield b"".join(dumps(r) + b"\n" for r in records[start : start + 1000])

@@ -56,7 +56,7 @@ def _run_steps(w: SyncWorld, tmp_path: Path, run_id: str) -> dict[str, dict[str,
         plan(ctx())
         load(ctx(), w.sage, w.ssm, w.state)
         commit(ctx(), w.state)
-        staged[entity] = ctx().staging.read_json(entity, "input.json")["input"]
+        staged[entity] = ctx().staging.read_input(entity, "input.jsonl").to_dict()
     # The report closes the run: the next one may start.
     report(run_id, Staging(tmp_path / run_id), w.state, flags=RunFlags())
     return staged
@@ -269,8 +269,8 @@ def test_g3_a_validation_that_holds_nothing_stages_the_extracted_input_as_it_is(
     folder = Staging(tmp_path / "run1")
     for entity in ENTITIES:
         assert (
-            folder.path(entity, "input.json").read_bytes()
-            == folder.path(entity, "extract_input.json").read_bytes()
+            folder.path(entity, "input.jsonl").read_bytes()
+            == folder.path(entity, "extract_input.jsonl").read_bytes()
         )
     assert len(staged["invoices"]["sage"]) == 4
 
@@ -278,7 +278,7 @@ def test_g3_a_validation_that_holds_nothing_stages_the_extracted_input_as_it_is(
     w.sage.edit("accounts", ("C001",), city="Lille")
     _run_steps(w, tmp_path, "run2")
     folder = Staging(tmp_path / "run2")
-    extracted = folder.read_json("accounts", "extract_input.json")["input"]
-    planned = folder.read_json("accounts", "input.json")["input"]
-    assert "C002" in extracted["sage"] and "C002" not in planned["sage"] and "C001" in planned["sage"]
+    extracted = folder.read_input("accounts", "extract_input.jsonl")
+    planned = folder.read_input("accounts", "input.jsonl")
+    assert "C002" in extracted.sage and "C002" not in planned.sage and "C001" in planned.sage
     assert folder.read_json("accounts", "quality.json")["blocking"].keys() == {"C002"}

@@ -214,3 +214,40 @@ def test_g5_staged_ops_commits_and_outcomes_hold_the_values_a_dict_of_their_fiel
     staging.write_json("invoices", "apply.json", ApplyResult("invoices", outcomes, api_calls=2).to_dict())
     back = ApplyResult.from_dict(staging.read_json("invoices", "apply.json"))
     assert back.outcomes == outcomes and back.api_calls == 2
+
+
+def test_g5_a_plan_input_is_staged_in_parts_and_read_back_whole(tmp_path: Path) -> None:
+    """A plan input's large mappings and lists are staged a part per line (ADR 0018, decision 40), read back as
+    they were; a file cut short is a clear error, never a smaller input."""
+    import pytest
+
+    from sage_sync.engine.staging import INPUT_PART, Staging
+    from sage_sync.errors import FatalSyncError
+
+    size = 2 * INPUT_PART + 7
+    inp = PlanInput(
+        entity="invoices",
+        run_at="2026-12-05T12:00:00Z",
+        lists=ValueLists(),
+        sage={
+            f"FA{n:06d}": {"piece": f"FA{n:06d}", "lines": [{"line_id": n, "quantity": 1.5}]}
+            for n in range(size)
+        },
+        created=[f"FA{n:06d}" for n in range(size)],
+        bindings={
+            f"FA{n:06d}": Binding(ssm_id=n + 1, synced={"piece": f"FA{n:06d}"}) for n in range(0, size, 2)
+        },
+        reserved={"17": "C017"},
+        creators={12: 3},
+        unchanged=4,
+    )
+    staging = Staging(tmp_path / "run")
+    staging.write_input("invoices", "input.jsonl", inp)
+    lines = staging.path("invoices", "input.jsonl").read_bytes().splitlines(keepends=True)
+    assert len(lines) == 1 + 3 + 3 + 2  # the head, then sage, created and bindings in parts
+    again = staging.read_input("invoices", "input.jsonl")
+    assert again == inp and list(again.sage) == sorted(inp.sage) and again.creators == {12: 3}
+
+    staging.path("invoices", "input.jsonl").write_bytes(b"".join(lines[:-1]))
+    with pytest.raises(FatalSyncError, match=r"input\.jsonl is damaged"):
+        staging.read_input("invoices", "input.jsonl")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from sage_sync.engine.config import SyncConfig
-from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline import StepContext, commit, extract, load, plan, plan_entity, report, validate
 from sage_sync.engine.plan import Plan
 from sage_sync.engine.snapshot import assemble, sage_changes
@@ -122,7 +122,7 @@ def test_plan_round_trips_through_json(tmp_path: Path) -> None:
     w.ssm.user_create("accounts", {"name": "Lead", "statusId": 3})
     ctx = _context(tmp_path, "accounts", w)
     extract(ctx, w.sage, w.ssm, w.state)
-    inp = PlanInput.from_dict(ctx.staging.read_json("accounts", "extract_input.json")["input"])
+    inp = ctx.staging.read_input("accounts", "extract_input.jsonl")
     assert type(inp).from_dict(inp.to_dict()) == inp
     plan = plan_entity(inp, w.config)
     again = Plan.from_json(plan.to_json())
@@ -256,3 +256,49 @@ def test_steps_run_one_by_one_through_the_staging_area_like_separate_tasks(tmp_p
     ctx = _context(tmp_path, "accounts", w)
     assert report(ctx.run_id, ctx.staging, w.state, flags=ctx.flags).broken == ["products", "invoices"]
     assert w.run().planned_ops == 0
+
+
+def test_g7_g8_an_invoice_plan_settled_as_it_is_made_stages_the_plan_made_whole(tmp_path: Path) -> None:
+    """The invoices' planner hands each planned invoice to a spool (ADR 0018, decision 39): the staged plan, its
+    digest and its counts are those of the same plan held whole (creates, updates, deletes, a quarantined invoice)."""
+    from sage_sync.engine.plan import digest
+
+    w = seeded(tmp_path)
+    put_article(w.sage, "ART1")
+    for n in range(6):
+        put_invoice(w.sage, f"FA{n}", f"C00{n % 3}")
+        for m in range(1, 4):
+            put_invoice_line(w.sage, f"FA{n}", 10 * n + m, article_ref="ART1", quantity=float(m))
+    w.run()
+    put_invoice(w.sage, "FA9", "C404")  # its customer is not in Sage: quarantined by the validation (G3)
+    put_invoice(w.sage, "FA7", "C001")
+    put_invoice_line(w.sage, "FA7", 71, article_ref="ART1")
+    w.sage.edit("invoices", (11,), source="lines", quantity=9.0)
+    w.sage.delete("invoices", (0, "FA2"))
+    ctx = _context(tmp_path, "invoices", w, "manual__second")
+    extract(ctx, w.sage, w.ssm, w.state)
+    validate(ctx, w.state)
+    inp = ctx.staging.read_input("invoices", "input.jsonl")
+
+    whole = plan_entity(inp, w.config)
+    with ctx.staging.plan_spool() as spool:
+        settled = plan_entity(inp, w.config, spool)
+        assert settled.ops == [] and settled.op_count == len(whole.ops) and spool.kinds.total() > 0
+        assert settled.kinds() == Counter(op.kind for op in whole.ops) and settled.count("ssm_create") >= 2
+        assert digest(settled) == digest(whole) and not settled.is_empty
+        ctx.staging.write_plan("invoices", settled)
+    spooled_file = ctx.staging.path("invoices", "plan.jsonl").read_bytes()
+    ctx.staging.write_plan("invoices", whole)
+    assert spooled_file == ctx.staging.path("invoices", "plan.jsonl").read_bytes()
+    assert {(op.kind, op.key) for op in whole.ops} >= {
+        ("ssm_delete", "FA2"),
+        ("ssm_create", "FA7"),
+        ("ssm_update", "11"),
+    }
+
+    summary = plan(ctx)  # the step itself
+    staged = ctx.staging.read_plan("invoices")
+    assert staged.ops == whole.ops and staged.commits == whole.commits and summary.ops == len(whole.ops)
+    assert summary.by_kind == dict(Counter(op.kind for op in whole.ops)) and [
+        n.key for n in staged.quarantined
+    ] == ["FA9"]

@@ -7,7 +7,7 @@ Unbound Sage keys are looked up by ``extId`` (C1 adoption), and C4/K1 keys are r
 
 Rows whose key is missing or shared are set aside (:mod:`~sage_sync.engine.bad_keys`): the validate step quarantines
 them with their reason and the rest of the entity goes on. Stages ``sage.parquet`` (the assembled snapshot; an
-entity's lines in ``lines.parquet``), ``extract_input.json`` (the plan input, read by the validate step only) and
+entity's lines in ``lines.parquet``), ``extract_input.jsonl`` (the plan input, read by the validate step only) and
 ``extract.json`` (what the later steps and the report read: the keys set aside, the state token, the API calls,
 the start time, the change counts and the ``dateUpdated`` of each SSM record read).
 """
@@ -25,7 +25,6 @@ import pandas as pd
 from sage_sync.engine.bad_keys import set_aside
 from sage_sync.engine.bindings import Binding, BindingScope, Parent, Status
 from sage_sync.engine.codec import ssm_scalar
-from sage_sync.engine.collector import paused_collector
 from sage_sync.engine.heap import return_freed_memory
 from sage_sync.engine.holds import MATCH_FILE, Holds, apply_holds
 from sage_sync.engine.inputs import PlanInput
@@ -45,6 +44,7 @@ from sage_sync.engine.snapshot import (
     records,
     sage_changes,
 )
+from sage_sync.engine.staging import EXTRACTED_INPUT
 from sage_sync.engine.state import StateStore, now_iso
 from sage_sync.mapping.transforms import ValueLists
 
@@ -86,7 +86,6 @@ class StateReservations:
 
 
 #: The staged plan input of the extract (large: every record of a two-way entity), read by the validate step only.
-INPUT_FILE = "extract_input.json"
 
 
 def seen_dates(inp: PlanInput) -> dict[int, str]:
@@ -353,8 +352,7 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
     if lines is not None and lines.source in frames:
         ctx.staging.write_frame(ctx.name, "lines.parquet", frames[lines.source])
     api_calls = ssm.api_calls() - calls_before
-    with paused_collector():
-        ctx.staging.write_json(ctx.name, INPUT_FILE, {"input": inp.to_dict()})
+    ctx.staging.write_input(ctx.name, EXTRACTED_INPUT, inp)
     ctx.staging.write_json(
         ctx.name,
         "extract.json",
@@ -389,7 +387,6 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
 
 
 __all__ = [
-    "INPUT_FILE",
     "KEY",
     "ExtractSummary",
     "StateReservations",

@@ -17,9 +17,10 @@ from sage_sync.engine.collector import paused_collector
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
-from sage_sync.engine.plan import Note, Op, Plan, digest
+from sage_sync.engine.plan import Note, Op, Plan, PlanSpool, digest
 from sage_sync.engine.reconcile import reconciled_unchanged
 from sage_sync.engine.rules import RULES
+from sage_sync.engine.staging import PLAN_INPUT
 from sage_sync.mapping.registry import registry
 from sage_sync.quality import REASONS_COLUMN, validate_entity
 
@@ -42,9 +43,12 @@ class PlanSummary:
         return asdict(self)
 
 
-def plan_entity(inp: PlanInput, config: SyncConfig) -> Plan:
-    """The plan of one entity from its plan input (pure: no I/O)."""
-    plan = RULES[inp.entity].plan(inp, config)
+def plan_entity(inp: PlanInput, config: SyncConfig, spool: PlanSpool | None = None) -> Plan:
+    """The plan of one entity from its plan input (no I/O but the ``spool``'s, for an entity whose planner settles)."""
+    rules = RULES[inp.entity]
+    plan = (
+        rules.spooled(inp, config, spool) if spool is not None and rules.spooled else rules.plan(inp, config)
+    )
     if registry()[inp.entity].two_way:
         plan.unchanged += reconciled_unchanged(inp, plan)
     return plan
@@ -120,23 +124,26 @@ def plan(ctx: StepContext) -> PlanSummary:
 
 
 def _plan(ctx: StepContext) -> PlanSummary:
-    inp = PlanInput.from_dict(ctx.staging.read_json(ctx.name, "input.json")["input"])
+    inp = ctx.staging.read_input(ctx.name, PLAN_INPUT)
     inp.approved_deletions = ctx.flags.approve_deletions.get(ctx.name)
     quality = ctx.staging.read_json(ctx.name, "quality.json")
-    if quality["stop_load"]:
-        reasons = "; ".join(f["reason"] for f in quality["table_failures"])
-        result = Plan(ctx.name, unchanged=inp.unchanged, guard=f"load stopped by data quality: {reasons}")
-    else:
-        result = plan_entity(inp, ctx.config)
-        check_writes_to_sage(result, ctx)
-    result.quarantined.extend(Note(ctx.name, k, "G3", r) for k, r in sorted(quality["blocking"].items()))
-    result.warnings.extend(Note(ctx.name, k, "G3", r) for k, r in sorted(quality["warnings"].items()))
-    ctx.staging.write_plan(ctx.name, result)
-    ctx.staging.write_json(ctx.name, "plan_digest.json", digest(result))  # what the report and approvals read
+    with ctx.staging.plan_spool() as spool:  # a planner that settles writes its plan as it makes it
+        if quality["stop_load"]:
+            reasons = "; ".join(f["reason"] for f in quality["table_failures"])
+            result = Plan(ctx.name, unchanged=inp.unchanged, guard=f"load stopped by data quality: {reasons}")
+        else:
+            result = plan_entity(inp, ctx.config, spool)
+            check_writes_to_sage(result, ctx)
+        result.quarantined.extend(Note(ctx.name, k, "G3", r) for k, r in sorted(quality["blocking"].items()))
+        result.warnings.extend(Note(ctx.name, k, "G3", r) for k, r in sorted(quality["warnings"].items()))
+        ctx.staging.write_plan(ctx.name, result)
+        ctx.staging.write_json(
+            ctx.name, "plan_digest.json", digest(result)
+        )  # what the report and approvals read
     return PlanSummary(
         entity=ctx.name,
-        ops=len(result.ops),
-        by_kind={kind: result.count(kind) for kind in dict.fromkeys(op.kind for op in result.ops)},
+        ops=result.op_count,
+        by_kind=dict(result.kinds()),
         deferred=len(result.deferred),
         quarantined=len(result.quarantined),
         conflicts=len(result.conflicts),

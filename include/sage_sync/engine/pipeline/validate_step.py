@@ -4,7 +4,7 @@ Blocking failures quarantine their rows (with the failed expectation as reason, 
 retried every run) and take them out of the plan input; warnings are reported; a table-level failure (duplicate
 keys) stops the entity's load and the reason goes to the report. An empty or shrunken snapshot (a ``guard``
 expectation) stops nothing: the planner withholds the entity's deletions (G4) and creations and updates go on. Data Docs are
-rebuilt when the context names a folder. Stages ``input.json`` (the plan input less quarantined rows) and
+rebuilt when the context names a folder. Stages ``input.jsonl`` (the plan input less quarantined rows) and
 ``quality.json``.
 """
 
@@ -16,11 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from sage_sync.engine.collector import paused_collector
 from sage_sync.engine.inputs import PlanInput
 from sage_sync.engine.pipeline.context import StepContext
-from sage_sync.engine.pipeline.extract_step import INPUT_FILE
 from sage_sync.engine.snapshot import KEY, LINES_DIGEST
+from sage_sync.engine.staging import EXTRACTED_INPUT, PLAN_INPUT
 from sage_sync.engine.state import StateStore
 from sage_sync.quality import REASONS_COLUMN, QualityReport, required_context, validate_entity
 
@@ -123,8 +122,7 @@ def hold_quarantined(inp: PlanInput, keys: set[str]) -> dict[str, str]:
 def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
     """Validate the staged snapshot, take quarantined rows out of the plan input; return the quality counts."""
     extracted = ctx.staging.read_json(ctx.name, "extract.json")
-    with paused_collector():
-        inp = PlanInput.from_dict(ctx.staging.read_json(ctx.name, INPUT_FILE)["input"])
+    inp = ctx.staging.read_input(ctx.name, EXTRACTED_INPUT)
     frame = ctx.staging.read_frame(ctx.name, "sage.parquet")
     keys = frame[KEY].astype(str)
     # Rows that changed since the last run, and those still quarantined: an unchanged row passed when it was synced.
@@ -163,10 +161,10 @@ def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
     failures = [f.to_dict() for f in report.table_failures]
     if blocking or bad_keys:
         held = hold_quarantined(inp, set(blocking) | set(bad_keys))
-        ctx.staging.write_json(ctx.name, "input.json", {"input": inp.to_dict()})
+        ctx.staging.write_input(ctx.name, PLAN_INPUT, inp)
     else:  # nothing held: the plan input is the extract's, byte for byte (not written again from its objects)
         held = {}
-        ctx.staging.copy(ctx.name, INPUT_FILE, "input.json")
+        ctx.staging.copy(ctx.name, EXTRACTED_INPUT, PLAN_INPUT)
     ctx.staging.write_json(
         ctx.name,
         "quality.json",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sage_sync.engine.bindings import BindingScope
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
-from sage_sync.engine.plan import Plan
+from sage_sync.engine.plan import Plan, PlanSpool
 from sage_sync.engine.rules.accounts import plan_accounts, reserve_codes
 from sage_sync.engine.rules.common import Reservations, paired_keys
 from sage_sync.engine.rules.contacts import plan_contacts, reserve_numbers
@@ -42,6 +42,9 @@ class EntityRules:
     #: For an entity with lines: which line bindings its planner reads, as the state's selection of candidates
     #: and a ``(line key, synced values) -> bool`` test among them.
     read_lines: Callable[[PlanInput, SageLines], tuple[BindingScope, LineTest]] | None = None
+    #: A one-way entity of millions of records: its planner settles what it planned into a spool as it goes, and
+    #: the plan step writes the plan as it is made. A two-way entity's plan is checked whole after planning (G3).
+    spooled: Callable[[PlanInput, SyncConfig, PlanSpool], Plan] | None = None
 
 
 def only_changes(inp: PlanInput) -> set[str]:
@@ -53,5 +56,7 @@ RULES: dict[str, EntityRules] = {
     "accounts": EntityRules(plan_accounts, reserve_codes, read_beyond=paired_keys),
     "contacts": EntityRules(plan_contacts, reserve_numbers, waiting_contacts, read_beyond=contacts_read),
     "products": EntityRules(plan_products, read_beyond=only_changes),
-    "invoices": EntityRules(plan_invoices, read_beyond=read_beyond_changes, read_lines=line_bindings_read),
+    "invoices": EntityRules(
+        plan_invoices, read_beyond=read_beyond_changes, read_lines=line_bindings_read, spooled=plan_invoices
+    ),
 }

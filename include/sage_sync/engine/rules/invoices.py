@@ -12,7 +12,7 @@ from typing import Any
 from sage_sync.engine.bindings import Binding, BindingScope, Record, Status
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.inputs import PlanInput
-from sage_sync.engine.plan import Commit, Note, Op, Plan
+from sage_sync.engine.plan import Commit, Note, Op, Plan, PlanSpool
 from sage_sync.engine.rules.common import (
     describe,
     guard_deletions,
@@ -66,17 +66,17 @@ def line_payload(line: dict[str, Any], products: dict[str, int]) -> dict[str, An
     }
 
 
-def plan_invoices(inp: PlanInput, config: SyncConfig) -> Plan:
-    """Plan one run of invoices (see the module docstring)."""
-    return _Planner(inp, config).run()
+def plan_invoices(inp: PlanInput, config: SyncConfig, spool: PlanSpool | None = None) -> Plan:
+    """Plan one run of invoices (see the module docstring); with a ``spool``, settled invoice by invoice."""
+    return _Planner(inp, config, spool).run()
 
 
 class _Planner:
     """One run of invoices: each invoice in scope is a header, its lines, and the lines it no longer has."""
 
-    def __init__(self, inp: PlanInput, config: SyncConfig) -> None:
+    def __init__(self, inp: PlanInput, config: SyncConfig, spool: PlanSpool | None) -> None:
         self.inp, self.config = inp, config
-        self.plan = Plan(ENTITY, unchanged=inp.unchanged)
+        self.plan = Plan(ENTITY, unchanged=inp.unchanged, spool=spool)
         self.may_delete = guard_deletions(inp, config, self.plan)
         self.stamp = {"Z_Synced": True, "Z_SyncedAt": inp.run_at}
         # Line bindings grouped by invoice once: scanning them all per invoice is quadratic at 100k lines.
@@ -90,6 +90,7 @@ class _Planner:
     def run(self) -> Plan:
         for key in sorted(self.scope):
             self.invoice(key)
+            self.plan.settle()  # an invoice's ops and commits are final once it is planned
         for key, binding in sorted(self.inp.bindings.items()):
             if key not in self.inp.sage and binding.stray_lines:
                 _plan_stray_lines(self.plan, key, binding, may_delete=self.may_delete)

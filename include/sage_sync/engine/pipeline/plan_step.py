@@ -137,9 +137,8 @@ def _plan(ctx: StepContext) -> PlanSummary:
         result.quarantined.extend(Note(ctx.name, k, "G3", r) for k, r in sorted(quality["blocking"].items()))
         result.warnings.extend(Note(ctx.name, k, "G3", r) for k, r in sorted(quality["warnings"].items()))
         ctx.staging.write_plan(ctx.name, result)
-        ctx.staging.write_json(
-            ctx.name, "plan_digest.json", digest(result)
-        )  # what the report and approvals read
+        # What the report and the approvals read of the plan.
+        ctx.staging.write_json(ctx.name, "plan_digest.json", digest(result))
     return PlanSummary(
         entity=ctx.name,
         ops=result.op_count,

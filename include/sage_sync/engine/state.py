@@ -321,13 +321,38 @@ class BindRow:
     status: str = "ok"
 
 
+#: How long a write to a SQLite state store waits for another task's transaction (an entity's whole commit step
+#: is one: about a minute for the invoices of a large first load) before it fails.
+SQLITE_WAIT_SECONDS = 300
+
+
+def _write_ahead_log(dbapi_connection: Any, _: Any) -> None:
+    """Put a SQLite state store in write-ahead-log mode: reads go on while another task's commit step writes.
+
+    In SQLite's default mode a transaction that has written more than its page cache locks the whole file: under
+    an executor running tasks side by side, a step that reads the state while another entity commits failed with
+    "database is locked" and waited for its retry (ADR 0018, decision 41). With the log, one writer at a time
+    still waits for the other (:data:`SQLITE_WAIT_SECONDS`), and readers never do.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
 class StateStore:
     """Access to the state database; every method is one short transaction."""
 
     def __init__(self, url: str = "sqlite:///sage_sync_state.db") -> None:
         """Open (lazily) the database at ``url``; call :meth:`migrate` before use."""
         self.url = url
-        self.engine = sa.create_engine(url, future=True)
+        on_sqlite = sa.make_url(url).get_backend_name() == "sqlite"
+        self.engine = sa.create_engine(
+            url, future=True, connect_args={"timeout": SQLITE_WAIT_SECONDS} if on_sqlite else {}
+        )
+        if on_sqlite:
+            sa.event.listen(self.engine, "connect", _write_ahead_log)
         self._conn: sa.Connection | None = None
 
     @contextmanager

@@ -221,3 +221,39 @@ def test_g5_g7_many_rows_at_once_store_what_one_row_at_a_time_stores(tmp_path: P
     log = [{k: v for k, v in r.items() if k not in drop} for r in many.record_log("run-1")]
     assert log == [{k: v for k, v in r.items() if k not in drop} for r in one.record_log("run-1")]
     assert [r["key"] for r in log] == [f"K{k}" for k in range(n)]
+
+
+def test_g1_a_step_reads_the_state_while_another_entity_commits(tmp_path: Path) -> None:
+    """Tasks run side by side under an executor: a read of the state never waits for another entity's commit step.
+
+    The commit holds one transaction that writes more than SQLite's page cache (as a large commit does); the read
+    returns at once, with what was committed before, while that transaction is still open (ADR 0018, decision 41).
+    """
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    writer, reader = StateStore(url), StateStore(url)
+    writer.migrate()
+    writer.bind("accounts", "C001", 11, {"name": "Alpha"})
+    wrote, read, committed = threading.Event(), threading.Event(), threading.Event()
+
+    def commit_step() -> None:
+        with writer.batch():
+            writer.bind_many(
+                BindRow("contacts", f"C{n:06d}", n, {"name": "x" * 200, "n": n}) for n in range(30_000)
+            )
+            wrote.set()
+            read.wait(timeout=30)  # the transaction stays open until the read is done (or 30 s)
+        committed.set()
+
+    thread = threading.Thread(target=commit_step)
+    thread.start()
+    assert wrote.wait(timeout=60)
+    seen = reader.live_ssm_ids("accounts"), len(reader.live_ssm_ids("contacts"))
+    done_before_commit = not committed.is_set()
+    read.set()
+    thread.join(timeout=60)
+    assert seen == ({"C001": 11}, 0) and done_before_commit
+    assert len(reader.live_ssm_ids("contacts")) == 30_000
+    with reader.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

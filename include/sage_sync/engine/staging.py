@@ -290,7 +290,8 @@ class StagedOps:
     and sorts them by group into spool files in a local temporary folder, without parsing them (an op line begins
     with its kind and entity, :func:`_plan_lines`); :meth:`select` then parses one op at a time as the load reaches
     it. A large dossier's first load keeps a bulk call's ops in memory instead of 1.3 million (ADR 0018, decision
-    37), and its first call leaves as soon as the lines are sorted instead of once they are all parsed.
+    38), and its first call leaves as soon as the lines are sorted instead of once they are all parsed. A file cut
+    short is found before any op is sent.
     """
 
     def __init__(self, target: Any) -> None:
@@ -309,11 +310,17 @@ class StagedOps:
                 self.count = int(orjson.loads(fh.readline())["op_count"])
                 for position in range(self.count):
                     line = fh.readline()
+                    if not line.endswith(
+                        b"\n"
+                    ):  # every op line is followed by another line: the file was cut
+                        raise FatalSyncError(
+                            f"{self.target} is damaged (cut short): clear the entity's task group to plan again"
+                        )
                     group = _op_group(line)
                     if group not in files:
                         files[group] = self._group_file(group).open("wb", buffering=1 << 20)
                         self.positions[group] = array("q")
-                    files[group].write(line if line.endswith(b"\n") else line + b"\n")
+                    files[group].write(line)
                     self.positions[group].append(position)
         except BaseException:
             self.__exit__(None, None, None)

@@ -156,9 +156,10 @@ def test_g5_the_staged_plan_is_read_back_whole_or_not_at_all(tmp_path: Path) -> 
         staging.read_plan("contacts")
     with staging.staged_ops("invoices") as staged:  # the load reads the ops only: they are whole
         assert [op for _, op in staged.select("ssm_create", "invoices")] == plan.ops
-    target.write_bytes(b"".join(lines[:1000]))  # cut within the ops
-    with pytest.raises(FatalSyncError, match=r"plan\.jsonl is damaged"), staging.staged_ops("invoices"):
-        pass
+    for cut in (b"".join(lines[:1000]), b"".join(lines[:2502])[:-40]):  # within the ops; within the last op
+        target.write_bytes(cut)
+        with pytest.raises(FatalSyncError, match=r"plan\.jsonl is damaged"), staging.staged_ops("invoices"):
+            pass
 
 
 def test_g5_staged_ops_commits_and_outcomes_hold_the_values_a_dict_of_their_fields_holds(

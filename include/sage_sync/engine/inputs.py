@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sage_sync.engine.bindings import Binding, Parent, Record
 from sage_sync.mapping.transforms import ValueLists
+
+if TYPE_CHECKING:
+    from sage_sync.engine.snapshot import SageLines
 
 
 @dataclass
@@ -62,13 +65,13 @@ class PlanInput:
         if self.sage_size < 0:
             self.sage_size = len(self.sage)
 
-    def narrow(self, keys: set[str]) -> None:
+    def narrow(self, keys: set[str], lines: SageLines | None = None) -> None:
         """Keep only what the planner reads: the records, bindings and lines of ``keys`` and of the changes.
 
         The changed, deleted and orphaned keys are always kept; so are the bindings of the SSM records read this
         run (an echo of our own write is known as one by its binding) and the line bindings of the kept invoices
-        (their current lines, and the bound lines they no longer have). An unchanged record of a large dossier is
-        then neither staged nor read again by the later steps (ADR 0018).
+        (their current lines, read from ``lines`` when given, and the bound lines they no longer have). An
+        unchanged record of a large dossier is then neither staged nor read again by the later steps (ADR 0018).
         """
         keep = set(keys) | set(self.created) | set(self.updated) | set(self.deleted) | set(self.orphans)
         listed = {int(r["id"]) for r in self.ssm}
@@ -79,11 +82,15 @@ class PlanInput:
             if k in keep or (b.ssm_id is not None and int(b.ssm_id) in listed)
         }
         if self.line_bindings:
-            lines = {str(line["line_id"]) for row in self.sage.values() for line in row.get("lines") or []}
+            current = (
+                set(lines.line_ids(self.sage))
+                if lines is not None
+                else {str(line["line_id"]) for row in self.sage.values() for line in row.get("lines") or []}
+            )
             self.line_bindings = {
                 k: b
                 for k, b in self.line_bindings.items()
-                if k in lines or (b.base.get("piece") is not None and str(b.base["piece"]) in keep)
+                if k in current or (b.base.get("piece") is not None and str(b.base["piece"]) in keep)
             }
 
     def to_dict(self) -> dict[str, Any]:

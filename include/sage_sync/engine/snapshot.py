@@ -178,6 +178,22 @@ class SageLines:
             record["lines"] = rows[at : at + end - start]
             at += end - start
 
+    def line_ids(self, records: dict[str, dict[str, Any]], keys: Iterable[str] | None = None) -> list[str]:
+        """The ``line_id`` (as text) of each line of the records of ``keys`` (default: every record), in order.
+
+        What ``str(line["line_id"])`` gives for each line :meth:`attach` would give them, without making a record
+        of any line.
+        """
+        spans = [
+            self.spans.get(str(record.get(self.join)), (0, 0))
+            for key in (records if keys is None else keys)
+            if (record := records.get(key)) is not None
+        ]
+        parts = [np.arange(start, end) for start, end in spans if end > start]
+        if not parts:
+            return []
+        return [str(clean(v)) for v in self.frame["line_id"].iloc[np.concatenate(parts)].tolist()]
+
     def _records(self, spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
         """The lines of the given spans of ``frame``, in that order, as canonical records."""
         parts = [np.arange(start, end) for start, end in spans if end > start]

@@ -15,6 +15,7 @@ change counts, the SSM dates read), ``sage.parquet`` (the Sage snapshot as valid
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import tempfile
 from array import array
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import pandas as pd
+
+    from sage_sync.engine.snapshot import SageLines
 
 #: The staged plan of an entity (:meth:`Staging.write_plan`).
 PLAN_FILE = "plan.jsonl"
@@ -118,32 +121,75 @@ class Staging:
         """Read a step file, or None when its step did not run (the report reads what exists)."""
         return self.read_json(entity, name) if self.has(entity, name) else None
 
-    def write_input(self, entity: str, name: str, inp: PlanInput) -> Any:
+    def write_input(self, entity: str, name: str, inp: PlanInput, lines: SageLines | None = None) -> Any:
         """Stage a plan input as JSON Lines: a head line with its small fields, then its large ones in parts.
 
         A mapping or list of more than :data:`INPUT_PART` entries (the Sage records, the bindings, ...) is written
         :data:`INPUT_PART` entries a line, a mapping in key order. Neither the writer nor the reader holds the whole
         document as one string or one parse: a large dossier's first load stages 392 MB of invoices, which took
-        3 GB to parse at once (ADR 0018, decision 40).
+        3 GB to parse at once (ADR 0018, decision 40). A record without its ``lines`` gets them from ``lines``
+        while its part is written, and gives them back after: a first load's million lines are records a part at
+        a time (decision 42).
         """
         target = self._writable(entity, name)
         with paused_collector():  # a plan input is a tree of millions of objects
-            write_chunks_atomic(target, _input_lines(inp.to_dict()))
+            if lines is not None and len(inp.sage) <= INPUT_PART:
+                lines.attach(inp.sage)  # written in the head line
+            write_chunks_atomic(target, _input_lines(inp.to_dict(), lines=lines))
         return target
 
-    def read_input(self, entity: str, name: str) -> PlanInput:
-        """The plan input staged as ``name`` (:meth:`write_input`)."""
+    def read_input(self, entity: str, name: str, *, records: bool = True) -> PlanInput:
+        """The plan input staged as ``name`` (:meth:`write_input`).
+
+        ``records`` False leaves the Sage records staged in parts unread (``sage`` holds only those of the head
+        line): what the validation reads, which takes some of them out (:meth:`restage_input`).
+        """
         with _line_file(_upstream(self.path(entity, name))) as fh, paused_collector():
             head = orjson.loads(fh.readline())
             raw: dict[str, Any] = head["fields"]
             for _ in range(int(head["parts"])):
-                line = orjson.loads(fh.readline())
+                text = fh.readline()
+                if not records and text.startswith(_RECORDS_PART):
+                    continue
+                line = orjson.loads(text)
                 name, part = line["field"], line["part"]
                 if isinstance(part, dict):
                     raw.setdefault(name, {}).update(part)
                 else:
                     raw.setdefault(name, []).extend(part)
             return PlanInput.from_dict(raw)
+
+    def restage_input(self, entity: str, source: str, name: str, inp: PlanInput, drop: set[str]) -> Any:
+        """Stage as ``name`` the plan input ``inp`` read from ``source`` without records, less the ``drop`` keys.
+
+        ``inp``'s fields are written as :meth:`write_input` writes them; the Sage records staged in parts in
+        ``source`` are copied a part at a time, a part holding a dropped key written again without it.
+        """
+        origin = _upstream(self.path(entity, source))
+        with _line_file(origin) as fh:
+            staged = sum(1 for text in fh if text.startswith(_RECORDS_PART))
+
+        def records() -> Iterator[bytes]:
+            with _line_file(origin) as fh:
+                for text in fh:
+                    if not text.startswith(_RECORDS_PART):
+                        continue
+                    if not text.endswith(b"\n"):
+                        raise FatalSyncError(
+                            f"{origin} is cut short: clear the entity's task group to extract again"
+                        )
+                    part = orjson.loads(text)["part"]
+                    if drop.isdisjoint(part):
+                        yield text
+                        continue
+                    kept = {k: v for k, v in part.items() if k not in drop}
+                    yield dumps({"field": "sage", "part": kept}) + b"\n"
+
+        target = self._writable(entity, name)
+        with paused_collector():
+            lines = itertools.chain(_input_lines(inp.to_dict(), staged_parts=staged), records())
+            write_chunks_atomic(target, lines)
+        return target
 
     def write_plan(self, entity: str, plan: Plan) -> Any:
         """Stage ``plan`` as JSON Lines: a head line, then one line per op, then one per commit.
@@ -376,16 +422,35 @@ def _op_group(line: bytes) -> tuple[str, str]:
 _GROUP_NAMES: dict[bytes, tuple[str, str]] = {}
 
 
-def _input_lines(data: dict[str, Any]) -> Iterator[bytes]:
-    """The lines of a staged plan input (:meth:`Staging.write_input`)."""
+#: How a staged plan input's line of Sage records starts (``dumps`` sorts keys: ``field`` before ``part``).
+_RECORDS_PART = b'{"field":"sage","part":'
+
+
+def _input_lines(
+    data: dict[str, Any], *, lines: SageLines | None = None, staged_parts: int = 0
+) -> Iterator[bytes]:
+    """The lines of a staged plan input (:meth:`Staging.write_input`).
+
+    The records of a part of ``sage`` without their ``lines`` get them from ``lines`` for the time of the part.
+    ``staged_parts`` more lines of records follow the ones written here (:meth:`Staging.restage_input`).
+    """
     large = {k: v for k, v in data.items() if isinstance(v, dict | list) and len(v) > INPUT_PART}
-    parts = sum(-(-len(v) // INPUT_PART) for v in large.values())
+    parts = sum(-(-len(v) // INPUT_PART) for v in large.values()) + staged_parts
     yield dumps({"fields": {k: v for k, v in data.items() if k not in large}, "parts": parts}) + b"\n"
     for name, value in large.items():
         items = sorted(value.items(), key=lambda kv: str(kv[0])) if isinstance(value, dict) else value
         for start in range(0, len(items), INPUT_PART):
             part = items[start : start + INPUT_PART]
-            yield dumps({"field": name, "part": dict(part) if isinstance(value, dict) else part}) + b"\n"
+            if not isinstance(value, dict):
+                yield dumps({"field": name, "part": part}) + b"\n"
+                continue
+            chunk = dict(part)
+            lent = [k for k, r in chunk.items() if "lines" not in r] if name == "sage" and lines else []
+            if lines is not None and lent:
+                lines.attach(chunk, lent)
+            yield dumps({"field": name, "part": chunk}) + b"\n"
+            for key in lent:
+                del chunk[key]["lines"]
 
 
 def _upstream(target: Any) -> Any:

@@ -252,3 +252,77 @@ def test_g5_a_plan_input_is_staged_in_parts_and_read_back_whole(tmp_path: Path) 
     staging.path("invoices", "input.jsonl").write_bytes(b"".join(lines[:-1]))
     with pytest.raises(FatalSyncError, match=r"input\.jsonl is damaged"):
         staging.read_input("invoices", "input.jsonl")
+
+
+def test_g3_the_validation_restages_the_extracted_records_less_the_quarantined_ones(tmp_path: Path) -> None:
+    """The extract stages each invoice with its lines, made records a part at a time (ADR 0018, decision 42); the
+    validation reads the input without the records and stages them again less the quarantined invoices, the
+    parts without one byte for byte; a cut extract is a clear error."""
+    import copy
+
+    import pandas as pd
+    import pytest
+
+    from sage_sync.engine.snapshot import group_lines
+    from sage_sync.engine.staging import EXTRACTED_INPUT, INPUT_PART, PLAN_INPUT, Staging
+    from sage_sync.errors import FatalSyncError
+
+    size = 2 * INPUT_PART + 7
+    pieces = [f"FA{n:06d}" for n in range(size)]
+    headers = pd.DataFrame({"piece": pieces, "total": [float(n) for n in range(size)]})
+    lines_frame = pd.DataFrame(
+        {
+            "piece": [p for n, p in enumerate(pieces) for _ in range(n % 3)],
+            "line_id": pd.array([10 * n + k for n in range(size) for k in range(n % 3)], dtype="Int64"),
+            "position": [k for n in range(size) for k in range(n % 3)],
+            "quantity": [1.5] * sum(n % 3 for n in range(size)),
+        }
+    )
+    _, lines = group_lines(headers, lines_frame, {}, "piece")
+    records = {p: {"piece": p, "total": float(n)} for n, p in enumerate(pieces)}
+    inp = PlanInput(
+        entity="invoices",
+        run_at="2026-12-05T12:00:00Z",
+        lists=ValueLists(),
+        sage=records,
+        created=list(pieces),
+        bindings={p: Binding(ssm_id=n + 1, synced={"piece": p}) for n, p in enumerate(pieces) if n % 2},
+    )
+    assert lines.line_ids(records, ["FA000002", "FA000001", "FA000000"]) == ["20", "21", "10"]
+    whole = copy.deepcopy(inp)
+    lines.attach(whole.sage)  # every invoice with its lines at once: what the extract staged before
+    staging = Staging(tmp_path / "run")
+    staging.write_input("invoices", EXTRACTED_INPUT, inp, lines)
+    assert all("lines" not in r for r in inp.sage.values())  # the lines were given back after their part
+    assert staging.read_input("invoices", EXTRACTED_INPUT) == whole
+    assert whole.sage["FA000005"]["lines"] == [
+        {"line_id": 50, "piece": "FA000005", "position": 0, "quantity": 1.5},
+        {"line_id": 51, "piece": "FA000005", "position": 1, "quantity": 1.5},
+    ]
+
+    head = staging.read_input("invoices", EXTRACTED_INPUT, records=False)
+    assert head.sage == {} and head.sage_size == size and head.created == pieces
+    drop = {"FA000003", "FA010004"}  # in the first and the third part of the records
+    held = hold_quarantined(head, drop)
+    staging.restage_input("invoices", EXTRACTED_INPUT, PLAN_INPUT, head, drop)
+    planned = staging.read_input("invoices", PLAN_INPUT)
+    assert set(planned.sage) == set(pieces) - drop
+    assert planned.sage == {k: v for k, v in whole.sage.items() if k not in drop}
+    assert planned.created == [p for p in pieces if p not in drop] and held == {}
+    assert planned.bindings == whole.bindings and planned.sage_size == size
+    extracted = staging.path("invoices", EXTRACTED_INPUT).read_bytes().splitlines(keepends=True)
+    restaged = staging.path("invoices", PLAN_INPUT).read_bytes().splitlines(keepends=True)
+    records_of = [line for line in extracted if line.startswith(b'{"field":"sage"')]
+    records_to = [line for line in restaged if line.startswith(b'{"field":"sage"')]
+    assert len(records_of) == len(records_to) == 3
+    assert (
+        records_to[1] == records_of[1] and records_to[0] != records_of[0] and records_to[2] != records_of[2]
+    )
+
+    # Cut within a part without a dropped key (else copied as it is), or a part holding one garbled: clear errors.
+    garbled = [*extracted[:3], extracted[3].replace(b'"total"', b'"total', 1), *extracted[4:]]
+    for damaged, error in ((extracted[:2] + [extracted[2][:-10]], "is cut short"), (garbled, "is damaged")):
+        staging.path("invoices", EXTRACTED_INPUT).write_bytes(b"".join(damaged))
+        with pytest.raises(FatalSyncError, match=rf"extract_input\.jsonl {error}"):
+            staging.restage_input("invoices", EXTRACTED_INPUT, PLAN_INPUT, head, drop)
+    assert staging.read_input("invoices", PLAN_INPUT) == planned  # the earlier file is left whole

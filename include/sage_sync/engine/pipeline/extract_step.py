@@ -218,8 +218,10 @@ def read_plan_input(
     """Everything the entity's planner needs: the Sage changes, the SSM changes, the state's bindings.
 
     ``shared`` are keys two Sage rows hold (set aside): their committed records are neither updated nor deleted.
-    ``lines`` (an entity with lines) are given to the records the planner reads: the changed ones and those with
-    a loaded line binding first, then every record the input keeps (all of them when it is not narrowed).
+    ``lines`` (an entity with lines) are read by line id while the input is made; the records given their lines
+    here are those a full reconcile compares (all of them) and those with a loaded line binding (a line to link).
+    The others get theirs when staged (:meth:`~sage_sync.engine.staging.Staging.write_input`), a part at a time:
+    a first load's million lines are never records all at once (ADR 0018).
     """
     spec, entity = ctx.entity, ctx.name
     committed = state.committed(entity)
@@ -241,8 +243,8 @@ def read_plan_input(
         quarantined=state.quarantined(entity),
     )
     beyond = None if ctx.flags.full_reconcile else RULES[entity].read_beyond
-    if lines is not None:
-        lines.attach(inp.sage, [*inp.created, *inp.updated] if beyond is not None else None)
+    if lines is not None and beyond is None:
+        lines.attach(inp.sage)
     if spec.two_way:
         watermark = None if ctx.flags.full_reconcile else state.watermark(entity)
         since = _since(watermark, ctx.config.overlap_seconds)
@@ -276,10 +278,11 @@ def read_plan_input(
                 missing = frozenset(pieces - set(inp.bindings))
                 inp.bindings.update(state.bindings(entity, scope=BindingScope(keys=missing)))
         unbound_lines = [
-            str(line["line_id"])
-            for k in [*inp.created, *inp.updated]
-            for line in inp.sage.get(k, {}).get("lines") or []
-            if (lb := inp.line_bindings.get(str(line["line_id"]))) is None or lb.ssm_id is None
+            line_id
+            for line_id in (
+                lines.line_ids(inp.sage, [*inp.created, *inp.updated]) if lines is not None else []
+            )
+            if (lb := inp.line_bindings.get(line_id)) is None or lb.ssm_id is None
         ]
         if unbound_lines:
             found_lines = ssm.find_by_ext_ids(spec.lines.endpoint, unbound_lines)
@@ -324,9 +327,7 @@ def read_plan_input(
     if ctx.flags.sage_master:
         take_sage_as_master(inp)  # M3: the first run back after the dossier was switched off
     if beyond is not None:
-        inp.narrow(beyond(inp))  # unchanged records are neither staged nor read again (ADR 0018)
-    if lines is not None:
-        lines.attach(inp.sage)
+        inp.narrow(beyond(inp), lines)  # unchanged records are neither staged nor read again (ADR 0018)
     return inp
 
 
@@ -352,7 +353,7 @@ def extract(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -
     if lines is not None and lines.source in frames:
         ctx.staging.write_frame(ctx.name, "lines.parquet", frames[lines.source])
     api_calls = ssm.api_calls() - calls_before
-    ctx.staging.write_input(ctx.name, EXTRACTED_INPUT, inp)
+    ctx.staging.write_input(ctx.name, EXTRACTED_INPUT, inp, sage_lines)
     ctx.staging.write_json(
         ctx.name,
         "extract.json",

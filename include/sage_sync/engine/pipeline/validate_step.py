@@ -122,7 +122,7 @@ def hold_quarantined(inp: PlanInput, keys: set[str]) -> dict[str, str]:
 def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
     """Validate the staged snapshot, take quarantined rows out of the plan input; return the quality counts."""
     extracted = ctx.staging.read_json(ctx.name, "extract.json")
-    inp = ctx.staging.read_input(ctx.name, EXTRACTED_INPUT)
+    inp = ctx.staging.read_input(ctx.name, EXTRACTED_INPUT, records=False)  # the records stay staged
     frame = ctx.staging.read_frame(ctx.name, "sage.parquet")
     keys = frame[KEY].astype(str)
     # Rows that changed since the last run, and those still quarantined: an unchanged row passed when it was synced.
@@ -160,8 +160,9 @@ def validate(ctx: StepContext, state: StateStore) -> ValidateSummary:
         warnings.setdefault(issue.key, []).append(f"{issue.expectation}: {issue.reason}")
     failures = [f.to_dict() for f in report.table_failures]
     if blocking or bad_keys:
-        held = hold_quarantined(inp, set(blocking) | set(bad_keys))
-        ctx.staging.write_input(ctx.name, PLAN_INPUT, inp)
+        drop = set(blocking) | set(bad_keys)
+        held = hold_quarantined(inp, drop)
+        ctx.staging.restage_input(ctx.name, EXTRACTED_INPUT, PLAN_INPUT, inp, drop)
     else:  # nothing held: the plan input is the extract's, byte for byte (not written again from its objects)
         held = {}
         ctx.staging.copy(ctx.name, EXTRACTED_INPUT, PLAN_INPUT)

@@ -6,6 +6,7 @@ Invoices are keyed by piece, so posting (DO_Type 6 -> 7) is an update (I1). Line
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -341,13 +342,17 @@ def line_bindings_read(inp: PlanInput, lines: SageLines) -> tuple[BindingScope, 
     product's); the test returned decides among them.
     """
     scope = set(inp.created) | set(inp.updated) | set(inp.deleted)
-    current = {str(line["line_id"]) for key in scope for line in (inp.sage.get(key) or {}).get("lines") or []}
+    current = set(lines.line_ids(inp.sage, scope))
     candidates = BindingScope(
         keys=frozenset(current),
         values=(("piece", frozenset(scope)),),
         links=(("productId", "products"),),
     )
-    refs = lines.by_line("line_id", "article_ref")
+
+    @functools.cache
+    def articles() -> dict[str, Any]:
+        """Line -> article ref, made when first needed (a first load, with no line bound, never needs it)."""
+        return lines.by_line("line_id", "article_ref")
 
     def read(line_key: str, synced: Record | None) -> bool:
         if line_key in current:
@@ -356,6 +361,7 @@ def line_bindings_read(inp: PlanInput, lines: SageLines) -> tuple[BindingScope, 
             return False
         if synced.get("piece") is not None and str(synced["piece"]) in scope:
             return True
+        refs = articles()
         product = inp.products.get(str(refs[line_key])) if line_key in refs else None
         return product is not None and synced.get("productId") != product
 

@@ -18,8 +18,9 @@ write stays unconfirmed in the state store and the next run re-plans it (G5); a 
 
 Pool ``ssm_api``: every task that calls the SSM API (extract, load) takes a slot; it bounds the API tasks running
 at once. The rate is the key's: the tasks calling with one key share one token bucket at the connection's
-``requests_per_second`` (the tenant's limit, 4/s or 13/s), so any number of slots stays under it. Create the pool
-with ``airflow pools set ssm_api 2 "SSM API rate limit"`` (``sage-sync demo run`` and the tests do).
+``requests_per_second`` (the tenant's limit, 4/s or 13/s), so any number of slots stays under it; in that bucket
+the loads other entities wait for (accounts, products) go before the others (contacts, invoices: ADR 0019). Create
+the pool with ``airflow pools set ssm_api 2 "SSM API rate limit"`` (``sage-sync demo run`` and the tests do).
 
 Re-runs and backfills are safe: every run reads the current data of both systems and plans against the state
 store's committed snapshot, bindings and watermarks (never "as of" the logical date), so an old interval re-syncs

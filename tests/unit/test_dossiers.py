@@ -141,6 +141,36 @@ def test_m1_one_dag_per_enabled_dossier_sharing_the_pool(
     extract = lyon.task_dict["accounts.extract"]  # type: ignore[attr-defined]
     assert extract.dossier == "lyon" and extract.sage50_conn_id == "sage50_lyon" and extract.pool == "ssm_api"
     assert dags["sage50_ssm_sync__paris"].task_dict["preflight"].sage50_conn_id == "sage50_paris"  # type: ignore[attr-defined]
+    # M1: the dossiers share the key's rate; in it the loads others wait for lead, the others yield to them.
+    loads = {
+        e: lyon.task_dict[f"{e}.load"].api_precedence
+        for e in ("accounts", "products", "contacts", "invoices")
+    }  # type: ignore[attr-defined]
+    assert loads == {"accounts": "lead", "products": "lead", "contacts": "yield", "invoices": "yield"}
+
+
+def test_m1_a_load_yielding_in_the_rate_limit_draws_from_the_keys_shared_bucket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from sage_sync.operators.sides import ssm_side
+
+    connection = {
+        "conn_type": "http",
+        "host": "http://127.0.0.1:9/api/v4",
+        "login": "PUBLIC",
+        "password": "PRIVATE",
+        "extra": {"requests_per_second": 13, "rate_limit_folder": str(tmp_path / "rates")},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SSM_YIELDING", json.dumps(connection))
+    side = ssm_side("ssm_yielding", None, "yield")
+    bucket = side.hook.rate_limiter  # type: ignore[attr-defined]
+    assert (
+        bucket.precedence == "yield"
+        and bucket.shared is not None
+        and bucket.shared.parent == tmp_path / "rates"
+    )
 
 
 def test_m1_without_dossiers_file_the_single_dag_is_as_before(

@@ -5,6 +5,10 @@ task that calls the API (extract, load, preflight, match…) runs in its own pro
 several run at once (the ``ssm_api`` pool): the limit is the key's, so the bucket is too. ``TokenBucket`` keeps
 its state in memory (one process); with ``shared`` it keeps it in a small file locked around each permit, so every
 process of the machine that calls with the same key draws from one bucket (see :func:`shared_bucket_file`).
+
+The callers of a shared bucket may also take turns by precedence: while a ``lead`` caller draws permits (the load of
+an entity other entities wait for), a ``yield`` caller (the load of an entity nothing waits for) takes none. The
+key's rate is the same either way; the entities the others wait for are written first (ADR 0019, decision 5).
 """
 
 from __future__ import annotations
@@ -18,9 +22,20 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
-#: The shared state: tokens left and the clock reading they were counted at (two little-endian doubles).
-_STATE = struct.Struct("<dd")
+#: The shared state: tokens left, the clock reading they were counted at, and the end of the lead (the clock
+#: reading until which ``yield`` callers wait): three little-endian doubles. A file of the first two is read too.
+_STATE = struct.Struct("<ddd")
+_STATE_BEFORE = struct.Struct("<dd")
+
+#: How a caller takes its turn in a shared bucket: ``lead`` (others yield while it calls), ``share`` (first come,
+#: first served: every read, every entity's extract), ``yield`` (waits while a ``lead`` caller is calling).
+Precedence = Literal["lead", "share", "yield"]
+
+#: How long after a ``lead`` caller's permit (its wait included) ``yield`` callers still wait: longer than the
+#: pause a load makes between two calls, short enough that the key never idles long once the lead is over.
+LEAD_HOLD_SECONDS = 2.0
 
 #: Where the shared buckets live unless the connection names a folder (one file per API base URL and key).
 DEFAULT_SHARED_FOLDER = Path(tempfile.gettempdir()) / "sage-sync-rate-limits"
@@ -47,6 +62,8 @@ class TokenBucket:
             mounting the folder) reads alike.
         clock: the clock, injectable so tests can drive time (default: monotonic, or the wall clock if shared).
         sleep: the sleep function paired with ``clock``.
+        precedence: this caller's turn in a shared bucket (:data:`Precedence`); without ``shared`` every caller
+            is this process's, and it changes nothing.
     """
 
     def __init__(
@@ -57,12 +74,14 @@ class TokenBucket:
         shared: Path | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        precedence: Precedence = "share",
     ) -> None:
         if capacity < 1:
             raise ValueError(f"token bucket capacity must be at least 1, got {capacity}")
         self.rate = float(rate)
         self.capacity = float(capacity)
         self.shared = shared
+        self.precedence = precedence
         self._clock = clock or (time.time if shared is not None else time.monotonic)
         self._sleep = sleep
         self._tokens = self.capacity
@@ -92,35 +111,59 @@ class TokenBucket:
             self._file = (pid, os.open(self.shared, os.O_RDWR | os.O_CREAT, 0o600))
         return self._file[1]
 
-    def _reserve(self) -> float:
-        """Take one permit now, possibly going into debt; return how long the caller must wait first."""
+    def _read(self, fd: int) -> tuple[float, float, float]:
+        """The shared state: tokens, their clock reading, the end of the lead (a new file: a full bucket, no lead)."""
+        raw = os.pread(fd, _STATE.size, 0)
+        if len(raw) == _STATE.size:
+            tokens, last, lead_until = _STATE.unpack(raw)
+            return tokens, last, lead_until
+        if len(raw) == _STATE_BEFORE.size:
+            tokens, last = _STATE_BEFORE.unpack(raw)
+            return tokens, last, 0.0
+        return self.capacity, self._clock(), 0.0
+
+    def _reserve(self) -> tuple[float, float]:
+        """Take one permit now, possibly going into debt: ``(wait before the call, 0)``.
+
+        A ``yield`` caller takes none while a lead lasts: ``(0, the rest of the lead)``, to try again after it.
+        """
         with self._lock:
             if self.shared is None:
                 self._tokens, self._last, wait = self._take(self._tokens, self._last)
-                return wait
+                return wait, 0.0
             fd = self._descriptor()
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                raw = os.pread(fd, _STATE.size, 0)
-                tokens, last = (
-                    _STATE.unpack(raw) if len(raw) == _STATE.size else (self.capacity, self._clock())
-                )
+                tokens, last, lead_until = self._read(fd)
+                now = self._clock()
+                if self.precedence == "yield" and now < lead_until:
+                    return 0.0, lead_until - now
                 tokens, last, wait = self._take(tokens, last)
-                os.pwrite(fd, _STATE.pack(tokens, last), 0)
+                if self.precedence == "lead":
+                    lead_until = max(lead_until, now + wait + LEAD_HOLD_SECONDS)
+                os.pwrite(fd, _STATE.pack(tokens, last, lead_until), 0)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
-            return wait
+            return wait, 0.0
 
     def acquire(self) -> float:
-        """Block until a permit is available; return the seconds waited."""
+        """Block until a permit is available (a ``yield`` caller: and no lead lasts); return the seconds waited."""
         if self.unlimited:
             return 0.0
-        wait = self._reserve()
+        waited = 0.0
+        while True:
+            wait, deferred = self._reserve()
+            if not deferred:
+                break
+            self._sleep(deferred)
+            waited += deferred
         if wait > 0:
             self._sleep(wait)
+            waited += wait
+        if waited:
             with self._lock:
-                self.waited_seconds += wait
-        return wait
+                self.waited_seconds += waited
+        return waited
 
     def open_shared(self) -> None:
         """Open (and create) the shared file now, so a folder the process cannot use fails here, not mid-run."""

@@ -35,7 +35,7 @@ import requests
 from airflow.sdk import BaseHook
 
 from sage_sync.errors import ConfigurationError
-from sage_sync.hooks.ratelimit import TokenBucket, shared_bucket_file
+from sage_sync.hooks.ratelimit import Precedence, TokenBucket, shared_bucket_file
 from sage_sync.hooks.retry import RetryPolicy
 from sage_sync.hooks.ssm_bulk import ExactlyOnceCreates, as_id, fill_outcomes
 from sage_sync.hooks.ssm_secrets import HookSecrets
@@ -92,6 +92,9 @@ class SalesManagementHook(BaseHook):
         backoff_max: the largest backoff ceiling in seconds.
         retry_after_max: the longest ``Retry-After`` honoured, in seconds.
         adapter: a ``requests`` transport adapter mounted on the session (tests fake the transport with it).
+        precedence: this caller's turn in the key's shared bucket (:data:`~sage_sync.hooks.ratelimit.Precedence`):
+            the load of an entity others wait for ``lead``, of one nothing waits for ``yield``, every other
+            caller ``share`` (the default).
 
     Example::
 
@@ -131,9 +134,11 @@ class SalesManagementHook(BaseHook):
         backoff_max: float = 30.0,
         retry_after_max: float = 60.0,
         adapter: BaseAdapter | None = None,
+        precedence: Precedence = "share",
     ) -> None:
         super().__init__()
         self.ssm_conn_id = ssm_conn_id
+        self.precedence: Precedence = precedence
         self._adapter = adapter
         self._overrides: dict[str, Any] = {
             "requests_per_second": requests_per_second,
@@ -227,7 +232,7 @@ class SalesManagementHook(BaseHook):
             return TokenBucket(settings.requests_per_second)
         folder = Path(settings.rate_limit_folder) if settings.rate_limit_folder else None
         shared = shared_bucket_file(settings.base_url, self._keys[0], folder)
-        bucket = TokenBucket(settings.requests_per_second, shared=shared)
+        bucket = TokenBucket(settings.requests_per_second, shared=shared, precedence=self.precedence)
         try:
             bucket.open_shared()
         except OSError as exc:

@@ -13,11 +13,15 @@ interval re-syncs today's data; it never writes older data over newer.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 
+from sage_sync.mapping.registry import registry
 from sage_sync.operators.base import EntityOperator
+
+if TYPE_CHECKING:
+    from sage_sync.hooks.ratelimit import Precedence
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +97,20 @@ class SageSyncLoadOperator(EntityOperator):
 
     A dry run (G8) and an empty plan open no connection and make no call. The DAG gives this task no retries: a
     failed write is left unconfirmed and re-planned by the next run, never re-sent blindly from a stale plan.
+    The load of an entity others wait for (accounts, products) leads in the key's rate limit, the load of one
+    nothing waits for (contacts, invoices) yields to it: see :attr:`api_precedence`.
     """
 
     ui_color = "#d5f5e3"
+
+    @property
+    def api_precedence(self) -> Precedence:
+        """``lead`` when another entity of the registry depends on this one, else ``yield`` (ADR 0019, decision 5).
+
+        Loads running at once share the key's rate: the one the others' extracts wait for then ends first, and
+        the key is never idle while either has calls to make.
+        """
+        return "lead" if any(self.entity in spec.depends_on for spec in registry()) else "yield"
 
     def run(self, context: Context) -> dict[str, Any]:
         """Apply the staged plan (unless dry run or empty); return the outcome counts."""
@@ -108,7 +123,7 @@ class SageSyncLoadOperator(EntityOperator):
         summary = load(
             ctx,
             sage_side(self.sage50_conn_id, settings),
-            ssm_side(self.ssm_conn_id, settings),
+            ssm_side(self.ssm_conn_id, settings, self.api_precedence),
             self.open_state(settings),
         )
         for line in failures(ctx) if summary.failed else []:

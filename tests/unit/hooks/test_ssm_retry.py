@@ -178,3 +178,40 @@ def test_m1_the_shared_file_is_named_after_the_url_and_key_without_showing_them(
     assert one != shared_bucket_file("http://127.0.0.1:1/api/v4", "OTHERKEY", tmp_path)
     assert one != shared_bucket_file("http://127.0.0.1:2/api/v4", "PUBLICKEY", tmp_path)
     assert one.parent == tmp_path and "PUBLICKEY" not in one.name and "127.0.0.1" not in one.name
+
+
+def test_m1_a_yielding_caller_waits_while_a_leading_one_calls_and_the_rate_stays_the_keys(
+    tmp_path: Path,
+) -> None:
+    """The load of an entity others wait for leads: while it calls, the load nothing waits for takes no permit;
+    reads share as before; once the lead's last permit is past its hold, the yielding caller goes on at once."""
+    from sage_sync.hooks.ratelimit import LEAD_HOLD_SECONDS
+
+    clock = FakeClock()
+    shared = tmp_path / "key.bucket"
+    lead = TokenBucket(4.0, shared=shared, clock=clock.time, sleep=lambda s: None, precedence="lead")
+    follower = TokenBucket(4.0, shared=shared, clock=clock.time, sleep=clock.sleep, precedence="yield")
+    reader = TokenBucket(4.0, shared=shared, clock=clock.time, sleep=lambda s: None)
+    assert [lead.acquire() for _ in range(3)] == [0.0, 0.25, 0.5]  # slots at 0, 0.25 and 0.5 s
+    assert reader.acquire() == pytest.approx(0.75)  # a read queues behind them, as before
+    # The follower waits out the lead (the last permit's slot, 0.5 s, plus the hold), then takes the next slot.
+    assert follower.acquire() == pytest.approx(0.5 + LEAD_HOLD_SECONDS)
+    assert clock.now == pytest.approx(0.5 + LEAD_HOLD_SECONDS)
+    assert follower.acquire() == pytest.approx(0.25)  # then at the key's rate, unchanged
+    # A lead that stopped calling holds nobody back past its hold; without a lead a follower simply queues.
+    clock.now += 10
+    assert lead.acquire() == 0.0
+    clock.now += LEAD_HOLD_SECONDS
+    assert follower.acquire() == 0.0
+
+
+def test_m1_a_bucket_file_of_the_earlier_layout_is_read_as_a_bucket_without_lead(tmp_path: Path) -> None:
+    import struct
+
+    clock = FakeClock()
+    clock.now = 100.0
+    shared = tmp_path / "key.bucket"
+    shared.write_bytes(struct.pack("<dd", -1.0, 100.0))  # one call queued, as an earlier version wrote it
+    follower = TokenBucket(4.0, shared=shared, clock=clock.time, sleep=clock.sleep, precedence="yield")
+    assert follower.acquire() == pytest.approx(0.5)  # behind the queued call, no lead to wait for
+    assert len(shared.read_bytes()) == 24

@@ -139,6 +139,10 @@ class PlanOps:
 #: The SSM ids of an entity's live bindings, by Sage key (read when a reference first names the entity).
 IdsOf = Callable[[str], Mapping[str, int]]
 
+#: Told, in the load's thread, each time more of the plan's first ops have their final outcome: the outcomes so far
+#: (by position in the plan) and how many of the first ops are final (the commit as the load goes reads them).
+Watch = Callable[[Mapping[int, OpOutcome], int], None]
+
 
 class _Applier:
     def __init__(
@@ -149,6 +153,7 @@ class _Applier:
         ssm: SsmSide,
         known_ids: dict[str, int],
         ids_of: IdsOf | None,
+        watch: Watch | None = None,
     ) -> None:
         self.entity, self.ops, self.sage, self.ssm = entity, ops, sage, ssm
         self.ids = dict(known_ids)
@@ -156,6 +161,9 @@ class _Applier:
         self.read_ids: set[str] = set()  # entities whose bound ids ``ids_of`` gave
         self.outcomes: dict[int, OpOutcome] = {}
         self.failed_keys: set[tuple[str, str]] = set()
+        self.watch = watch
+        self.final = 0  # the plan's first ops whose outcome is final
+        self.awaiting: set[int] = set()  # created products whose picture is not uploaded yet: not final
 
     def record(self, index: int, outcome: OpOutcome) -> None:
         self.outcomes[index] = outcome
@@ -163,6 +171,14 @@ class _Applier:
             self.failed_keys.add((outcome.entity, outcome.key))
         elif outcome.kind == "ssm_create" and outcome.id is not None:
             self.ids[f"{outcome.entity}|{outcome.key}"] = outcome.id
+
+    def advance(self) -> None:
+        """Move past the ops whose outcome is final, and tell the watcher when it moved (once per call settled)."""
+        start, outcomes, awaiting = self.final, self.outcomes, self.awaiting
+        while self.final in outcomes and self.final not in awaiting:
+            self.final += 1
+        if self.watch is not None and self.final > start:
+            self.watch(outcomes, self.final)
 
     def batch(
         self,
@@ -195,6 +211,7 @@ class _Applier:
                     self.settle(part, send(items))
             while in_flight:
                 self.settle(*in_flight.popleft())
+        self.advance()  # the ops recorded failed before any call
 
     def calls(
         self, indexed: Iterable[tuple[int, Op]], payload: Payload, size: int
@@ -232,9 +249,11 @@ class _Applier:
             log.warning("%s call failed for %d item(s): %s", part[0][1].kind, len(part), answer)
             for i, op in part:
                 self.record(i, _fail(op, f"{type(answer).__name__}: {answer}"))
+            self.advance()
             return
         for (i, op), res in zip(part, answer, strict=True):
             self.record(i, _from(op, res))
+        self.advance()
 
     def resolve(self, i: int, op: Op) -> dict[str, Any] | None:
         """The op's fields with its references replaced by SSM ids, or ``None`` (recorded failed) if one is unknown."""
@@ -291,6 +310,7 @@ class _Applier:
             for i, op in ops:
                 if op.picture:
                     pictured.append((i, op))
+                    self.awaiting.add(i)  # its outcome may still turn failed
                 yield i, op
 
         # Each create makes its own record: several create calls may be in flight at once. Updates and deletes go
@@ -311,6 +331,8 @@ class _Applier:
         for i, op in pictured:
             if self.outcomes[i].ok:
                 self.upload(i, op)
+            self.awaiting.discard(i)
+        self.advance()
 
     def upload(self, i: int, op: Op) -> None:
         assert op.picture is not None
@@ -343,14 +365,16 @@ def apply_ops(
     *,
     known_ids: dict[str, int] | None = None,
     ids_of: IdsOf | None = None,
+    watch: Watch | None = None,
 ) -> ApplyResult:
     """Execute the ops of ``entity``'s plan as ``ops`` gives them; one outcome per op, in plan order.
 
     A reference is resolved with ``known_ids`` (``"entity|key"`` -> SSM id), the ids this load created, and the ids
-    ``ids_of`` gives for the referenced entity the first time one of its keys is not found in those.
+    ``ids_of`` gives for the referenced entity the first time one of its keys is not found in those. ``watch`` is
+    told as the first ops of the plan get their final outcome (a created product's once its picture is uploaded).
     """
     before = ssm.api_calls()
-    applier = _Applier(entity, ops, sage, ssm, known_ids or {}, ids_of)
+    applier = _Applier(entity, ops, sage, ssm, known_ids or {}, ids_of, watch)
     applier.run()
     outcomes = [applier.outcomes[i] for i in range(len(ops))]
     return ApplyResult(entity, outcomes, ssm.api_calls() - before)

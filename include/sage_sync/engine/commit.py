@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, TypeVar
 
 from sage_sync.engine.apply import ApplyResult, OpOutcome
@@ -91,20 +91,29 @@ def commit_plan(
     commits: Iterable[Commit] | None = None,
     chunk: int = CHUNK,
     ops: Iterable[Op] | None = None,
+    done: CommitProgress | None = None,
 ) -> CommitResult:
     """Record in ``state`` what the load confirmed; ``seen`` maps SSM ids to the ``dateUpdated`` read this run.
 
     ``commits`` are the plan's commits when they are read as they go (the staged plan's); else ``plan.commits``.
     They are stored ``chunk`` at a time. ``ops`` likewise (else ``plan.ops``): only the record log reads them, with
-    their outcomes. The result's log holds the first :data:`LOG_HEAD` entries.
+    their outcomes. The result's log holds the first :data:`LOG_HEAD` entries. ``done`` is what the load already
+    committed as it went (:mod:`sage_sync.engine.commit_stream`): ``commits`` and ``ops`` then start after it.
     """
     seen = seen or {}
+    done = done or CommitProgress()
+    if commits is None:
+        commits = plan.commits[done.commits :]
+    if ops is None:
+        ops = plan.ops[done.ops :]
     with state.batch():
-        outcomes = _Outcomes(result.outcomes)
+        outcomes = Outcomes()
+        unread = iter(result.outcomes)  # read into ``outcomes`` only when a commit is left to store
         released: list[str] = []
         settled: set[int] = set()  # SSM ids cleared from the pending list after the loop (in chunks)
-        for part in _batched(plan.commits if commits is None else commits, chunk):
-            released += _store(plan.entity, part, outcomes, seen, settled, state)
+        for part in _batched(commits, chunk):
+            outcomes.add(unread)
+            released += store_commits(plan.entity, part, outcomes, seen, settled, state)
         state.clear_pending(plan.entity, sorted(settled))
         state.release_quarantine(plan.entity, released)
         for sid, reason in plan.pending.items():
@@ -112,23 +121,45 @@ def commit_plan(
         state.quarantine_rows(plan.entity, "error", {n.key: n.reason for n in plan.quarantined})
         state.quarantine_rows(plan.entity, "warning", {n.key: n.reason for n in plan.warnings})
         state.record_conflicts(run_id, [c.to_dict() for c in plan.conflicts])
-        head: list[dict[str, str]] = []
-        for entries in _batched(_log(plan, plan.ops if ops is None else ops, result), chunk):
-            state.log_records(run_id, entries)
-            head += entries[: LOG_HEAD - len(head)]
+        head = list(done.head)
+        entries = chain(op_entries(ops, result.outcomes[done.ops :]), note_entries(plan))
+        for logged in _batched(entries, chunk):
+            state.log_records(run_id, logged)
+            head += logged[: LOG_HEAD - len(head)]
     return CommitResult(count_plan(plan, result), head)
 
 
-class _Outcomes:
+@dataclass
+class CommitProgress:
+    """What a load committed as it went: its first ``commits`` and the log of its first ``ops`` (``head`` of it)."""
+
+    commits: int = 0
+    ops: int = 0
+    head: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (staged in ``apply.json``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> CommitProgress:
+        """Rebuild from :meth:`to_dict` output; nothing committed when ``raw`` is None."""
+        return cls(**raw) if raw else cls()
+
+
+class Outcomes:
     """What the load's outcomes tell the commit of each record.
 
     Whether a write of it failed (and the first error given), and the SSM id and ``dateUpdated`` its confirmed SSM
-    writes returned (the last one wins).
+    writes returned (the last one wins). Outcomes are added in plan order, as the load gives them.
     """
 
-    def __init__(self, outcomes: Iterable[OpOutcome]) -> None:
+    def __init__(self) -> None:
         self.errors: dict[tuple[str, str], str | None] = {}  # the failed records, with their first error
         self.ssm: dict[tuple[str, str], tuple[int | None, str | None]] = {}
+
+    def add(self, outcomes: Iterable[OpOutcome]) -> None:
+        """Read more outcomes."""
         for o in outcomes:
             record = (o.entity, o.key)
             if not o.ok:
@@ -150,10 +181,10 @@ class _Outcomes:
         return self.errors.get((c.entity, c.key)) or "a dependent write failed"
 
 
-def _store(
+def store_commits(
     entity: str,
     chunk: Iterable[Commit],
-    outcomes: _Outcomes,
+    outcomes: Outcomes,
     seen: dict[int, str],
     settled: set[int],
     state: StateStore,
@@ -192,17 +223,26 @@ def _store(
     return released
 
 
-def _log(plan: Plan, ops: Iterable[Op], result: ApplyResult) -> Iterator[dict[str, str]]:
-    """What happened to each record of ``plan`` and why (G7): its ops' outcomes, then its notes."""
-    for op, out in zip(ops, result.outcomes, strict=True):
-        yield {
-            "entity": op.entity,
-            "key": op.key,
-            "action": op.kind,
-            "rule": op.rule,
-            "outcome": "ok" if out.ok else "failed",
-            "reason": op.reason if out.ok else f"{op.reason} -- {out.error}",
-        }
+def op_entries(ops: Iterable[Op], outcomes: Iterable[OpOutcome]) -> Iterator[dict[str, str]]:
+    """What happened to each record written (G7): each op with its outcome, in plan order."""
+    for op, out in zip(ops, outcomes, strict=True):
+        yield op_entry(op, out)
+
+
+def op_entry(op: Op, out: OpOutcome) -> dict[str, str]:
+    """The record log's entry of one op and its outcome."""
+    return {
+        "entity": op.entity,
+        "key": op.key,
+        "action": op.kind,
+        "rule": op.rule,
+        "outcome": "ok" if out.ok else "failed",
+        "reason": op.reason if out.ok else f"{op.reason} -- {out.error}",
+    }
+
+
+def note_entries(plan: Plan) -> Iterator[dict[str, str]]:
+    """What happened to each record the plan did not write, and why (G7): deferred, skipped, quarantined."""
     for bucket, notes in (
         ("deferred", plan.deferred),
         ("skipped", plan.skipped),

@@ -227,25 +227,36 @@ class Staging:
                 plan.commits = [Commit(**orjson.loads(fh.readline())) for _ in range(count)]
         return plan
 
-    def staged_plan_ops(self, entity: str) -> Iterator[Op]:
-        """The ops of the staged plan of ``entity`` in plan order, one at a time (the commit step's record log)."""
+    def staged_plan_ops(self, entity: str, start: int = 0) -> Iterator[Op]:
+        """The ops of the staged plan of ``entity`` in plan order from position ``start``, one at a time (the log)."""
+        target = self.path(entity, PLAN_FILE)
+        with _line_file(target) as fh:
+            count = int(orjson.loads(fh.readline())["op_count"])
+            for _ in range(min(start, count)):
+                fh.readline()
+            for _ in range(start, count):
+                yield Op.from_dict(orjson.loads(fh.readline()))
+
+    def staged_op_records(self, entity: str) -> Iterator[tuple[str, str]]:
+        """The record (entity, key) of each op of the staged plan of ``entity``, in plan order (ops not parsed)."""
         target = self.path(entity, PLAN_FILE)
         with _line_file(target) as fh:
             for _ in range(int(orjson.loads(fh.readline())["op_count"])):
-                yield Op.from_dict(orjson.loads(fh.readline()))
+                yield _op_record(fh.readline())
 
     def staged_ops(self, entity: str) -> StagedOps:
         """The ops of the staged plan of ``entity``, read a group at a time (:class:`StagedOps`, a context manager)."""
         return StagedOps(_upstream(self.path(entity, PLAN_FILE)))
 
-    def staged_commits(self, entity: str) -> Iterator[Commit]:
-        """The commits of the staged plan of ``entity``, one at a time (the commit step stores them in chunks)."""
+    def staged_commits(self, entity: str, start: int = 0) -> Iterator[Commit]:
+        """The commits of the staged plan of ``entity`` from position ``start``, one at a time (stored in chunks)."""
         target = self.path(entity, PLAN_FILE)
         with _line_file(target) as fh:
             head = orjson.loads(fh.readline())
-            for _ in range(int(head["op_count"])):
+            count = int(head["commit_count"])
+            for _ in range(int(head["op_count"]) + min(start, count)):
                 fh.readline()
-            for _ in range(int(head["commit_count"])):
+            for _ in range(start, count):
                 yield Commit(**orjson.loads(fh.readline()))
 
     def write_frame(self, entity: str, name: str, frame: pd.DataFrame) -> Any:
@@ -416,6 +427,18 @@ def _op_group(line: bytes) -> tuple[str, str]:
             )
     raw = orjson.loads(line)
     return str(raw["kind"]), str(raw["entity"])
+
+
+def _op_record(line: bytes) -> tuple[str, str]:
+    """The entity and key of a staged op line, read from its first bytes (parsed whole when they differ)."""
+    kind, entity = _op_group(line)
+    prefix = f'{{"kind":"{kind}","entity":"{entity}","key":"'.encode()
+    if line.startswith(prefix):
+        stop = line.find(b'"', len(prefix))
+        key = line[len(prefix) : stop]
+        if b"\\" not in key:  # an escaped character: the key is read by the JSON parser
+            return entity, key.decode()
+    return entity, str(orjson.loads(line)["key"])
 
 
 #: The groups met so far, by the bytes that name them (one tuple per group however many ops it holds).

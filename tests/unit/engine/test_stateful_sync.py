@@ -5,7 +5,7 @@ creates, edits and deletes articles (price with or without tax, VAT rate, sleep 
 picture) and invoices or credit notes with their lines (posting, line changes, deletion) in Sage. It runs the
 sync with faults armed at random points (an item refused, an exception before or in the middle of a batch, a
 lost response, a crash between two writes, a broken read, a Sage read that returns no rows, a failed picture
-upload), then stops the faults and runs twice more: the second clean run must plan nothing (G6), and the end
+upload) while the load commits what it confirmed a few records at a time, then stops the faults and runs twice more: the second clean run must plan nothing (G6), and the end
 state must be the one the rules define (C1, C2, C4, P1-P3, K1-K3, G2, D1-D6, I1-I6), with no duplicate on any
 endpoint (G5).
 """
@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
+from sage_sync.engine import commit_stream
 from sage_sync.engine.codec import same, to_ssm
 from sage_sync.engine.config import SyncConfig
 from sage_sync.engine.rules.accounts import account_specs
@@ -837,6 +838,9 @@ RUN_SEED = int(
 #: something (a gap a random seed finds gets its own example test, e.g. test_orphans_and_twins.py for G5/D4).
 REGRESSION_SEEDS = (27563478921127489084734569205378844377,)
 
+#: The load commits its confirmed records this many at a time (G5): several chunks in a run, a fault between two.
+STREAM_CHUNK = 3
+
 SETTINGS = settings(
     # The examples are split between two halves of the machine, each in its own module so that two test workers
     # share them (tests/unit/engine/test_stateful_sync_second_half.py).
@@ -866,6 +870,7 @@ class FirstHalf(SyncMachine):
 
 
 @pytest.mark.timeout(2400)  # 60 examples of up to 15 steps: minutes, more on a busy machine
-def test_stateful_sync_first_half() -> None:
+def test_stateful_sync_first_half(monkeypatch: pytest.MonkeyPatch) -> None:
     """G5, G6 and every entity's rules under random interleavings and faults (half of the examples)."""
+    monkeypatch.setattr(commit_stream, "STREAM_CHUNK", STREAM_CHUNK)
     run_with_seed(FirstHalf, RUN_SEED)

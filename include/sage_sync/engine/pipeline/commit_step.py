@@ -16,7 +16,7 @@ from typing import Any
 from sage_sync.engine.apply import ApplyResult
 from sage_sync.engine.bad_keys import MISSING_KEY
 from sage_sync.engine.collector import paused_collector
-from sage_sync.engine.commit import EntityCounts, commit_plan, count_plan
+from sage_sync.engine.commit import CommitProgress, EntityCounts, commit_plan, count_plan
 from sage_sync.engine.own_creates import confirmed_range, with_range
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.pipeline.lease_step import hold
@@ -43,12 +43,18 @@ def commit(ctx: StepContext, state: StateStore) -> CommitSummary:
         return _commit(ctx, state)
 
 
+def seen_dates(extracted: dict[str, Any]) -> dict[int, str]:
+    """The ``dateUpdated`` of each SSM record the extract read (``extract.json``), by SSM id."""
+    return {int(sid): str(date) for sid, date in (extracted.get("seen") or {}).items()}
+
+
 def _commit(ctx: StepContext, state: StateStore) -> CommitSummary:
     extracted = ctx.staging.read_json(ctx.name, "extract.json")
     # Its ops and commits are read as they are stored (a dry run counts its ops).
     current = staged_plan(ctx, ops=ctx.flags.dry_run, commits=False)
     quality = ctx.staging.read_json(ctx.name, "quality.json")
-    applied = ApplyResult.from_dict(ctx.staging.read_json(ctx.name, "apply.json"))
+    raw = ctx.staging.read_json(ctx.name, "apply.json")
+    applied = ApplyResult.from_dict(raw)
     duration = time.time() - float(extracted.get("started") or time.time())
     api_calls = int(extracted.get("api_calls") or 0) + applied.api_calls
     if ctx.flags.dry_run:
@@ -59,15 +65,17 @@ def _commit(ctx: StepContext, state: StateStore) -> CommitSummary:
         )
         return CommitSummary(ctx.name, counts, True)
     hold(ctx.run_id, state, ctx.flags)
-    seen = {int(sid): str(date) for sid, date in (extracted.get("seen") or {}).items()}
+    seen = seen_dates(extracted)
+    done = CommitProgress.from_dict(raw.get("committed"))  # what the load committed as it went
     result = commit_plan(
         current,
         applied,
         state,
         ctx.run_name,
         seen,
-        ctx.staging.staged_commits(ctx.name),
-        ops=ctx.staging.staged_plan_ops(ctx.name),
+        ctx.staging.staged_commits(ctx.name, start=done.commits),
+        ops=ctx.staging.staged_plan_ops(ctx.name, start=done.ops),
+        done=done,
     )
     for sid, reason in (quality.get("held_ssm_ids") or {}).items():
         state.set_pending(ctx.name, int(sid), "G3", reason)

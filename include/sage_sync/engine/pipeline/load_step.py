@@ -1,6 +1,7 @@
 """Step 4, load: apply the staged plan, Sage write-back first, then SSM bulk writes with per-item outcomes (G5, G6).
 
-A dry run (G8) and an empty plan open no connection and make no call. A plan made before another run committed
+The records whose writes are confirmed are committed as the load goes (:mod:`sage_sync.engine.commit_stream`); the
+commit step stores the rest. A dry run (G8) and an empty plan open no connection and make no call. A plan made before another run committed
 the entity is stale and never applied (the state token taken at extract time no longer matches): re-running an
 old interval re-plans on current data instead of writing older data over newer. Stages ``apply.json``.
 """
@@ -11,6 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sage_sync.engine.apply import ApplyResult, apply_ops
+from sage_sync.engine.commit_stream import CommitStream
+from sage_sync.engine.pipeline.commit_step import seen_dates
 from sage_sync.engine.pipeline.context import StepContext
 from sage_sync.engine.pipeline.lease_step import hold
 from sage_sync.engine.sides import SageSide, SsmSide
@@ -48,14 +51,18 @@ def load(ctx: StepContext, sage: SageSide, ssm: SsmSide, state: StateStore) -> L
             )
             return LoadSummary(ctx.name, len(ops), 0, 0, 0, skipped)
         hold(ctx.run_id, state, ctx.flags)
-        token = ctx.staging.read_json(ctx.name, "extract.json")["token"]
+        extracted = ctx.staging.read_json(ctx.name, "extract.json")
+        token = extracted["token"]
         if state.token(ctx.name) != token:
             raise FatalSyncError(
                 f"{ctx.name}: another run committed since this plan was made; clear the whole {ctx.name} task "
                 "group to re-plan on current data (the staged plan is never re-sent)"
             )
-        applied = apply_ops(ctx.name, ops, sage, ssm, ids_of=state.live_ssm_ids)
-    ctx.staging.write_json(ctx.name, "apply.json", applied.to_dict())
+        with CommitStream(ctx.staging, ctx.name, state, ctx.run_name, seen_dates(extracted)) as stream:
+            applied = apply_ops(ctx.name, ops, sage, ssm, ids_of=state.live_ssm_ids, watch=stream.watch)
+    ctx.staging.write_json(
+        ctx.name, "apply.json", {**applied.to_dict(), "committed": stream.progress.to_dict()}
+    )
     failed = sum(1 for o in applied.outcomes if not o.ok)
     return LoadSummary(ctx.name, len(ops), len(applied.outcomes) - failed, failed, applied.api_calls)
 

@@ -110,7 +110,7 @@ def get_provider_info() -> dict[str, Any]:
                         "Parallel bulk calls",
                         "Bulk create calls a load keeps in flight at once (1 to 8), within the rate limit.",
                         "integer",
-                        2,
+                        4,
                     ),
                     "rate_limit_folder": _field(
                         "Rate limit folder",

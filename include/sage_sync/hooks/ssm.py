@@ -86,7 +86,7 @@ class SalesManagementHook(BaseHook):
         page_size: records per list page (extra ``page_size``, default 1000, the API maximum).
         timeout: seconds to wait for a response (extra ``timeout``, default 60).
         max_retries: retries of a transient failure (extra ``max_retries``, default 6).
-        parallel_calls: bulk create calls a load keeps in flight at once (extra ``parallel_calls``, default 2, at
+        parallel_calls: bulk create calls a load keeps in flight at once (extra ``parallel_calls``, default 4, at
             most 8): the rate limit still paces them; a call's network and server time overlaps the next one's.
         backoff_base: the first backoff ceiling in seconds (full jitter); small values keep tests fast.
         backoff_max: the largest backoff ceiling in seconds.
@@ -114,7 +114,7 @@ class SalesManagementHook(BaseHook):
     DEFAULT_PAGE_SIZE: ClassVar[int] = 1000
     DEFAULT_TIMEOUT: ClassVar[float] = 60.0
     DEFAULT_MAX_RETRIES: ClassVar[int] = 6
-    DEFAULT_PARALLEL_CALLS: ClassVar[int] = 2
+    DEFAULT_PARALLEL_CALLS: ClassVar[int] = 4
     MAX_PARALLEL_CALLS: ClassVar[int] = 8
     MAX_PAGE_SIZE: ClassVar[int] = 1000
     BULK_LIMIT: ClassVar[int] = 200

@@ -130,7 +130,7 @@ class SsmSettings:
     page_size: int
     timeout: float
     max_retries: int
-    parallel_calls: int = 2
+    parallel_calls: int = 4
     #: The folder of the token bucket the key's callers share (None: the machine's temporary folder).
     rate_limit_folder: str | None = None
 

@@ -123,10 +123,10 @@ def test_c1_creates_in_flight_together_give_each_op_its_own_record(sim: Simulato
 
 
 def test_parallel_calls_is_a_checked_connection_setting(sim: SimulatorHandle) -> None:
-    """The default keeps two bulk writes in flight; zero or more than eight is a clear configuration error."""
+    """The default keeps four bulk writes in flight; zero or more than eight is a clear configuration error."""
     from sage_sync.errors import ConfigurationError
 
-    assert SalesManagementHook().settings.parallel_calls == 2
+    assert SalesManagementHook().settings.parallel_calls == 4
     for bad in (0, 9):
         with pytest.raises(ConfigurationError, match="parallel_calls must be at least 1 and at most 8"):
             _ = SalesManagementHook(parallel_calls=bad).settings

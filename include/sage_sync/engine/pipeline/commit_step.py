@@ -1,5 +1,8 @@
 """Step 5, commit: advance the state for confirmed records only (snapshot, bindings, watermark, quarantine, G5, G7).
 
+The load already committed the records it confirmed as it went, and says how far in ``apply.json``
+(:mod:`sage_sync.engine.commit_stream`): this step stores the rest (what the load could not), the records the
+plan did not write (deferred, skipped, quarantined), the pending SSM records, the conflicts and the run's counts.
 In a dry run nothing is recorded: the counts are those of the plan. The SSM watermark of a two-way entity moves
 to the newest ``dateUpdated`` read, unless its load was stopped by a table failure (its changes were not looked
 at); records the run could not finish are on the pending list, so moving past them loses nothing. When every

@@ -13,8 +13,9 @@ for the entities its mapping says it depends on: contacts and invoices wait for 
 wait for the products (their lines reference products). Products run beside the accounts.
 
 Failure modes: retriable errors (network, timeout, 429, 5xx) are retried with exponential backoff; fatal and
-configuration errors fail at once (operators raise ``AirflowFailException``). ``load`` has no retry: a failed
-write stays unconfirmed in the state store and the next run re-plans it (G5); a stale plan is never re-sent.
+configuration errors fail at once (operators raise ``AirflowFailException``). ``load`` has no retry: it commits each
+record once SSM confirmed all its writes (``commit`` stores the rest and the counts); a failed write stays
+unconfirmed in the state store and the next run re-plans it (G5); a stale plan is never re-sent.
 
 Pool ``ssm_api``: every task that calls the SSM API (extract, load) takes a slot; it bounds the API tasks running
 at once. The rate is the key's: the tasks calling with one key share one token bucket at the connection's

@@ -163,7 +163,7 @@ class _Applier:
         self.failed_keys: set[tuple[str, str]] = set()
         self.watch = watch
         self.final = 0  # the plan's first ops whose outcome is final
-        self.awaiting: set[int] = set()  # created products whose picture is not uploaded yet: not final
+        self.awaiting: set[int] = set()  # written products whose picture is not uploaded yet: not final
 
     def record(self, index: int, outcome: OpOutcome) -> None:
         self.outcomes[index] = outcome

@@ -1,9 +1,10 @@
 """Step 4, load: apply the staged plan, Sage write-back first, then SSM bulk writes with per-item outcomes (G5, G6).
 
 The records whose writes are confirmed are committed as the load goes (:mod:`sage_sync.engine.commit_stream`); the
-commit step stores the rest. A dry run (G8) and an empty plan open no connection and make no call. A plan made before another run committed
-the entity is stale and never applied (the state token taken at extract time no longer matches): re-running an
-old interval re-plans on current data instead of writing older data over newer. Stages ``apply.json``.
+commit step stores the rest. A dry run (G8) and an empty plan open no connection and make no call. A plan made
+before another run committed the entity is stale and never applied (the state token taken at extract time no
+longer matches): re-running an old interval re-plans on current data instead of writing older data over newer.
+Stages ``apply.json``.
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ a commit waits for the last op of its records. What the stream committed is stag
 (:class:`~sage_sync.engine.commit.CommitProgress`); the commit step stores the rest (the commits still waiting,
 the notes, pending records, quarantine, watermark, counts).
 
-When the load stops on an error (or is stopped), what was confirmed before is committed and the plan becomes stale (the state moved): the
-next run plans again on current data instead of sending the same creates twice. When the stream fails (the state
-database refused a chunk), the load goes on and the commit step stores what the stream could not.
+When the load stops on an error (or is stopped), what was confirmed before is committed and the plan becomes
+stale (the state moved): the next run plans again on current data instead of sending the same creates twice.
+When the stream fails (the state database refused a chunk), the load goes on and the commit step stores what the
+stream could not.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
-from typing import Any
 
 from sage_sync.engine.apply import OpOutcome
 from sage_sync.engine.commit import CHUNK, LOG_HEAD, CommitProgress, Outcomes, op_entry, store_commits
@@ -177,9 +177,9 @@ def _last_ops(records: Iterator[tuple[str, str]]) -> dict[tuple[str, str], int]:
     return {record: position for position, record in enumerate(records)}
 
 
-def _last_op(commit: Commit, last: dict[tuple[str, str], Any]) -> int:
+def _last_op(commit: Commit, last: dict[tuple[str, str], int]) -> int:
     """The position of the last op a commit waits for: of its record and of those it depends on (-1: none)."""
     position = last.get((commit.entity, commit.key), -1)
     for record in commit.depends:
         position = max(position, last.get((record[0], record[1]), -1))
-    return int(position)
+    return position
